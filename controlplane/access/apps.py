@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AccessConfig(AppConfig):
+    """API keys with scopes and rates; authentication, scope permission and rate limiting."""
+
+    name = "controlplane.access"
+    label = "access"
+    verbose_name = "Access (API keys)"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,13 @@
+"""App config for the project package itself (management commands, shared templates)."""
+
+from django.apps import AppConfig
+
+
+class ControlplaneConfig(AppConfig):
+    """Registers the project package so its management commands and signal hooks load."""
+
+    name = "controlplane"
+    verbose_name = "Control plane"
+
+    def ready(self) -> None:
+        from controlplane.observability import celery_hooks  # noqa: F401  (connects Celery signals)

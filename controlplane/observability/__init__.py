@@ -1,0 +1,1 @@
+"""Request tracing, structured logs, health/readiness endpoints and Prometheus metrics."""

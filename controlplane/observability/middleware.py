@@ -1,0 +1,125 @@
+"""Middleware: request id + timing + access log + metrics, and problem+json for Django-level API errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+
+from controlplane.errors import PROBLEM_CONTENT_TYPE, problem_response
+from controlplane.observability.context import (
+    reset_request_id,
+    sane_request_id,
+    set_key_prefix,
+    set_request_id,
+)
+from controlplane.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+access_log = logging.getLogger("controlplane.access")
+error_log = logging.getLogger("controlplane.errors")
+
+
+def _route_template(request: HttpRequest) -> str:
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "<unmatched>"
+    return "/" + (match.route or "").lstrip("^").rstrip("$")
+
+
+class RequestTracingMiddleware:
+    """Gives each request an id (sane client value or generated), times it and logs one access line.
+
+    The id is echoed as `X-Request-ID`, the app time as `Server-Timing`, and both the id and the API-key
+    prefix reach every log line of the request through context variables.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        request_id = sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = set_request_id(request_id)
+        set_key_prefix(None)
+        try:
+            response = self.get_response(request)
+            elapsed = time.perf_counter() - started
+            response["X-Request-ID"] = request_id
+            response["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
+            route = _route_template(request)
+            HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+            HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+            access_log.info(
+                "%s %s %s",
+                request.method,
+                route,
+                response.status_code,
+                extra={
+                    "event": "access",
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key_prefix": getattr(request, "api_key_prefix", None),
+                },
+            )
+            return response
+        finally:
+            reset_request_id(token)
+            set_key_prefix(None)
+
+
+class ApiProblemMiddleware:
+    """Under /api/, turns errors raised outside DRF (404, 405, 413, 500) into problem+json.
+
+    It also refuses bodies over `DATA_UPLOAD_MAX_MEMORY_SIZE` with 413 before anything reads them, and
+    copies rate-limit usage (set by the throttle) into `RateLimit-*` headers.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        is_api = request.path.startswith("/api/")
+        if is_api:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            if limit is not None and length > limit:
+                return problem_response(413, f"The request body exceeds {limit} bytes.", code="payload-too-large")
+        response = self.get_response(request)
+        usage = getattr(request, "ratelimit_usage", None)
+        if usage is not None:
+            response["RateLimit-Limit"] = str(usage.limit)
+            response["RateLimit-Remaining"] = str(usage.remaining)
+            response["RateLimit-Reset"] = str(usage.reset)
+            if response.status_code == 429:
+                response["Retry-After"] = str(max(usage.reset, 1))
+        if is_api and response.status_code >= 400 and response.get("Content-Type", "") != PROBLEM_CONTENT_TYPE:
+            detail = {
+                404: "No such resource.",
+                405: f"Method {request.method} is not allowed here.",
+                413: "The request body is too large.",
+            }.get(response.status_code, "The request failed.")
+            problem = problem_response(response.status_code, detail)
+            for header in ("Allow", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"):
+                if header in response:
+                    problem[header] = response[header]
+            return problem
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        if isinstance(exception, RequestDataTooBig):
+            return problem_response(413, "The request body is too large.", code="payload-too-large")
+        error_log.exception("Unhandled error on %s", request.path, exc_info=exception)
+        return problem_response(500, "An internal error occurred; quote the request id when reporting it.")

@@ -1,0 +1,34 @@
+"""URL map: admin (the operators' home), the v1 API, schema/docs, and the health endpoints."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from controlplane.observability import views as observability
+
+admin.site.site_header = "controlplane"
+admin.site.site_title = "controlplane"
+admin.site.index_title = "Services, configuration and pipelines"
+
+api_v1 = [
+    path("", include("controlplane.access.api.urls")),
+    path("", include("controlplane.events.api.urls")),
+    path("", include("registry.api.urls")),
+    path("", include("configstore.api.urls")),
+    path("", include("pipelines.api.urls")),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", observability.healthz, name="healthz"),
+    path("readyz", observability.readyz, name="readyz"),
+    path("metrics", observability.metrics, name="metrics"),
+]
+
+handler404 = "controlplane.errors_views.not_found"
+handler500 = "controlplane.errors_views.server_error"
