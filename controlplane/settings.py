@@ -128,7 +128,7 @@ else:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
             # A file, not memory, so that a worker started by an integration test sees the same data.
-            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+            "TEST": {"NAME": env_str("TEST_DATABASE_NAME", str(VAR_DIR / "test.sqlite3"))},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

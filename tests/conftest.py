@@ -69,3 +69,72 @@ def client_for(db):  # type: ignore[no-untyped-def]
 def admin_api(db) -> APIClient:  # type: ignore[no-untyped-def]
     """An APIClient whose key holds the `admin` scope."""
     return key_client("admin")
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process (worker, gunicorn, uvicorn) that must see the test database.
+
+    The child uses the same settings as this process, pointed at the test database that pytest-django
+    created, and the same generated secrets.
+    """
+    from django.conf import settings
+
+    env = dict(os.environ)
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite":
+        env["CONTROLPLANE_SQLITE_PATH"] = str(name)
+        env.pop("DATABASE_URL", None)
+    else:
+        params = connection.settings_dict
+        env["DATABASE_URL"] = f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{name}"
+    env["SECRET_KEY"] = settings.SECRET_KEY
+    env["CONFIG_ENCRYPTION_KEY"] = settings.CONFIG_ENCRYPTION_KEY
+    env["CONTROLPLANE_VAR_DIR"] = str(settings.VAR_DIR)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):  # type: ignore[no-untyped-def]
+    """A real Celery worker (separate process) on the configured broker and the test database.
+
+    Use with `@pytest.mark.django_db(transaction=True)` so rows the test writes are committed and
+    visible to the worker. The queue is purged first so messages left by earlier tests do not run.
+    """
+    import subprocess
+    import sys
+    import time
+
+    from controlplane.celery import app
+
+    app.control.purge()
+    log_path = tmp_path / "worker.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-l", "info", "-c", "2",
+         "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited: {log_path.read_text()[-2000:]}")
+        if "ready." in log_path.read_text():
+            break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError(f"worker did not start: {log_path.read_text()[-2000:]}")
+    process.log_path = log_path  # type: ignore[attr-defined]
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
