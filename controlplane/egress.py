@@ -163,7 +163,9 @@ def guarded_request(
         if not verify_tls:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        conn: http.client.HTTPConnection = _GuardedHTTPSConnection(target.host, target.port, timeout=timeout, context=context)
+        conn: http.client.HTTPConnection = _GuardedHTTPSConnection(
+            target.host, target.port, timeout=timeout, context=context
+        )
     else:
         conn = _GuardedHTTPConnection(target.host, target.port, timeout=timeout)
     try:

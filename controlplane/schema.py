@@ -42,3 +42,23 @@ class ProblemAutoSchema(AutoSchema):
                 if "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
         return responses
+
+
+try:
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+        """Documents `Authorization: Api-Key <key>` for every operation."""
+
+        target_class = "controlplane.access.authentication.ApiKeyAuthentication"
+        name = "ApiKeyAuth"
+
+        def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+            return {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "`Api-Key <prefix>.<secret>` (or the X-Api-Key header).",
+            }
+except ImportError:  # pragma: no cover
+    pass

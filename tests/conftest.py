@@ -47,7 +47,9 @@ def _service_gates(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("postgres"):
         require_service("PostgreSQL", POSTGRES_URL, 5432)
         if "django_db_setup" in request.fixturenames and connection.vendor != "postgresql":
-            pytest.skip("needs PostgreSQL as the test database: runs in the production-mode pass (make test-production)")
+            pytest.skip(
+                "needs PostgreSQL as the test database: runs in the production-mode pass (make test-production)"
+            )
 
 
 def key_client(*scopes: str, **key_fields) -> APIClient:  # type: ignore[no-untyped-def]
@@ -86,7 +88,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         env.pop("DATABASE_URL", None)
     else:
         params = connection.settings_dict
-        env["DATABASE_URL"] = f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{name}"
+        env["DATABASE_URL"] = (
+            f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{name}"
+        )
     env["SECRET_KEY"] = settings.SECRET_KEY
     env["CONFIG_ENCRYPTION_KEY"] = settings.CONFIG_ENCRYPTION_KEY
     env["CONTROLPLANE_VAR_DIR"] = str(settings.VAR_DIR)
@@ -112,8 +116,22 @@ def celery_worker_process(transactional_db, tmp_path):  # type: ignore[no-untype
     log_path = tmp_path / "worker.log"
     log = open(log_path, "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-l", "info", "-c", "2",
-         "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "controlplane",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
         env=subprocess_env(),
         stdout=log,
         stderr=subprocess.STDOUT,

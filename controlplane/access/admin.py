@@ -40,7 +40,18 @@ class APIKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "scope_list", "rate", "last_used_at", "expiry_date", "status_badge", "created"]
     list_filter = ["revoked", "created"]
     search_fields = ["name", "prefix"]
-    readonly_fields = ["prefix", "scopes", "namespaces", "rate", "created", "last_used_at", "revoked", "revoked_at", "created_by", "expiry_date"]
+    readonly_fields = [
+        "prefix",
+        "scopes",
+        "namespaces",
+        "rate",
+        "created",
+        "last_used_at",
+        "revoked",
+        "revoked_at",
+        "created_by",
+        "expiry_date",
+    ]
     actions = ["revoke_keys"]
 
     def get_form(self, request, obj=None, **kwargs):  # type: ignore[no-untyped-def]

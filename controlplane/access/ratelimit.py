@@ -37,4 +37,6 @@ def ratelimit_hit(request: HttpRequest, *, key_prefix: str, rate: str) -> RateLi
         raise ServiceUnavailable("Rate limiting is misconfigured; request refused.")
     limit, _period = _split_rate(rate)
     remaining = max(limit - usage["count"], 0)
-    return RateLimitUsage(limit=limit, remaining=remaining, reset=max(int(usage["time_left"]), 0), limited=usage["should_limit"])
+    return RateLimitUsage(
+        limit=limit, remaining=remaining, reset=max(int(usage["time_left"]), 0), limited=usage["should_limit"]
+    )

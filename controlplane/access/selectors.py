@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from django.db.models import QuerySet
 from rest_framework_api_key.crypto import KeyGenerator
@@ -12,7 +12,7 @@ from controlplane.access.models import APIKey
 _generator = KeyGenerator()
 
 
-class KeyRejection(str, Enum):
+class KeyRejection(StrEnum):
     """Why a presented key was refused (never shown to clients beyond a generic message)."""
 
     MALFORMED = "malformed"

@@ -32,7 +32,9 @@ class WebhookSubscriptionForm(forms.ModelForm):
     """Checks the URL against the egress guard and the kinds list, as the API does."""
 
     secret = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave blank to keep (or generate) the secret."
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave blank to keep (or generate) the secret.",
     )
 
     class Meta:
@@ -95,7 +97,16 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     """The delivery log: status, attempts, last error."""
 
-    list_display = ["id", "subscription", "event", "status", "attempts", "last_status_code", "next_attempt_at", "delivered_at"]
+    list_display = [
+        "id",
+        "subscription",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    ]
     list_filter = ["status", "subscription"]
     search_fields = ["last_error", "event__kind"]
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]

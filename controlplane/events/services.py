@@ -20,7 +20,6 @@ from controlplane.events.signing import SIGNATURE_HEADER, sign
 from controlplane.observability.context import current_request_id
 
 logger = logging.getLogger("controlplane.events")
-CLAIM_SECONDS = 120
 
 
 def emit(kind: str, *, subject: str = "", data: dict[str, Any] | None = None, actor: str = "system") -> Event:
@@ -123,7 +122,7 @@ def _claim(delivery_id: int) -> bool:
     return bool(
         WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        .update(claimed_until=now + timedelta(seconds=settings.WEBHOOK_CLAIM_SECONDS))
     )
 
 
@@ -163,7 +162,12 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
     error, status_code = "", None
     try:
         response = guarded_request(
-            "POST", subscription.url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS, max_bytes=4096
+            "POST",
+            subscription.url,
+            body=body,
+            headers=headers,
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            max_bytes=4096,
         )
         status_code = response.status
         if not 200 <= response.status < 300:

@@ -24,7 +24,9 @@ from prometheus_client.registry import Collector
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 HTTP_REQUESTS = Counter(
-    "controlplane_http_requests_total", "HTTP requests by method, route template and status.", ["method", "route", "status"]
+    "controlplane_http_requests_total",
+    "HTTP requests by method, route template and status.",
+    ["method", "route", "status"],
 )
 HTTP_LATENCY = Histogram(
     "controlplane_http_request_duration_seconds",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.db import close_old_connections
@@ -9,6 +10,7 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 HEARTBEAT_EVERY_SECONDS = 5.0
+logger = logging.getLogger("controlplane.beat")
 
 
 class HeartbeatDatabaseScheduler(DatabaseScheduler):
@@ -26,6 +28,6 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
                 close_old_connections()
                 Heartbeat.objects.update_or_create(component="beat", defaults={"seen_at": timezone.now()})
             except Exception:  # noqa: BLE001 - a missed heartbeat shows in /readyz; beat must keep ticking
-                pass
+                logger.warning("could not record the beat heartbeat", exc_info=True)
         # Wake at least every second so 1 s schedules (check dispatch) stay on time.
         return min(super().tick(*args, **kwargs), 1.0)

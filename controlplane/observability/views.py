@@ -22,7 +22,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     """Per-component readiness; 503 when a required component is down."""
     ready, components = readiness_report()
-    return JsonResponse({"status": "ready" if ready else "unavailable", "components": components}, status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "components": components}, status=200 if ready else 503
+    )
 
 
 @require_GET

@@ -17,8 +17,17 @@ class APIKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = APIKey
         fields = [
-            "prefix", "name", "scopes", "rate", "namespaces", "created", "expires_at",
-            "revoked", "revoked_at", "last_used_at", "created_by",
+            "prefix",
+            "name",
+            "scopes",
+            "rate",
+            "namespaces",
+            "created",
+            "expires_at",
+            "revoked",
+            "revoked_at",
+            "last_used_at",
+            "created_by",
         ]
         read_only_fields = fields
 

@@ -32,7 +32,15 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = [
-            "id", "event", "event_kind", "status", "attempts", "next_attempt_at",
-            "last_status_code", "last_error", "created_at", "delivered_at",
+            "id",
+            "event",
+            "event_kind",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "delivered_at",
         ]
         read_only_fields = fields

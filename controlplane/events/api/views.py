@@ -6,10 +6,9 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.generics import ListAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from controlplane.access.scopes import Scope
 from controlplane.actors import actor_from_request
@@ -62,14 +61,18 @@ class WebhookListCreateApi(ListAPIView):
     def post(self, request: Request) -> Response:
         data = WebhookSubscriptionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        subscription, secret = services.webhook_subscription_create(**data.validated_data, actor=actor_from_request(request))
+        subscription, secret = services.webhook_subscription_create(
+            **data.validated_data, actor=actor_from_request(request)
+        )
         body = WebhookSubscriptionSerializer(subscription).data
         body["secret"] = secret
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class WebhookDetailApi(APIView):
+class WebhookDetailApi(GenericAPIView):
     """Read, change or delete one subscription; `deliveries` lists its recent delivery log."""
+
+    serializer_class = WebhookSubscriptionSerializer
 
     required_scopes = {"GET": Scope.EVENTS_READ, "PUT": Scope.ADMIN, "PATCH": Scope.ADMIN, "DELETE": Scope.ADMIN}
 
@@ -77,7 +80,9 @@ class WebhookDetailApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         subscription = get_object_or_404(WebhookSubscription, pk=pk)
         body = WebhookSubscriptionSerializer(subscription).data
-        body["deliveries"] = WebhookDeliverySerializer(selectors.webhook_delivery_list(subscription)[:20], many=True).data
+        body["deliveries"] = WebhookDeliverySerializer(
+            selectors.webhook_delivery_list(subscription)[:20], many=True
+        ).data
         return Response(body)
 
     @extend_schema(request=WebhookSubscriptionSerializer, responses=WebhookSubscriptionSerializer)

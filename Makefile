@@ -1,0 +1,42 @@
+# controlplane — two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+
+.PHONY: run test test-embedded test-production lint bench bench-platform clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+## Set everything up and start the control plane on the embedded default with demo data.
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py bootstrap
+	$(BIN)/python manage.py serve --bind 127.0.0.1:8000
+
+## Set everything up and run every test: embedded pass, then PostgreSQL + Redis pass, then checks.
+test: $(STAMP)
+	bash scripts/test.sh
+
+test-embedded: $(STAMP)
+	bash scripts/test.sh embedded
+
+test-production: $(STAMP)
+	bash scripts/test.sh production
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## Benchmarks (production mode: gunicorn + PostgreSQL + Redis; installs wrk/nginx/etcd/blackbox from Debian).
+bench: $(STAMP)
+	bash bench/run_all.sh
+
+bench-platform: $(STAMP)
+	$(BIN)/python bench/platform_api.py
+
+clean:
+	rm -rf var .pytest_cache

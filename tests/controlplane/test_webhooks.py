@@ -1,0 +1,179 @@
+"""Webhooks: signed deliveries to a real receiver through a real worker, retries, egress guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.events import services
+from controlplane.events.models import DeliveryStatus, Event, WebhookDelivery
+from controlplane.events.signing import SIGNATURE_HEADER, sign, verify_signature
+from controlplane.events.tasks import webhook_deliveries_sweep
+from tests.conftest import subprocess_env
+from tests.factories import WebhookSubscriptionFactory
+from tests.receivers import Receiver
+
+
+def _wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_signature_round_trip_and_tamper_detection() -> None:
+    body = b'{"kind":"x"}'
+    header = sign("secret", body)
+    assert verify_signature("secret", body, header)
+    assert not verify_signature("secret", body + b" ", header)
+    assert not verify_signature("other", body, header)
+    old = sign("secret", body, timestamp=int(time.time()) - 3600)
+    assert not verify_signature("secret", body, old)
+
+
+@pytest.mark.django_db
+def test_metadata_address_is_refused_at_subscription(admin_api) -> None:  # type: ignore[no-untyped-def]
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://metadata.google.internal/x", "ftp://127.0.0.1/x"):
+        response = admin_api.post("/api/v1/webhooks/", {"name": "bad", "url": url, "kinds": ["*"]}, format="json")
+        assert response.status_code == 400, url
+        assert "url" in response.json()["errors"]
+    assert not services.WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_secret_is_returned_once_then_never(admin_api) -> None:  # type: ignore[no-untyped-def]
+    created = admin_api.post(
+        "/api/v1/webhooks/", {"name": "h", "url": "http://127.0.0.1:9/x", "kinds": ["check.*"]}, format="json"
+    )
+    assert created.status_code == 201 and len(created.json()["secret"]) >= 32
+    detail = admin_api.get(f"/api/v1/webhooks/{created.json()['id']}/").json()
+    assert "secret" not in detail
+    assert created.json()["secret"] not in json.dumps(admin_api.get("/api/v1/events/").json())
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_event_is_delivered_signed_by_a_real_worker(celery_worker_process, admin_api) -> None:  # type: ignore[no-untyped-def]
+    with Receiver() as receiver:
+        WebhookSubscriptionFactory(url=receiver.url, kinds=["apikey.*"], secret="hook-secret")
+        response = admin_api.post(
+            "/api/v1/keys/",
+            {"name": "svc", "scopes": ["registry:read"]},
+            format="json",
+            HTTP_X_REQUEST_ID="trace-hook-1",
+        )
+        assert response.status_code == 201
+        requests = receiver.wait_for(1)
+        assert len(requests) == 1
+        request = requests[0]
+        assert verify_signature("hook-secret", request["body"], request["headers"][SIGNATURE_HEADER])
+        payload = json.loads(request["body"])
+        assert payload["kind"] == "apikey.created" and payload["request_id"] == "trace-hook-1"
+        assert response.json()["key"] not in request["body"].decode()
+    assert _wait(lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == 1)
+    # The request id reached the worker's log lines for the task the request queued.
+    assert "trace-hook-1" in celery_worker_process.log_path.read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_receiver_down_is_retried_with_backoff_then_failed(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    settings.WEBHOOK_BACKOFF_BASE_SECONDS = 1
+    with Receiver(status=500) as receiver:
+        WebhookSubscriptionFactory(url=receiver.url, kinds=["demo.*"])
+        with transaction.atomic():
+            event = services.emit("demo.happened", subject="x")
+        delivery = WebhookDelivery.objects.get(event=event)
+        first_due = delivery.next_attempt_at
+        services.webhook_delivery_attempt(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
+        assert delivery.last_status_code == 500 and delivery.last_error == "HTTP 500"
+        gap1 = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        assert 0 < gap1 <= 1.01
+        assert services.webhook_deliveries_due() == []  # not due before its backoff
+        time.sleep(1.05)
+        assert services.webhook_deliveries_due() == [delivery.pk]
+        services.webhook_delivery_attempt(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        gap2 = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        assert 1.0 < gap2 <= 2.01  # exponential: 1 s, then 2 s
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+        services.webhook_delivery_attempt(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 3
+        assert len(receiver.requests) == 3 and first_due is not None
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_lost_when_the_worker_dies_mid_delivery(tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+    """A worker killed while holding a delivery: its claim expires and the sweep delivers it later."""
+
+    def start_worker(log_name: str):  # type: ignore[no-untyped-def]
+        log = open(tmp_path / log_name, "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "controlplane",
+                "worker",
+                "-l",
+                "info",
+                "-c",
+                "1",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"{log_name}@%h",
+            ],
+            env=subprocess_env(WEBHOOK_CLAIM_SECONDS="2"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert _wait(lambda: "ready." in (tmp_path / log_name).read_text(), 40)
+        return proc
+
+    from controlplane.celery import app
+
+    app.control.purge()
+    with Receiver(delay=30) as receiver:
+        WebhookSubscriptionFactory(url=receiver.url, kinds=["demo.*"])
+        worker = start_worker("w1")
+        try:
+            with transaction.atomic():
+                event = services.emit("demo.crash", subject="x")
+            assert receiver.wait_for(1, timeout=20), "the first worker never attempted the delivery"
+            os.killpg(worker.pid, signal.SIGKILL)  # the whole worker dies while the receiver is still answering
+            worker.wait()
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+        delivery = WebhookDelivery.objects.get(event=event)
+        assert delivery.status == DeliveryStatus.PENDING and delivery.claimed_until is not None
+        receiver.delay = 0
+        time.sleep(2.1)  # the dead worker's claim runs out
+        worker2 = start_worker("w2")
+        try:
+            webhook_deliveries_sweep.delay()
+            assert _wait(lambda: WebhookDelivery.objects.get(pk=delivery.pk).status == DeliveryStatus.DELIVERED, 30)
+        finally:
+            worker2.terminate()
+            worker2.wait(15)
+    assert Event.objects.filter(kind="demo.crash").count() == 1
+    assert timezone.now() - WebhookDelivery.objects.get(pk=delivery.pk).delivered_at < timedelta(minutes=1)
