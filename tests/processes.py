@@ -72,3 +72,77 @@ def gunicorn(env: dict[str, str], tmp_path: Path, *, workers: int = 2):  # type:
             yield f"http://127.0.0.1:{port}"
         finally:
             stop(process)
+
+
+class ServeProcess:
+    """`manage.py serve` in a subprocess, with its output collected for assertions."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path, *extra: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.watch_port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"serve-{self.port}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "serve",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--watch-bind",
+                f"127.0.0.1:{self.watch_port}",
+                "--web-workers",
+                "1",
+                "--worker-concurrency",
+                "1",
+                "--grace",
+                "15",
+                *extra,
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def child_pids(self, name: str) -> list[int]:
+        import re
+
+        return [int(pid) for pid in re.findall(rf"started {name} \(pid (\d+)\)", self.output)]
+
+    def wait_output(self, text: str, timeout: float = 40.0, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.output.count(text) >= count:
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} x{count} not seen; output:\n{self.output[-4000:]}")
+
+    def wait_ready(self) -> None:
+        wait_http(f"{self.base}/healthz", self.process, self.log_path, timeout=60)
+
+    def stop(self, timeout: float = 40.0) -> int:
+        code = stop(self.process, timeout)
+        self._log.close()
+        return code
+
+
+def pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie that nobody reaped yet counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False

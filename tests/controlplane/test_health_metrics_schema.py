@@ -1,0 +1,61 @@
+"""/healthz, /readyz, /metrics, the OpenAPI schema and docs page."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.conftest import key_client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_and_readyz_report_components() -> None:
+    client = Client()
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    body = ready.json()
+    assert set(body["components"]) == {"database", "cache", "broker", "workers", "beat"}
+    assert body["components"]["database"]["status"] == "up"
+    assert ready.status_code == 200  # workers/beat are not required by default
+
+
+def test_readyz_is_503_when_a_required_component_is_down(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("READYZ_REQUIRED", "database,cache,broker,beat")
+    response = Client().get("/readyz")  # no beat runs in this test
+    assert response.status_code == 503
+    assert response.json()["components"]["beat"]["status"] == "down"
+
+
+def test_metrics_count_requests_by_route_template() -> None:
+    client = key_client("events:read")
+    client.get("/api/v1/events/")
+    text = Client().get("/metrics").content.decode()
+    assert 'controlplane_http_requests_total{method="GET",route="/api/v1/events/",status="200"}' in text
+    assert "controlplane_http_request_duration_seconds_bucket" in text
+
+
+def test_metrics_token_is_enforced_when_set(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.METRICS_TOKEN = "tok"
+    client = Client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer tok").status_code == 200
+
+
+def test_openapi_schema_documents_auth_and_error_responses() -> None:
+    response = Client().get("/api/schema/?format=json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["components"]["securitySchemes"]["ApiKeyAuth"]["in"] == "header"
+    operation = schema["paths"]["/api/v1/events/"]["get"]
+    for status in ("400", "401", "403", "404", "429"):
+        assert status in operation["responses"], status
+        assert "application/problem+json" in operation["responses"][status]["content"]
+
+
+def test_swagger_ui_is_served_from_local_static_files() -> None:
+    html = Client().get("/api/docs/").content.decode()
+    assert "swagger-ui" in html
+    assert "cdn" not in html.lower() and "unpkg" not in html.lower()
+    assert "/static/drf_spectacular_sidecar/" in html
