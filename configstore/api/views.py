@@ -1,0 +1,374 @@
+"""Config API views: thin adapters over `configstore.selectors` and `configstore.services`.
+
+Namespace-limited keys get 404 for namespaces outside their list, as if those did not exist.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from configstore import conf, selectors, services, source_services
+from configstore.api.serializers import (
+    EntryWriteSerializer,
+    NamespaceSerializer,
+    RevisionSerializer,
+    RollbackSerializer,
+    RuleSerializer,
+    SourceSerializer,
+    mask_if,
+)
+from configstore.formats import CONTENT_TYPES, FORMATS, FormatError, nest, render_document
+from configstore.models import Namespace, Rule, Source
+from controlplane.access.scopes import Scope, grants
+from controlplane.actors import actor_from_request
+from controlplane.errors import PayloadTooLarge
+
+READ_WRITE = {"GET": Scope.CONFIG_READ, "HEAD": Scope.CONFIG_READ, "*": Scope.CONFIG_WRITE}
+
+
+def _reveal(request: Request) -> bool:
+    return grants(request.auth.scopes, Scope.CONFIG_SECRETS)
+
+
+def namespace_for(request: Request, name: str) -> Namespace:
+    """The namespace `name` if the key may see it; 404 otherwise (outside a key's list looks absent)."""
+    if not request.auth.allows_namespace(name):
+        raise exceptions.NotFound(f"No namespace {name!r}.")
+    return selectors.namespace_get(name)
+
+
+def _revision_header(value: str | None) -> int | None:
+    """`If-Match`/`If-None-Match` value -> revision (`"3"`, `W/"3"` or `3`); 400 when malformed."""
+    if value is None:
+        return None
+    token = value.strip().removeprefix("W/").strip('"')
+    if not token.isdigit():
+        raise exceptions.ValidationError({"If-Match": ["Give the revision number, such as 3 or \"3\"."]})
+    return int(token)
+
+
+class _IgnoreFormatNegotiation(DefaultContentNegotiation):
+    """`?format=` selects the export format here, not a DRF renderer."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):  # type: ignore[no-untyped-def]
+        return renderers[0], renderers[0].media_type
+
+
+class NamespaceListApi(generics.ListCreateAPIView):
+    """GET: namespaces the key may see. POST `{name, description}`: create one."""
+
+    serializer_class = NamespaceSerializer
+    required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.namespace_list(allowed=self.request.auth.namespaces or None)
+
+    def create(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        serializer = NamespaceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        name = serializer.validated_data["name"]
+        if not request.auth.allows_namespace(name):
+            raise exceptions.PermissionDenied("This API key is limited to other namespaces.")
+        namespace = services.namespace_create(
+            name=name, description=serializer.validated_data.get("description", ""), actor=actor_from_request(request)
+        )
+        return Response(NamespaceSerializer(namespace).data, status=status.HTTP_201_CREATED)
+
+
+class NamespaceConfigApi(APIView):
+    """GET: the effective config, nested JSON with `ETag`; `?format=yaml|json|ini|env|toml` exports it."""
+
+    required_scopes = {"GET": Scope.CONFIG_READ, "HEAD": Scope.CONFIG_READ}
+    content_negotiation_class = _IgnoreFormatNegotiation
+
+    @extend_schema(parameters=[OpenApiParameter("format", str, enum=list(FORMATS))])
+    def get(self, request: Request, namespace: str) -> HttpResponse:
+        if not request.auth.allows_namespace(namespace):
+            raise exceptions.NotFound(f"No namespace {namespace!r}.")
+        snapshot = selectors.config_snapshot(namespace)
+        etag = f'"{snapshot.revision}"'
+        fmt = request.query_params.get("format")
+        if fmt is not None and fmt not in FORMATS:
+            raise exceptions.ValidationError({"format": [f"Use one of {', '.join(FORMATS)}."]})
+        reveal = _reveal(request)
+        inm = request.headers.get("If-None-Match")
+        if inm is not None and (inm.strip() == "*" or snapshot.revision in _etag_list(inm)):
+            response = HttpResponse(status=304)
+        elif fmt is None:
+            response = HttpResponse(snapshot.json_body(reveal=reveal), content_type="application/json")
+        else:
+            try:
+                text = render_document(snapshot.visible_flat(reveal=reveal), fmt, env_prefix=request.query_params.get("prefix", ""))
+            except FormatError as exc:
+                raise exceptions.ValidationError({"format": [str(exc)]}) from None
+            response = HttpResponse(text.encode(), content_type=CONTENT_TYPES[fmt])
+        response["ETag"] = etag
+        response["X-Config-Index"] = str(snapshot.revision)
+        return response
+
+
+def _etag_list(header: str) -> set[int]:
+    tokens = (t.strip().removeprefix("W/").strip('"') for t in header.split(","))
+    return {int(t) for t in tokens if t.isdigit()}
+
+
+class EntryApi(APIView):
+    """GET/PUT/DELETE one key of the database layer; `If-Match: <revision>` makes it compare-and-swap."""
+
+    required_scopes = READ_WRITE
+
+    def _entry_body(self, request: Request, namespace: Namespace, key: str) -> tuple[dict, int]:
+        layers = selectors.entry_layers(namespace, key)
+        reveal = _reveal(request)
+        own = next((e for e in layers if e.source_id is None), None)
+        cas = own.revision if own else 0
+        if not layers:
+            snapshot = selectors.config_snapshot(namespace.name)
+            prefix = key + "."
+            flat = {k[len(prefix) :]: v for k, v in snapshot.visible_flat(reveal=reveal).items() if k.startswith(prefix)}
+            if not flat:
+                raise exceptions.NotFound(f"No key {key!r} in {namespace.name}.")
+            return {"key": key, "section": True, "value": nest(flat), "revision": 0, "namespace_revision": snapshot.revision}, 0
+        active = [e for e in layers if e.source is None or e.source.enabled]
+        winner = active[0] if active else None
+        secret = any(e.secret for e in layers)
+        body = {
+            "key": key,
+            "value": mask_if(selectors.entry_plain_value(winner), secret, reveal) if winner else None,
+            "secret": secret,
+            "layer": winner.layer if winner else None,
+            "description": own.description if own else "",
+            "revision": cas,
+            "namespace_revision": namespace.revision,
+            "updated_by": winner.updated_by if winner else "",
+            "updated_at": winner.updated_at if winner else None,
+            "layers": [
+                {
+                    "layer": e.layer,
+                    "priority": selectors.layer_priority(e.source)[0],
+                    "value": mask_if(selectors.entry_plain_value(e), secret, reveal),
+                    "active": e.source is None or e.source.enabled,
+                    "revision": e.revision,
+                }
+                for e in layers
+            ],
+        }
+        return body, cas
+
+    def get(self, request: Request, namespace: str, key: str) -> Response:
+        ns = namespace_for(request, namespace)
+        body, cas = self._entry_body(request, ns, key)
+        return Response(body, headers={"ETag": f'"{cas}"'})
+
+    def put(self, request: Request, namespace: str, key: str) -> Response:
+        ns = namespace_for(request, namespace)
+        serializer = EntryWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        existing = selectors.entry_database(ns, key)
+        if (data.get("secret") or (existing is not None and existing.secret)) and not _reveal(request):
+            raise exceptions.PermissionDenied(f"Writing secret entries needs the scope {Scope.CONFIG_SECRETS}.")
+        services.config_entry_set(
+            namespace=ns,
+            key=key,
+            value=data["value"],
+            secret=data.get("secret"),
+            description=data.get("description"),
+            expected_revision=_revision_header(request.headers.get("If-Match")),
+            actor=actor_from_request(request),
+        )
+        ns.refresh_from_db()
+        body, cas = self._entry_body(request, ns, key)
+        return Response(body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED, headers={"ETag": f'"{cas}"'})
+
+    def delete(self, request: Request, namespace: str, key: str) -> Response:
+        ns = namespace_for(request, namespace)
+        existing = selectors.entry_database(ns, key)
+        expected = _revision_header(request.headers.get("If-Match"))
+        if existing is None and expected is None:
+            raise exceptions.NotFound(f"No key {key!r} in the database layer of {namespace}.")
+        if existing is not None and existing.secret and not _reveal(request):
+            raise exceptions.PermissionDenied(f"Deleting secret entries needs the scope {Scope.CONFIG_SECRETS}.")
+        services.config_entry_delete(namespace=ns, key=key, expected_revision=expected, actor=actor_from_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImportApi(APIView):
+    """POST a YAML/JSON/INI/TOML/env document (`?format=`, default from Content-Type, else yaml): all or nothing.
+
+    `?replace=true` also deletes database-layer keys the document does not hold. 200 with the new revision,
+    or 200 with `"changed": false` when the document matches what is stored.
+    """
+
+    required_scopes = {"POST": Scope.CONFIG_WRITE}
+    content_negotiation_class = _IgnoreFormatNegotiation
+
+    def post(self, request: Request, namespace: str) -> Response:
+        ns = namespace_for(request, namespace)
+        raw = request._request.body
+        if len(raw) > conf.import_max_bytes():
+            raise PayloadTooLarge(f"The document exceeds {conf.import_max_bytes()} bytes.")
+        fmt = request.query_params.get("format") or _format_from_type(request.content_type)
+        if fmt not in FORMATS:
+            raise exceptions.ValidationError({"format": [f"Use one of {', '.join(FORMATS)}."]})
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.ValidationError({"body": ["The document must be UTF-8 text."]}) from None
+        revision = services.config_import(
+            namespace=ns,
+            text=text,
+            fmt=fmt,
+            replace=request.query_params.get("replace", "").lower() in {"1", "true", "yes"},
+            expected_revision=_revision_header(request.headers.get("If-Match")),
+            actor=actor_from_request(request),
+        )
+        ns.refresh_from_db()
+        return Response(
+            {"changed": revision is not None, "revision": ns.revision, "keys": len(revision.changes) if revision else 0},
+            headers={"ETag": f'"{ns.revision}"'},
+        )
+
+
+def _format_from_type(content_type: str) -> str:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    return {"application/json": "json", "application/toml": "toml", "text/x-ini": "ini", "text/x-env": "env"}.get(kind, "yaml")
+
+
+class HistoryApi(generics.ListAPIView):
+    """GET: the namespace's revisions, newest first, each with its changes (secrets masked)."""
+
+    serializer_class = RevisionSerializer
+    required_scopes = {"GET": Scope.CONFIG_READ}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.revision_list(namespace_for(self.request, self.kwargs["namespace"]))
+
+
+class RevisionApi(generics.RetrieveAPIView):
+    """GET one revision by number."""
+
+    serializer_class = RevisionSerializer
+    required_scopes = {"GET": Scope.CONFIG_READ}
+    lookup_field = "number"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.revision_list(namespace_for(self.request, self.kwargs["namespace"]))
+
+
+class RollbackApi(APIView):
+    """POST `{"revision": N}`: restore the database layer as it was at N, as a new revision."""
+
+    required_scopes = {"POST": Scope.CONFIG_WRITE}
+
+    def post(self, request: Request, namespace: str) -> Response:
+        ns = namespace_for(request, namespace)
+        serializer = RollbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        revision = services.config_rollback(
+            namespace=ns,
+            to_revision=serializer.validated_data["revision"],
+            message=serializer.validated_data.get("message", ""),
+            actor=actor_from_request(request),
+        )
+        ns.refresh_from_db()
+        return Response({"changed": revision is not None, "revision": ns.revision}, headers={"ETag": f'"{ns.revision}"'})
+
+
+class RuleListApi(generics.ListCreateAPIView):
+    """GET: the namespace's rules. POST `{key, kind, params, message}`: add one."""
+
+    serializer_class = RuleSerializer
+    required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.rule_list(namespace_for(self.request, self.kwargs["namespace"]))
+
+    def create(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        ns = namespace_for(request, kwargs["namespace"])
+        serializer = RuleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rule = services.rule_create(namespace=ns, actor=actor_from_request(request), **serializer.validated_data)
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class RuleDetailApi(generics.RetrieveUpdateDestroyAPIView):
+    """GET/PUT/PATCH/DELETE one rule."""
+
+    serializer_class = RuleSerializer
+    required_scopes = READ_WRITE
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return Rule.objects.filter(namespace=namespace_for(self.request, self.kwargs["namespace"]))
+
+    def update(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        rule = self.get_object()
+        serializer = RuleSerializer(rule, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        rule = services.rule_update(rule=rule, actor=actor_from_request(request), **serializer.validated_data)
+        return Response(RuleSerializer(rule).data)
+
+    def destroy(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        services.rule_delete(rule=self.get_object(), actor=actor_from_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SourceListApi(generics.ListCreateAPIView):
+    """GET: the namespace's sources. POST `{name, kind, path|prefix, format, priority, enabled, reload}`."""
+
+    serializer_class = SourceSerializer
+    required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.source_list(namespace_for(self.request, self.kwargs["namespace"]))
+
+    def create(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        ns = namespace_for(request, kwargs["namespace"])
+        serializer = SourceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = source_services.source_create(namespace=ns, actor=actor_from_request(request), **serializer.validated_data)
+        result = source_services.source_reload(source=source, force=True, actor=actor_from_request(request))
+        source.refresh_from_db()
+        return Response({**SourceSerializer(source).data, "load": result.status}, status=status.HTTP_201_CREATED)
+
+
+class SourceDetailApi(generics.RetrieveUpdateDestroyAPIView):
+    """GET/PUT/PATCH/DELETE one source; removing or disabling it removes its layer's values."""
+
+    serializer_class = SourceSerializer
+    required_scopes = READ_WRITE
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return Source.objects.filter(namespace=namespace_for(self.request, self.kwargs["namespace"])).select_related("namespace")
+
+    def update(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        source = self.get_object()
+        serializer = SourceSerializer(source, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        source = source_services.source_update(source=source, actor=actor_from_request(request), **serializer.validated_data)
+        source.refresh_from_db()
+        return Response(SourceSerializer(source).data)
+
+    def destroy(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        source_services.source_delete(source=self.get_object(), actor=actor_from_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SourceReloadApi(APIView):
+    """POST: read the source now and apply it if valid (also when unchanged)."""
+
+    required_scopes = {"POST": Scope.CONFIG_WRITE}
+
+    def post(self, request: Request, namespace: str, pk: int) -> Response:
+        ns = namespace_for(request, namespace)
+        source = Source.objects.filter(namespace=ns, pk=pk).select_related("namespace").first()
+        if source is None:
+            raise exceptions.NotFound("No such source.")
+        result = source_services.source_reload(source=source, force=True, actor=actor_from_request(request))
+        return Response({"status": result.status, "revision": result.revision, "error": result.error})

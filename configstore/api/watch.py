@@ -1,0 +1,103 @@
+"""`GET /api/v1/config/<ns>/watch/?index=N&wait=30s`: a blocking query on the namespace revision.
+
+Answers at once when the revision is past `index`, else waits (at most `CONFIG_WATCH_MAX_SECONDS`) for a
+change, then returns the effective config with the revision in `X-Config-Index` (also on timeout, with
+the unchanged revision, like Consul). Authentication, scope, namespace limits and rate limiting are the
+API's own, run on the watch hub's threads; the wait itself is a future in the event loop.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.http import Http404, HttpRequest, HttpResponse
+from rest_framework import exceptions
+
+from configstore import conf
+from configstore.notify import WatchHub
+from controlplane.access.authentication import authenticate_key
+from controlplane.access.ratelimit import ratelimit_hit
+from controlplane.access.scopes import Scope, grants
+from controlplane.errors import problem_response
+
+_WAIT_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def parse_watch_params(query) -> tuple[int, float, dict[str, list[str]]]:  # type: ignore[no-untyped-def]
+    """`(index, wait seconds, errors)` from the query string; wait is capped at the configured maximum."""
+    errors: dict[str, list[str]] = {}
+    index, wait = 0, conf.watch_max_seconds()
+    raw_index = query.get("index", "0")
+    if not raw_index.isdigit():
+        errors["index"] = ["A non-negative integer revision."]
+    else:
+        index = int(raw_index)
+    raw_wait = query.get("wait")
+    if raw_wait is not None:
+        match = _WAIT_RE.match(raw_wait.strip())
+        if match is None:
+            errors["wait"] = ["A duration such as 30s, 5m or 500ms."]
+        else:
+            wait = min(float(match.group(1)) * _UNITS[match.group(2)], conf.watch_max_seconds())
+    return index, wait, errors
+
+
+def _authorize(request: HttpRequest, namespace: str) -> tuple[int, bool]:
+    """Authenticate, check scope, count the rate limit, check the namespace: `(revision, reveal secrets)`."""
+    from django.db import close_old_connections
+
+    from configstore.selectors import namespace_revision
+
+    close_old_connections()
+    key = authenticate_key(request)
+    if not grants(key.scopes, Scope.CONFIG_READ):
+        raise exceptions.PermissionDenied(f"The API key lacks the scope {Scope.CONFIG_READ}.")
+    usage = ratelimit_hit(request, key_prefix=key.prefix, rate=key.effective_rate)
+    request.ratelimit_usage = usage  # type: ignore[attr-defined]
+    if usage.limited:
+        raise exceptions.Throttled(wait=max(usage.reset, 1))
+    revision = namespace_revision(namespace) if key.allows_namespace(namespace) else None
+    if revision is None:
+        raise exceptions.NotFound(f"No namespace {namespace!r}.")
+    return revision, grants(key.scopes, Scope.CONFIG_SECRETS)
+
+
+def _problem(exc: exceptions.APIException) -> HttpResponse:
+    headers = {}
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        headers["WWW-Authenticate"] = 'Api-Key realm="controlplane"'
+    if isinstance(exc, exceptions.Throttled) and exc.wait:
+        headers["Retry-After"] = str(int(exc.wait))
+    return problem_response(exc.status_code, str(exc.detail), code=exc.default_code, headers=headers)
+
+
+async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
+    """The watch answer for `request` (used by the URLconf view and by the ASGI fast path)."""
+    if request.method not in ("GET", "HEAD"):
+        return problem_response(405, f"Method {request.method} is not allowed here.", headers={"Allow": "GET, HEAD"})
+    index, wait, errors = parse_watch_params(request.GET)
+    if errors:
+        return problem_response(400, "The request is invalid; see `errors`.", code="validation-error", errors=errors)
+    hub = WatchHub.for_running_loop()
+    try:
+        revision, reveal = await hub.run_db(_authorize, request, namespace)
+    except exceptions.APIException as exc:
+        return _problem(exc)
+    hub.wake(namespace, revision)
+    if revision <= index:
+        await hub.wait(namespace, index, wait)
+    try:
+        snapshot = await hub.snapshot(namespace, hub.known.get(namespace, revision))
+    except Http404:
+        return problem_response(404, f"No namespace {namespace!r}.")
+    response = HttpResponse(snapshot.json_body(reveal=reveal), content_type="application/json")
+    response["X-Config-Index"] = str(snapshot.revision)
+    response["ETag"] = f'"{snapshot.revision}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+async def config_watch(request: HttpRequest, namespace: str) -> HttpResponse:
+    """Async Django view for the watch path (any ASGI server; under WSGI it would hold a worker)."""
+    return await watch_response(request, namespace)

@@ -1,0 +1,226 @@
+"""Parsing and rendering of config documents: YAML, JSON, INI, TOML and env lines.
+
+Documents are nested mappings; the store keeps flat dotted keys. `flatten` turns a document into keys
+(a mapping is a section unless the key it sits at is known to hold an object value), `nest` does the
+reverse. INI and env carry only strings, so scalars there are written as JSON when a plain string would
+read back as something else, which keeps export -> import an exact round trip.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shlex
+import tomllib
+from collections.abc import Callable, Container
+from typing import Any
+
+import tomli_w
+import yaml
+
+from controlplane.access.parsers import json_depth_exceeds, loads_bounded
+
+FORMATS = ("yaml", "json", "ini", "toml", "env")
+CONTENT_TYPES = {
+    "yaml": "application/yaml",
+    "json": "application/json",
+    "ini": "text/plain; charset=utf-8",
+    "toml": "application/toml",
+    "env": "text/plain; charset=utf-8",
+}
+_INI_ROOT = "__root__"
+_ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+class FormatError(ValueError):
+    """A document that cannot be parsed or rendered in the requested format."""
+
+
+def _scalar_text(value: Any) -> str:
+    """A value as INI/env text: plain for strings that read back unchanged, JSON otherwise."""
+    if isinstance(value, str):
+        if value and value == value.strip() and "\n" not in value and "\r" not in value:
+            try:
+                json.loads(value)
+            except ValueError:
+                return value
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def scalar_from_text(text: str) -> Any:
+    """The inverse of `_scalar_text`: JSON when it parses, else the string itself."""
+    try:
+        return loads_bounded(text) if text else ""
+    except ValueError:
+        return text
+
+
+def _parse_yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FormatError(f"Invalid YAML: {exc}") from None
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return loads_bounded(text)
+    except ValueError as exc:
+        raise FormatError(f"Invalid JSON: {exc}") from None
+
+
+def _parse_toml(text: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FormatError(f"Invalid TOML: {exc}") from None
+
+
+def _parse_ini(text: str) -> Any:
+    parser = configparser.ConfigParser(interpolation=None, default_section="\x00none", strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    try:
+        parser.read_string(f"[{_INI_ROOT}]\n{text}")
+    except configparser.Error as exc:
+        raise FormatError(f"Invalid INI: {exc}".replace(f"[{_INI_ROOT}]", "")) from None
+    document: dict[str, Any] = {}
+    for section in parser.sections():
+        items = {key: scalar_from_text(value) for key, value in parser.items(section)}
+        if section == _INI_ROOT:
+            document.update(items)
+        else:
+            document[section] = {**document.get(section, {}), **items} if isinstance(document.get(section), dict) else items
+    return document
+
+
+def parse_env_lines(text: str) -> dict[str, Any]:
+    """`KEY=value` lines (optionally `export`, shell-quoted) -> `{"key": value}` with `__` -> `.`."""
+    document: dict[str, Any] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ENV_LINE.match(line)
+        if match is None:
+            raise FormatError(f"Invalid env line {number}: expected NAME=value.")
+        name, value = match.groups()
+        try:
+            parts = shlex.split(value, posix=True) if value else [""]
+        except ValueError as exc:
+            raise FormatError(f"Invalid env line {number}: {exc}.") from None
+        document[env_name_to_key(name)] = scalar_from_text(" ".join(parts))
+    return document
+
+
+def env_name_to_key(name: str) -> str:
+    """`DB__POOL_SIZE` -> `db.pool_size` (the prefix already removed)."""
+    return name.replace("__", ".").lower()
+
+
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "yaml": _parse_yaml,
+    "json": _parse_json,
+    "ini": _parse_ini,
+    "toml": _parse_toml,
+    "env": parse_env_lines,
+}
+
+
+def parse_document(text: str, fmt: str) -> dict[str, Any]:
+    """Parse `text` as `fmt` into a mapping (an empty document is an empty mapping)."""
+    parser = PARSERS.get(fmt)
+    if parser is None:
+        raise FormatError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    document = parser(text)
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise FormatError(f"The document must be a mapping at the top level, not {type(document).__name__}.")
+    if json_depth_exceeds(document, 64):
+        raise FormatError("The document nests too deeply.")
+    return document
+
+
+def flatten(document: dict[str, Any], *, object_keys: Container[str] = (), limit: int = 50_000) -> dict[str, Any]:
+    """Nested mapping -> `{dotted.key: value}`; a mapping at a key in `object_keys` stays one value."""
+    flat: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in reversed(list(document.items()))]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict) and value and key not in object_keys:
+            stack.extend((f"{key}.{k}", v) for k, v in reversed(list(value.items())))
+            continue
+        flat[key] = _plain(value)
+        if len(flat) > limit:
+            raise FormatError(f"The document has more than {limit} keys.")
+    return flat
+
+
+def _plain(value: Any) -> Any:
+    """YAML/TOML values that JSON cannot hold (dates, times) become ISO strings."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """`{dotted.key: value}` -> nested mapping (keys sorted). A key that is also a section keeps its value."""
+    root: dict[str, Any] = {}
+    for key in sorted(flat):
+        node = root
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = flat[key]
+    return root
+
+
+def _render_ini(flat: dict[str, Any]) -> str:
+    top = [f"{k} = {_scalar_text(v)}" for k, v in sorted(flat.items()) if "." not in k]
+    sections: dict[str, list[str]] = {}
+    for key in sorted(k for k in flat if "." in k):
+        section, _, name = key.rpartition(".")
+        sections.setdefault(section, []).append(f"{name} = {_scalar_text(flat[key])}")
+    blocks = ["\n".join(top)] if top else []
+    blocks += [f"[{section}]\n" + "\n".join(lines) for section, lines in sections.items()]
+    return "\n\n".join(blocks) + "\n"
+
+
+def _render_env(flat: dict[str, Any], prefix: str = "") -> str:
+    lines = [f"{prefix}{key.replace('.', '__').upper()}={shlex.quote(_scalar_text(value))}" for key, value in sorted(flat.items())]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _render_toml(flat: dict[str, Any]) -> str:
+    if any(v is None for v in flat.values()):
+        raise FormatError("TOML cannot hold null values; export as yaml or json.")
+    try:
+        return tomli_w.dumps(nest(flat))
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"Cannot render TOML: {exc}") from None
+
+
+def render_document(flat: dict[str, Any], fmt: str, *, env_prefix: str = "") -> str:
+    """Render a flat effective config in `fmt` (INI and env keep flat keys, the others nest them)."""
+    if fmt == "yaml":
+        return yaml.safe_dump(nest(flat), sort_keys=True, allow_unicode=True, default_flow_style=False)
+    if fmt == "json":
+        return json.dumps(nest(flat), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if fmt == "ini":
+        return _render_ini(flat)
+    if fmt == "toml":
+        return _render_toml(flat)
+    if fmt == "env":
+        return _render_env(flat, env_prefix)
+    raise FormatError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")

@@ -1,0 +1,185 @@
+"""Reads for the config store: effective config (cached per revision), entries by layer, rules, history.
+
+The effective value of a key is the one from the highest-priority layer defining it: sources carry their
+own priority (defaults env 300 > file 200), the database layer (admin and API writes) is 100. A process
+keeps the last computed snapshot per namespace and reuses it while the namespace revision is unchanged, so
+a read costs one indexed query for the revision.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from configstore.crypto import decrypt_value
+from configstore.formats import nest
+from configstore.models import DATABASE_PRIORITY, MASK, Entry, Namespace, Revision, Rule, Source
+from configstore.rules import RuleSet
+
+_snapshots: dict[int, Snapshot] = {}
+_rulesets: dict[int, tuple[int, RuleSet]] = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class Snapshot:
+    """The effective config of a namespace at one revision (secret values decrypted)."""
+
+    namespace: str
+    revision: int
+    flat: dict[str, Any]
+    secret_keys: frozenset[str]
+    winners: dict[str, str]
+    _bodies: dict[bool, bytes] = field(default_factory=dict, repr=False)
+
+    def visible_flat(self, *, reveal: bool) -> dict[str, Any]:
+        """The flat config, secret values replaced by the mask unless `reveal`."""
+        if reveal or not self.secret_keys:
+            return dict(self.flat)
+        return {k: (MASK if k in self.secret_keys else v) for k, v in self.flat.items()}
+
+    def nested(self, *, reveal: bool) -> dict[str, Any]:
+        return nest(self.visible_flat(reveal=reveal))
+
+    def json_body(self, *, reveal: bool) -> bytes:
+        """The nested config as compact JSON, rendered once per snapshot and visibility."""
+        body = self._bodies.get(reveal)
+        if body is None:
+            body = json.dumps(self.nested(reveal=reveal), separators=(",", ":"), ensure_ascii=False).encode()
+            self._bodies[reveal] = body
+        return body
+
+
+def namespace_list(*, allowed: list[str] | None = None) -> QuerySet[Namespace]:
+    """Namespaces, optionally restricted to the names in `allowed` (an API key's namespaces)."""
+    qs = Namespace.objects.order_by("name")
+    return qs.filter(name__in=allowed) if allowed else qs
+
+
+def namespace_get(name: str) -> Namespace:
+    """The namespace called `name` or 404."""
+    namespace = Namespace.objects.filter(name=name).first()
+    if namespace is None:
+        raise Http404(f"No namespace {name!r}.")
+    return namespace
+
+
+def layer_priority(source: Source | None) -> tuple[int, int, int]:
+    """Sort key for layers: priority, then env over file over database, then newer source."""
+    if source is None:
+        return (DATABASE_PRIORITY, 0, 0)
+    return (source.priority, 2 if source.kind == "env" else 1, source.pk or 0)
+
+
+def entry_plain_value(entry: Entry) -> Any:
+    """An entry's value, decrypted when it is secret."""
+    return decrypt_value(entry.encrypted_value) if entry.secret else entry.value
+
+
+def compute_effective(entries: list[Entry]) -> tuple[dict[str, Any], frozenset[str], dict[str, str]]:
+    """Resolve layered entries into (flat values, secret keys, winning layer per key)."""
+    best: dict[str, tuple[tuple[int, int, int], Entry]] = {}
+    for entry in entries:
+        rank = layer_priority(entry.source)
+        current = best.get(entry.key)
+        if current is None or rank > current[0]:
+            best[entry.key] = (rank, entry)
+    flat = {key: entry_plain_value(entry) for key, (_, entry) in best.items()}
+    secrets = frozenset(key for key, (_, entry) in best.items() if entry.secret)
+    winners = {key: entry.layer for key, (_, entry) in best.items()}
+    return flat, secrets, winners
+
+
+def _build_snapshot(namespace_id: int, name: str, revision: int) -> Snapshot:
+    entries = list(Entry.objects.active().filter(namespace_id=namespace_id).select_related("source"))
+    flat, secrets, winners = compute_effective(entries)
+    return Snapshot(namespace=name, revision=revision, flat=flat, secret_keys=secrets, winners=winners)
+
+
+def config_snapshot(namespace: str) -> Snapshot:
+    """The effective config of `namespace` (404 when it does not exist), cached per revision."""
+    row = Namespace.objects.filter(name=namespace).values_list("id", "revision").first()
+    if row is None:
+        raise Http404(f"No namespace {namespace!r}.")
+    namespace_id, revision = row
+    cached = _snapshots.get(namespace_id)
+    if cached is not None and cached.revision == revision and cached.namespace == namespace:
+        return cached
+    snapshot = _build_snapshot(namespace_id, namespace, revision)
+    with _lock:
+        current = _snapshots.get(namespace_id)
+        if current is None or current.revision <= revision:
+            _snapshots[namespace_id] = snapshot
+    return snapshot
+
+
+def config_effective(namespace: str) -> dict[str, Any]:
+    """The effective config of `namespace` as nested JSON, secrets decrypted (for trusted callers)."""
+    return config_snapshot(namespace).nested(reveal=True)
+
+
+def config_value(namespace: str, key: str, default: Any = None) -> Any:
+    """The effective value of one dotted key, or of a section as a nested mapping, or `default`."""
+    flat = config_snapshot(namespace).flat
+    if key in flat:
+        return flat[key]
+    prefix = key + "."
+    section = {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+    return nest(section) if section else default
+
+
+def namespace_revision(namespace: str) -> int | None:
+    """The current revision of a namespace, or None when it does not exist."""
+    return Namespace.objects.filter(name=namespace).values_list("revision", flat=True).first()
+
+
+def entry_layers(namespace: Namespace, key: str) -> list[Entry]:
+    """Every layer's entry for `key`, winner first (disabled sources last and never winning)."""
+    entries = list(Entry.objects.filter(namespace=namespace, key=key).select_related("source"))
+    return sorted(entries, key=lambda e: (e.source is None or e.source.enabled, layer_priority(e.source)), reverse=True)
+
+
+def entry_database(namespace: Namespace, key: str) -> Entry | None:
+    """The database-layer entry for `key` (what the API and admin write), if any."""
+    return Entry.objects.filter(namespace=namespace, source__isnull=True, key=key).first()
+
+
+def layer_state(namespace: Namespace, source: Source | None) -> dict[str, Entry]:
+    """All entries of one layer, by key."""
+    return {e.key: e for e in Entry.objects.filter(namespace=namespace, source=source)}
+
+
+def namespace_ruleset(namespace: Namespace) -> RuleSet:
+    """The namespace's rules compiled once per `rules_version` (per process)."""
+    cached = _rulesets.get(namespace.pk)
+    if cached is not None and cached[0] == namespace.rules_version:
+        return cached[1]
+    rows = Rule.objects.filter(namespace=namespace).values_list("id", "key", "kind", "params", "message")
+    ruleset = RuleSet(rows)
+    _rulesets[namespace.pk] = (namespace.rules_version, ruleset)
+    return ruleset
+
+
+def rule_list(namespace: Namespace) -> QuerySet[Rule]:
+    """The namespace's rules in key order."""
+    return Rule.objects.filter(namespace=namespace).order_by("key", "id")
+
+
+def source_list(namespace: Namespace) -> QuerySet[Source]:
+    """The namespace's sources, highest priority first."""
+    return Source.objects.filter(namespace=namespace).order_by("-priority", "name")
+
+
+def revision_list(namespace: Namespace) -> QuerySet[Revision]:
+    """Revisions, newest first."""
+    return Revision.objects.filter(namespace=namespace).order_by("-number")
+
+
+def public_changes(revision: Revision) -> list[dict[str, Any]]:
+    """A revision's changes without the encrypted tokens kept for rollback."""
+    return [{k: v for k, v in change.items() if not k.endswith("_token")} for change in revision.changes]

@@ -1,0 +1,462 @@
+"""Writes for the config store. Every change to entries goes through `config_changes_apply`.
+
+The admin, the API, imports, source reloads and rollbacks all build a list of `EntryChange` and hand it
+here: the whole set is validated (keys, values, rules on the written values, `required` rules and
+key/section conflicts on the resulting effective config), then applied in one transaction as one new
+revision that emits `config.changed` and, on commit, the `config_changed` signal and the watch
+notification. Any error applies nothing and reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from configstore import notify
+from configstore.crypto import encrypt_value
+from configstore.formats import FormatError, flatten, parse_document
+from configstore.metrics import CONFIG_REJECTED, CONFIG_REVISIONS, origin_kind
+from configstore.models import KEY_PATTERN, MASK, RESERVED_KEYS, Entry, Namespace, Revision, Rule, Source
+from configstore.rules import validate_rule_params
+from configstore.selectors import compute_effective, entry_plain_value, layer_state, namespace_ruleset
+from configstore.signals import config_changed
+from controlplane.access.parsers import json_depth_exceeds
+from controlplane.errors import PreconditionFailed
+from controlplane.events.services import emit
+
+logger = logging.getLogger("configstore")
+_KEY_RE = re.compile(KEY_PATTERN)
+MAX_VALUE_BYTES = 256 * 1024
+EVENT_KEYS_MAX = 1000
+
+
+@dataclass
+class EntryChange:
+    """One requested change to a key in one layer.
+
+    `secret`/`description` of None keep what the entry has. `token` sets an already encrypted secret
+    (rollback); a `value` equal to the mask on an existing secret keeps its stored value (re-import of a
+    masked export).
+    """
+
+    key: str
+    action: Literal["set", "delete"] = "set"
+    value: Any = None
+    secret: bool | None = None
+    description: str | None = None
+    token: str | None = None
+
+
+@dataclass
+class _State:
+    value: Any
+    secret: bool
+    token: str
+    description: str
+
+
+def key_errors(key: Any) -> list[str]:
+    """Problems with a key's syntax (dotted lower-case segments, not a reserved API path)."""
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        return ["Keys are dotted lower-case segments of a-z, 0-9 and _ (like db.port)."]
+    if len(key) > 255:
+        return ["Keys are at most 255 characters."]
+    if key in RESERVED_KEYS:
+        return [f"{key!r} is reserved for the API's own paths; use it only as a section (like {key}.x)."]
+    return []
+
+
+def _value_errors(value: Any) -> list[str]:
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return ["The value must be JSON (no NaN or Infinity)."]
+    if len(encoded) > MAX_VALUE_BYTES:
+        return [f"The value is larger than {MAX_VALUE_BYTES} bytes as JSON."]
+    if json_depth_exceeds(value, 32):
+        return ["The value nests deeper than 32 levels."]
+    return []
+
+
+def _state_of(entry: Entry) -> _State:
+    return _State(entry.value, entry.secret, entry.encrypted_value, entry.description)
+
+
+def _plain(state: _State) -> Any:
+    if state.secret:
+        from configstore.crypto import decrypt_value
+
+        return decrypt_value(state.token)
+    return state.value
+
+
+def _record(key: str, layer: str, old: _State | None, new: _State | None) -> dict[str, Any]:
+    """The history item for one key change; secret values are masked, their tokens kept for rollback."""
+    action = "create" if old is None else "delete" if new is None else "update"
+    item: dict[str, Any] = {"key": key, "layer": layer, "action": action}
+    for label, state in (("old", old), ("new", new)):
+        if state is None:
+            item[label] = None
+            continue
+        item[label] = MASK if state.secret else state.value
+        item[f"{label}_secret"] = state.secret
+        if state.secret:
+            item[f"{label}_token"] = state.token
+    if old is not None and new is not None and old.description != new.description:
+        item["old_description"], item["new_description"] = old.description, new.description
+    elif new is not None and old is None and new.description:
+        item["new_description"] = new.description
+    return item
+
+
+def _next_state(change: EntryChange, current: _State | None, errors: dict[str, list[str]]) -> _State | None:
+    """The state a key takes under `change`; problems go into `errors`."""
+    if change.action == "delete":
+        return None
+    secret = current.secret if change.secret is None and current is not None else bool(change.secret)
+    description = change.description if change.description is not None else (current.description if current else "")
+    if change.token is not None:
+        return _State(None, True, change.token, description)
+    if secret and current is not None and current.secret and change.value == MASK:
+        return _State(None, True, current.token, description)
+    problems = _value_errors(change.value)
+    if problems:
+        errors.setdefault(change.key, []).extend(problems)
+        return current
+    if secret:
+        unchanged = current is not None and current.secret and _plain(current) == change.value
+        return _State(None, True, current.token if unchanged else encrypt_value(change.value), description)
+    return _State(change.value, False, "", description)
+
+
+def _same(a: _State | None, b: _State | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.secret, a.description, a.token if a.secret else json.dumps(a.value, sort_keys=True)) == (
+        b.secret,
+        b.description,
+        b.token if b.secret else json.dumps(b.value, sort_keys=True),
+    )
+
+
+def _conflicts(keys: list[str]) -> dict[str, list[str]]:
+    """Keys that are also sections of other keys (`db` and `db.port`) cannot both exist."""
+    present = set(keys)
+    errors: dict[str, list[str]] = {}
+    for key in keys:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in present:
+                errors.setdefault(key, []).append(f"{parent!r} is a value, so it cannot also be a section holding {key!r}.")
+    return errors
+
+
+def config_changes_apply(
+    *,
+    namespace: Namespace,
+    changes: list[EntryChange],
+    actor: str,
+    origin: str,
+    source: Source | None = None,
+    message: str = "",
+    expected: dict[str, int] | None = None,
+    replace_layer: bool = False,
+) -> Revision | None:
+    """Validate and apply a change set to one layer as one revision; None when it changes nothing.
+
+    `expected` maps keys to the entry revision the caller saw (0 = absent): compare-and-swap, 412 when
+    stale. `replace_layer` deletes the layer's keys the change set does not mention (sources, import
+    with replace). Raises `ValidationError({key: [messages]})` with every problem, applying nothing.
+    """
+    layer = "database" if source is None else source.layer
+    with transaction.atomic():
+        namespace = Namespace.objects.select_for_update().get(pk=namespace.pk)
+        existing = layer_state(namespace, source)
+        for key, seen in (expected or {}).items():
+            current_revision = existing[key].revision if key in existing else 0
+            if current_revision != seen:
+                raise PreconditionFailed(
+                    f"{key} is at revision {current_revision}, not {seen}; read it again and retry."
+                )
+        errors: dict[str, list[str]] = {}
+        new_states: dict[str, _State | None] = {}
+        for change in changes:
+            problems = key_errors(change.key)
+            if change.action == "set" and problems:
+                errors.setdefault(str(change.key), []).extend(problems)
+                continue
+            base = new_states[change.key] if change.key in new_states else (
+                _state_of(existing[change.key]) if change.key in existing else None
+            )
+            new_states[change.key] = _next_state(change, base, errors)
+        if replace_layer:
+            for key in existing.keys() - new_states.keys():
+                new_states[key] = None
+        diffs = {
+            key: (_state_of(existing[key]) if key in existing else None, state)
+            for key, state in new_states.items()
+            if not _same(_state_of(existing[key]) if key in existing else None, state)
+        }
+        if errors:
+            _reject(errors, origin)
+        if not diffs:
+            return None
+
+        # The resulting effective config: the other layers as they are plus this layer after the change.
+        others = [
+            e
+            for e in Entry.objects.active().filter(namespace=namespace).select_related("source")
+            if e.source_id != (source.pk if source else None)
+        ]
+        final = {k: _state_of(e) for k, e in existing.items()}
+        final.update(new_states)
+        own = [
+            Entry(namespace=namespace, source=source, key=k, value=s.value, secret=s.secret, encrypted_value=s.token)
+            for k, s in final.items()
+            if s is not None
+        ]
+        if source is None or source.enabled:
+            effective, _, _ = compute_effective(others + own)
+        else:
+            effective, _, _ = compute_effective(others)
+        errors.update(_conflicts(list(effective)))
+        ruleset = namespace_ruleset(namespace)
+        written = {k: _plain(s) for k, (_, s) in diffs.items() if s is not None}
+        for violation in ruleset.check_values(written) + ruleset.check_required(effective):
+            errors.setdefault(violation.key, []).append(
+                f"{violation.message} ({violation.kind} rule{f' #{violation.rule_id}' if violation.rule_id else ''})"
+            )
+        if errors:
+            _reject(errors, origin)
+
+        namespace.revision += 1
+        number = namespace.revision
+        Namespace.objects.filter(pk=namespace.pk).update(revision=number)
+        to_create, to_update, to_delete = [], [], []
+        for key, (_old, new) in diffs.items():
+            if new is None:
+                to_delete.append(existing[key].pk)
+                continue
+            entry = existing.get(key) or Entry(namespace=namespace, source=source, key=key)
+            entry.value, entry.secret, entry.encrypted_value = new.value, new.secret, new.token
+            entry.description, entry.revision, entry.updated_by = new.description, number, actor[:150]
+            (to_update if entry.pk else to_create).append(entry)
+        if to_delete:
+            Entry.objects.filter(pk__in=to_delete).delete()
+        if to_update:
+            Entry.objects.bulk_update(
+                to_update, ["value", "secret", "encrypted_value", "description", "revision", "updated_by", "updated_at"], batch_size=1000
+            )
+        if to_create:
+            Entry.objects.bulk_create(to_create, batch_size=1000)
+        revision = Revision.objects.create(
+            namespace=namespace,
+            number=number,
+            actor=actor[:150],
+            origin=origin[:100],
+            message=message[:500],
+            changes=[_record(key, layer, old, new) for key, (old, new) in sorted(diffs.items())],
+        )
+        keys = sorted(diffs)
+        emit(
+            "config.changed",
+            subject=namespace.name,
+            data={"namespace": namespace.name, "revision": number, "keys": keys[:EVENT_KEYS_MAX], "key_count": len(keys), "origin": origin},
+            actor=actor,
+        )
+        name = namespace.name
+        transaction.on_commit(lambda: _after_commit(name, number, keys, origin))
+    return revision
+
+
+def _reject(errors: dict[str, list[str]], origin: str) -> None:
+    CONFIG_REJECTED.labels(origin_kind(origin)).inc()
+    raise ValidationError(errors)
+
+
+def _after_commit(namespace: str, revision: int, keys: list[str], origin: str) -> None:
+    CONFIG_REVISIONS.labels(origin_kind(origin)).inc()
+    config_changed.send(sender=Namespace, namespace=namespace, revision=revision, keys=keys)
+    notify.publish(namespace, revision)
+
+
+def config_entry_set(
+    *,
+    namespace: Namespace,
+    key: str,
+    value: Any,
+    actor: str,
+    secret: bool | None = None,
+    description: str | None = None,
+    expected_revision: int | None = None,
+    origin: str = "api",
+) -> Revision | None:
+    """Set one database-layer entry (CAS when `expected_revision` is given)."""
+    expected = {key: expected_revision} if expected_revision is not None else None
+    change = EntryChange(key=key, value=value, secret=secret, description=description)
+    return config_changes_apply(namespace=namespace, changes=[change], actor=actor, origin=origin, expected=expected)
+
+
+def config_entry_delete(
+    *, namespace: Namespace, key: str, actor: str, expected_revision: int | None = None, origin: str = "api"
+) -> Revision | None:
+    """Delete one database-layer entry (CAS when `expected_revision` is given)."""
+    expected = {key: expected_revision} if expected_revision is not None else None
+    change = EntryChange(key=key, action="delete")
+    return config_changes_apply(namespace=namespace, changes=[change], actor=actor, origin=origin, expected=expected)
+
+
+def object_keys(namespace: Namespace) -> set[str]:
+    """Keys whose mappings are values, not sections: existing keys and keys ruled to be objects."""
+    keys = set(Entry.objects.filter(namespace=namespace).values_list("key", flat=True))
+    for rule in Rule.objects.filter(namespace=namespace, kind__in=["type", "json_schema"]):
+        if rule.kind == "json_schema" or rule.params.get("type") == "object":
+            keys.add(rule.key)
+    return keys
+
+
+def parse_config_text(*, namespace: Namespace, text: str, fmt: str, limit: int) -> dict[str, Any]:
+    """Parse an import or source document into flat keys; `ValidationError` under `body` on failure."""
+    try:
+        return flatten(parse_document(text, fmt), object_keys=object_keys(namespace), limit=limit)
+    except FormatError as exc:
+        raise ValidationError({"body": [str(exc)]}) from None
+
+
+def config_import(
+    *, namespace: Namespace, text: str, fmt: str, actor: str, replace: bool = False, message: str = "", expected_revision: int | None = None
+) -> Revision | None:
+    """Import a document into the database layer, all or nothing; None when it changes nothing."""
+    from configstore import conf
+
+    flat = parse_config_text(namespace=namespace, text=text, fmt=fmt, limit=conf.max_entries())
+    with transaction.atomic():
+        if expected_revision is not None:
+            current = Namespace.objects.select_for_update().get(pk=namespace.pk).revision
+            if current != expected_revision:
+                raise PreconditionFailed(f"The namespace is at revision {current}, not {expected_revision}.")
+        changes = [EntryChange(key=key, value=value) for key, value in flat.items()]
+        return config_changes_apply(
+            namespace=namespace, changes=changes, actor=actor, origin="import", message=message or f"Import ({fmt})", replace_layer=replace
+        )
+
+
+def config_rollback(*, namespace: Namespace, to_revision: int, actor: str, message: str = "") -> Revision | None:
+    """Restore the database layer as it was at `to_revision`, as a new revision (history is never rewritten).
+
+    Source layers are owned by their files and environment; a rollback leaves them alone.
+    """
+    with transaction.atomic():
+        namespace = Namespace.objects.select_for_update().get(pk=namespace.pk)
+        if not 0 <= to_revision <= namespace.revision:
+            raise ValidationError({"revision": [f"Give a revision between 0 and {namespace.revision}."]})
+        state = {key: _state_of(e) for key, e in layer_state(namespace, None).items()}
+        for revision in Revision.objects.filter(namespace=namespace, number__gt=to_revision).order_by("-number"):
+            for change in reversed(revision.changes):
+                if change.get("layer") != "database":
+                    continue
+                if change["action"] == "create":
+                    state.pop(change["key"], None)
+                    continue
+                description = change.get("old_description", state[change["key"]].description if change["key"] in state else "")
+                if change.get("old_secret"):
+                    state[change["key"]] = _State(None, True, change["old_token"], description)
+                else:
+                    state[change["key"]] = _State(change["old"], False, "", description)
+        changes = [
+            EntryChange(key=k, value=s.value, secret=s.secret, description=s.description, token=s.token if s.secret else None)
+            for k, s in state.items()
+        ]
+        return config_changes_apply(
+            namespace=namespace,
+            changes=changes,
+            actor=actor,
+            origin="rollback",
+            message=message or f"Roll back to revision {to_revision}",
+            replace_layer=True,
+        )
+
+
+@transaction.atomic
+def namespace_create(*, name: str, description: str = "", actor: str) -> Namespace:
+    """Create a namespace at revision 0."""
+    namespace = Namespace(name=name, description=description)
+    namespace.full_clean()
+    namespace.save()
+    emit("config.namespace_created", subject=name, data={"namespace": name}, actor=actor)
+    return namespace
+
+
+@transaction.atomic
+def namespace_update(*, namespace: Namespace, description: str, actor: str) -> Namespace:
+    """Change a namespace's description."""
+    namespace.description = description
+    namespace.full_clean()
+    namespace.save(update_fields=["description", "updated_at"])
+    emit("config.namespace_updated", subject=namespace.name, data={"namespace": namespace.name}, actor=actor)
+    return namespace
+
+
+def _rule_validate(rule: Rule) -> None:
+    errors: dict[str, list[str]] = {}
+    if not rule.key or not isinstance(rule.key, str) or len(rule.key) > 255 or not all(
+        c.isalnum() or c in "._*?[]-!" for c in rule.key
+    ):
+        errors["key"] = ["Give a key or a glob such as db.* ."]
+    problems = validate_rule_params(rule.kind, rule.params)
+    if problems:
+        errors["kind" if rule.kind not in {c for c, _ in Rule._meta.get_field("kind").choices} else "params"] = problems
+    if errors:
+        raise ValidationError(errors)
+    rule.full_clean(exclude=["params"])
+
+
+def _bump_rules(namespace: Namespace) -> None:
+    from django.db.models import F
+
+    Namespace.objects.filter(pk=namespace.pk).update(rules_version=F("rules_version") + 1)
+    namespace.refresh_from_db(fields=["rules_version"])
+
+
+@transaction.atomic
+def rule_create(*, namespace: Namespace, key: str, kind: str, params: dict | None = None, message: str = "", actor: str) -> Rule:
+    """Add a rule; it applies to every later write (existing values are not re-checked)."""
+    rule = Rule(namespace=namespace, key=key, kind=kind, params=params if params is not None else {}, message=message or "")
+    _rule_validate(rule)
+    rule.save()
+    _bump_rules(namespace)
+    emit("config.rule_created", subject=namespace.name, data={"rule": rule.pk, "key": key, "kind": kind}, actor=actor)
+    return rule
+
+
+@transaction.atomic
+def rule_update(*, rule: Rule, actor: str, **fields: Any) -> Rule:
+    """Change a rule's key, kind, params or message."""
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    _rule_validate(rule)
+    rule.save()
+    _bump_rules(rule.namespace)
+    emit("config.rule_updated", subject=rule.namespace.name, data={"rule": rule.pk, "fields": sorted(fields)}, actor=actor)
+    return rule
+
+
+@transaction.atomic
+def rule_delete(*, rule: Rule, actor: str) -> None:
+    """Remove a rule."""
+    namespace, rule_id = rule.namespace, rule.pk
+    rule.delete()
+    _bump_rules(namespace)
+    emit("config.rule_deleted", subject=namespace.name, data={"rule": rule_id}, actor=actor)
+
+
+def entry_plain(entry: Entry) -> Any:
+    """An entry's plain value (decrypting secrets), for trusted callers."""
+    return entry_plain_value(entry)
