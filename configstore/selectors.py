@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -21,8 +22,8 @@ from configstore.formats import nest
 from configstore.models import DATABASE_PRIORITY, MASK, Entry, Namespace, Revision, Rule, Source
 from configstore.rules import RuleSet
 
-_snapshots: dict[int, Snapshot] = {}
-_rulesets: dict[int, tuple[int, RuleSet]] = {}
+_snapshots: dict[tuple, Snapshot] = {}
+_rulesets: dict[tuple, tuple[int, RuleSet]] = {}
 _lock = threading.Lock()
 
 
@@ -101,20 +102,30 @@ def _build_snapshot(namespace_id: int, name: str, revision: int) -> Snapshot:
     return Snapshot(namespace=name, revision=revision, flat=flat, secret_keys=secrets, winners=winners)
 
 
+def _remember(store: dict, key: Any, value: Any) -> None:
+    """Cache only what is committed: inside a transaction, wait for the commit (a rollback drops it)."""
+
+    def put() -> None:
+        with _lock:
+            store[key] = value
+
+    if connection.in_atomic_block:
+        transaction.on_commit(put)
+    else:
+        put()
+
+
 def config_snapshot(namespace: str) -> Snapshot:
     """The effective config of `namespace` (404 when it does not exist), cached per revision."""
-    row = Namespace.objects.filter(name=namespace).values_list("id", "revision").first()
+    row = Namespace.objects.filter(name=namespace).values_list("id", "created_at", "revision").first()
     if row is None:
         raise Http404(f"No namespace {namespace!r}.")
-    namespace_id, revision = row
-    cached = _snapshots.get(namespace_id)
-    if cached is not None and cached.revision == revision and cached.namespace == namespace:
+    namespace_id, created_at, revision = row
+    cached = _snapshots.get((namespace_id, created_at))
+    if cached is not None and cached.revision == revision:
         return cached
     snapshot = _build_snapshot(namespace_id, namespace, revision)
-    with _lock:
-        current = _snapshots.get(namespace_id)
-        if current is None or current.revision <= revision:
-            _snapshots[namespace_id] = snapshot
+    _remember(_snapshots, (namespace_id, created_at), snapshot)
     return snapshot
 
 
@@ -156,12 +167,13 @@ def layer_state(namespace: Namespace, source: Source | None) -> dict[str, Entry]
 
 def namespace_ruleset(namespace: Namespace) -> RuleSet:
     """The namespace's rules compiled once per `rules_version` (per process)."""
-    cached = _rulesets.get(namespace.pk)
+    cache_key = (namespace.pk, namespace.created_at)
+    cached = _rulesets.get(cache_key)
     if cached is not None and cached[0] == namespace.rules_version:
         return cached[1]
     rows = Rule.objects.filter(namespace=namespace).values_list("id", "key", "kind", "params", "message")
     ruleset = RuleSet(rows)
-    _rulesets[namespace.pk] = (namespace.rules_version, ruleset)
+    _remember(_rulesets, cache_key, (namespace.rules_version, ruleset))
     return ruleset
 
 
@@ -183,3 +195,30 @@ def revision_list(namespace: Namespace) -> QuerySet[Revision]:
 def public_changes(revision: Revision) -> list[dict[str, Any]]:
     """A revision's changes without the encrypted tokens kept for rollback."""
     return [{k: v for k, v in change.items() if not k.endswith("_token")} for change in revision.changes]
+
+
+def source_pending_diff(source: Source) -> tuple[list[dict[str, Any]], str]:
+    """What reloading `source` now would change in its layer, or why it would be refused: `(diff, error)`.
+
+    Only parsing and reading are checked here; rule violations show when the reload is applied.
+    """
+    from django.core.exceptions import ValidationError
+
+    from configstore.source_services import _error_text, source_document
+    from configstore.sources import SourceReadError
+
+    try:
+        document = source_document(source)
+    except (SourceReadError, ValidationError) as exc:
+        return [], _error_text(exc)
+    current = {key: entry.value for key, entry in layer_state(source.namespace, source).items()}
+    diff = []
+    for key in sorted(current.keys() | document.keys()):
+        old, new = current.get(key), document.get(key)
+        if key not in document:
+            diff.append({"key": key, "action": "delete", "old": old, "new": None})
+        elif key not in current:
+            diff.append({"key": key, "action": "create", "old": None, "new": new})
+        elif json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+            diff.append({"key": key, "action": "update", "old": old, "new": new})
+    return diff, ""

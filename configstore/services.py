@@ -204,9 +204,7 @@ def config_changes_apply(
             for key, state in new_states.items()
             if not _same(_state_of(existing[key]) if key in existing else None, state)
         }
-        if errors:
-            _reject(errors, origin)
-        if not diffs:
+        if not diffs and not errors:
             return None
 
         # The resulting effective config: the other layers as they are plus this layer after the change.
