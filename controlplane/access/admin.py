@@ -81,7 +81,9 @@ class APIKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: APIKey, form, change: bool) -> None:  # type: ignore[no-untyped-def]
         if change:
-            APIKey.objects.filter(pk=obj.pk).update(name=obj.name)
+            services.api_key_rename(
+                APIKey.objects.get(pk=obj.pk), name=obj.name, actor=f"user:{request.user.get_username()}"
+            )
             return
         key, plaintext = services.api_key_create(
             name=form.cleaned_data["name"],

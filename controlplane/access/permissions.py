@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from rest_framework import exceptions, permissions, throttling
 
+from controlplane.access import keycache
+from controlplane.access.authentication import authenticate_key
 from controlplane.access.models import APIKey
 from controlplane.access.ratelimit import RateLimitUsage, ratelimit_hit
 from controlplane.access.scopes import grants
@@ -53,6 +55,11 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
             return True
         self.usage = ratelimit_hit(request._request, key_prefix=key.prefix, rate=key.effective_rate)
         request._request.ratelimit_usage = self.usage
+        if keycache.enabled() and not keycache.confirm(key.prefix, self.usage.generation or -1):
+            # A key changed somewhere since this process cached this one: re-check it for real.
+            key = authenticate_key(request._request)
+            if not grants(key.scopes, scope_for(view, request.method) or ""):
+                raise exceptions.PermissionDenied("The API key lacks the scope this route needs.")
         return not self.usage.limited
 
     def wait(self) -> float | None:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from django.db.models import QuerySet
 from rest_framework_api_key.crypto import KeyGenerator
 
+from controlplane.access import keycache
 from controlplane.access.models import APIKey
 
 _generator = KeyGenerator()
@@ -26,7 +27,7 @@ def api_key_authenticate(raw_key: str) -> tuple[APIKey | None, KeyRejection | No
     prefix, dot, secret = raw_key.partition(".")
     if not dot or not prefix or not secret or len(prefix) > 8 or len(raw_key) > 200:
         return None, KeyRejection.MALFORMED
-    key = APIKey.objects.filter(prefix=prefix).first()
+    key = keycache.lookup(prefix, _load_key)
     if key is None or not _generator.verify(raw_key, key.hashed_key):
         return None, KeyRejection.UNKNOWN
     if key.revoked:
@@ -34,6 +35,10 @@ def api_key_authenticate(raw_key: str) -> tuple[APIKey | None, KeyRejection | No
     if key.is_expired:
         return None, KeyRejection.EXPIRED
     return key, None
+
+
+def _load_key(prefix: str) -> APIKey | None:
+    return APIKey.objects.filter(prefix=prefix).first()
 
 
 def api_key_list() -> QuerySet[APIKey]:

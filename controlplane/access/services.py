@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.access import keycache
 from controlplane.access.models import APIKey
 from controlplane.access.scopes import ALL_SCOPES
 from controlplane.env import RATE_RE
@@ -56,6 +57,7 @@ def api_key_create(
         expiry_date=expires_at,
         created_by=created_by,
     )
+    keycache.invalidate_on_commit()
     emit("apikey.created", subject=key.prefix, data={"name": key.name, "scopes": key.scopes}, actor=actor)
     return key, plaintext
 
@@ -68,5 +70,18 @@ def api_key_revoke(key: APIKey, *, actor: str = "system") -> APIKey:
     key.revoked = True
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked", "revoked_at"])
+    keycache.invalidate_on_commit()
     emit("apikey.revoked", subject=key.prefix, data={"name": key.name}, actor=actor)
+    return key
+
+
+@transaction.atomic
+def api_key_rename(key: APIKey, *, name: str, actor: str = "system") -> APIKey:
+    """Change a key's display name (the only mutable field besides revocation)."""
+    if not name or not name.strip():
+        raise ValidationError({"name": ["A name is required."]})
+    key.name = name.strip()
+    key.save(update_fields=["name"])
+    keycache.invalidate_on_commit()
+    emit("apikey.renamed", subject=key.prefix, data={"name": key.name}, actor=actor)
     return key

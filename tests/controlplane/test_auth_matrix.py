@@ -30,15 +30,18 @@ def _walk(patterns, prefix: str = ""):  # type: ignore[no-untyped-def]
 
 
 def _concrete(route: str) -> str:
-    """Fill converters with plausible values: <int:pk> -> 1, <str:name> / <slug:x> / <path:k> -> demo."""
+    """Fill converters and regex groups with plausible values: <int:pk> -> 1, anything else -> demo."""
+    route = re.sub(r"\(\?P<pk>[^)]*\)", "1", route)
+    route = re.sub(r"\(\?P<[a-z_]+>[^)]*\)", "demo", route)
     route = re.sub(r"<int:[^>]+>", "1", route)
-    route = re.sub(r"<(?:str|slug|path|uuid):[^>]+>|<[a-z_]+>", "demo", route)
-    route = route.lstrip("^").rstrip("$")
+    route = re.sub(r"<[a-z_]+:[^>]+>|<[a-z_]+>", "demo", route)
+    route = route.replace("^", "").replace("$", "").replace("\\.", ".")
     return "/" + route
 
 
 def api_routes() -> list[str]:
-    routes = sorted({_concrete(r) for r in _walk(get_resolver().url_patterns) if r.startswith("api/v1/")})
+    raw = [r for r in _walk(get_resolver().url_patterns) if r.startswith("api/v1/") and "(?P<format>" not in r]
+    routes = sorted({_concrete(r) for r in raw})
     assert len(routes) >= 5, routes
     return routes
 
@@ -86,6 +89,9 @@ def test_every_api_route_needs_a_valid_key_and_scope(route: str, keys) -> None: 
         client = _client(header)
         for method in METHODS:
             response = getattr(client, method)(route, {}, format="json")
+            if response.status_code == 405 and method.upper() not in response.get("Allow", ""):
+                _assert_problem(response, 405)  # a method the route does not have at all: nothing reached
+                continue
             _assert_problem(response, 403 if case == "no scope" else 401)
 
 
