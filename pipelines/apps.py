@@ -7,3 +7,31 @@ class PipelinesConfig(AppConfig):
     name = "pipelines"
     verbose_name = "Pipelines"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        import atexit
+
+        from django.db.models.signals import post_migrate
+
+        from controlplane.schedules import post_migrate_schedules
+        from pipelines.enrichment import on_config_changed
+        from pipelines.stats import stats_flush_quietly
+
+        post_migrate.connect(
+            post_migrate_schedules(
+                [
+                    ("pipelines: retry due deliveries", "pipelines.deliveries_sweep", 5),
+                    ("pipelines: prune runs", "pipelines.runs_prune", 3600),
+                ]
+            ),
+            sender=self,
+            weak=False,
+            dispatch_uid="pipelines-schedules",
+        )
+        try:
+            from configstore.signals import config_changed
+        except ImportError:  # the config store is optional for the executor itself
+            pass
+        else:
+            config_changed.connect(on_config_changed, weak=False, dispatch_uid="pipelines-enrich-cache")
+        atexit.register(stats_flush_quietly, force=True)

@@ -1,0 +1,323 @@
+"""The pure executor: a pipeline version compiled once into a list of callables, then packets run through it.
+
+Plain data in, plain data out: no ORM, no I/O, no Django settings — so it runs in the web process, the
+worker, a benchmark or a test alike. The only outside data (config values for `enrich`) arrives through the
+`lookup` callable the caller passes. Compiled pipelines are cached per process by (pipeline id, version);
+a version is immutable, so a run always sees one consistent definition even while it is being edited.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+from jmespath.exceptions import JMESPathError
+
+from pipelines.expressions import compile_expression
+from pipelines.paths import copy_json
+from pipelines.steps import STEP_KINDS, DropPacket, RunState, StepError
+from pipelines.steps.base import Apply, _no_lookup, truthy
+
+SUCCEEDED, FAILED, DROPPED = "succeeded", "failed", "dropped"
+PACKET_KEYS = ("id", "payload", "metadata", "tags")
+
+
+class PacketError(ValueError):
+    """The packet does not have the packet shape; `errors` maps field -> messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def prepare_packet(raw: Any, *, generate_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> dict:
+    """Check a packet `{id?, payload, metadata?, tags?}` and fill the defaults; raises PacketError."""
+    if not isinstance(raw, dict):
+        raise PacketError({"non_field_errors": ["A packet is a JSON object {id?, payload, metadata?, tags?}."]})
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(raw) - set(PACKET_KEYS))
+    if unknown:
+        errors["non_field_errors"] = [f"Unknown packet field(s): {', '.join(unknown)}; payload goes under `payload`."]
+    packet_id = raw.get("id")
+    if packet_id is None:
+        packet_id = generate_id()
+    elif not isinstance(packet_id, str) or not 0 < len(packet_id) <= 200:
+        errors["id"] = ["A non-empty string of at most 200 characters."]
+    metadata = raw.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        errors["metadata"] = ["An object."]
+    tags = raw.get("tags", [])
+    if tags is None:
+        tags = []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        errors["tags"] = ["A list of strings."]
+    if errors:
+        raise PacketError(errors)
+    return {"id": packet_id, "payload": raw.get("payload"), "metadata": metadata, "tags": tags}
+
+
+@dataclass
+class RunResult:
+    """The outcome of one packet: status, the packet as it left, routes, per-step trace, errors."""
+
+    status: str
+    packet: dict
+    routes: list[str]
+    trace: list[dict]
+    pipeline_version: int
+    duration_ms: float
+    error: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": self.status,
+            "packet": self.packet,
+            "routes": self.routes,
+            "trace": self.trace,
+            "pipeline_version": self.pipeline_version,
+            "duration_ms": self.duration_ms,
+        }
+        if self.error:
+            body["error"] = self.error
+            body["errors"] = self.errors
+        return body
+
+
+@dataclass(frozen=True)
+class CompiledStep:
+    """One step ready to run."""
+
+    name: str
+    kind: str
+    condition: Any
+    apply: Apply
+    skip_on_error: bool
+
+
+class CompiledPipeline:
+    """A pipeline version as a list of compiled steps."""
+
+    def __init__(
+        self, *, pipeline_id: int | None, slug: str, version: int, error_policy: str, steps: list[CompiledStep]
+    ):
+        self.pipeline_id = pipeline_id
+        self.slug = slug
+        self.version = version
+        self.continue_on_error = error_policy == "continue"
+        self.steps = steps
+        self.step_names = [step.name for step in steps]
+
+    def run(
+        self, packet: dict, *, lookup: Callable[[str, str], Any] = _no_lookup, capture: bool = False, copy: bool = True
+    ) -> RunResult:
+        """Run one prepared packet (see `prepare_packet`). `copy=False` lets the run own and change `packet`.
+
+        `capture=True` records the packet before and after each step in the trace (dry runs).
+        """
+        if copy:
+            packet = copy_json(packet)
+        state = RunState(lookup=lookup)
+        trace: list[dict] = []
+        errors: list[str] = []
+        first_error = ""
+        status = SUCCEEDED
+        started = perf_counter()
+        for step in self.steps:
+            if step.condition is not None:
+                try:
+                    run_it = truthy(step.condition.search(packet))
+                except JMESPathError as exc:
+                    run_it, condition_error = False, f"condition failed: {str(exc).splitlines()[0]}"
+                else:
+                    condition_error = ""
+                if not run_it and not condition_error:
+                    entry = {"step": step.name, "ran": False, "duration_ms": 0.0, "error": None, "outcome": "skipped"}
+                    if capture:
+                        entry["before"] = entry["after"] = copy_json(packet)
+                    trace.append(entry)
+                    continue
+            else:
+                condition_error = ""
+            guarded = step.skip_on_error or self.continue_on_error or capture
+            before = copy_json(packet) if guarded else None
+            error, error_list, dropped = condition_error, [], False
+            t0 = perf_counter()
+            if not error:
+                try:
+                    step.apply(packet, state)
+                except DropPacket:
+                    dropped = True
+                except StepError as exc:
+                    error, error_list = str(exc), exc.errors
+                except RecursionError:
+                    error = "the packet nests too deeply for this step"
+                except Exception as exc:  # noqa: BLE001 - a faulty step fails its packet, never the caller
+                    error = f"{type(exc).__name__}: {exc}"
+            duration = round((perf_counter() - t0) * 1000, 4)
+            entry = {"step": step.name, "ran": True, "duration_ms": duration, "error": error or None}
+            if dropped:
+                entry["outcome"] = "dropped"
+            elif error:
+                entry["outcome"] = "error"
+                if before is not None:
+                    packet = before  # a failed step leaves no half-applied changes behind
+                    before = copy_json(before) if capture else None
+            else:
+                entry["outcome"] = "ok"
+            if capture:
+                entry["before"], entry["after"] = before, copy_json(packet)
+            trace.append(entry)
+            if dropped:
+                status = DROPPED
+                break
+            if error:
+                if step.skip_on_error:
+                    continue
+                status = FAILED
+                errors.extend(f"{step.name}: {message}" for message in (error_list or [error]))
+                first_error = first_error or f"step {step.name!r} failed: {error}"
+                if not self.continue_on_error:
+                    break
+        if status == SUCCEEDED:
+            shape = _shape_error(packet)
+            if shape:
+                status, first_error, errors = FAILED, shape, [shape]
+        routes = [] if status == DROPPED else state.routes
+        return RunResult(
+            status=status,
+            packet=packet,
+            routes=routes,
+            trace=trace,
+            pipeline_version=self.version,
+            duration_ms=round((perf_counter() - started) * 1000, 4),
+            error=first_error,
+            errors=errors,
+        )
+
+
+def _shape_error(packet: dict) -> str:
+    if not isinstance(packet.get("metadata"), dict):
+        return "the packet's metadata is no longer an object"
+    tags = packet.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        return "the packet's tags are no longer a list of strings"
+    return ""
+
+
+def validate_steps(steps: Any, *, max_steps: int = 100) -> dict[str, list[str]]:
+    """Every problem in a list of step definitions, keyed `steps.<index>.<field>` with the step named."""
+    if not isinstance(steps, list):
+        return {"steps": ["A list of steps."]}
+    if len(steps) > max_steps:
+        return {"steps": [f"At most {max_steps} steps."]}
+    errors: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            errors[f"steps.{index}"] = ["A step is an object."]
+            continue
+        name = step.get("name")
+        label = f"step {name!r}" if isinstance(name, str) and name else f"step #{index + 1}"
+
+        def add(field_name: str, message: str, index: int = index, label: str = label) -> None:
+            errors.setdefault(f"steps.{index}.{field_name}", []).append(f"{label}: {message}")
+
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            add("name", "a name of 1 to 100 characters is required.")
+        elif name in seen:
+            add("name", f"duplicate step name (also step #{seen[name] + 1}).")
+        else:
+            seen[name] = index
+        kind = step.get("kind")
+        if kind not in STEP_KINDS:
+            add("kind", f"unknown kind {kind!r}; known: {', '.join(STEP_KINDS)}.")
+        elif "config" not in step or not isinstance(step.get("config"), dict):
+            add("config", "config must be an object.")
+        else:
+            for message in STEP_KINDS[kind].validate(step["config"]):
+                add("config", message)
+        condition = step.get("condition")
+        if condition not in (None, ""):
+            try:
+                compile_expression(condition)
+            except ValueError as exc:
+                add("condition", str(exc))
+        if step.get("on_error", "fail") not in ("fail", "skip"):
+            add("on_error", "fail or skip.")
+        priority = step.get("priority", 100)
+        if not isinstance(priority, int) or isinstance(priority, bool) or not -1_000_000 <= priority <= 1_000_000:
+            add("priority", "an integer (lower runs first).")
+        if not isinstance(step.get("enabled", True), bool):
+            add("enabled", "true or false.")
+    return errors
+
+
+def compile_pipeline(definition: dict) -> CompiledPipeline:
+    """Compile a plain definition `{id, slug, version, error_policy, steps: [...]}`.
+
+    Steps run by priority (lower first), ties by their position in `steps` (creation order); disabled
+    steps are left out. Raises ValueError for an invalid definition.
+    """
+    problems = validate_steps(definition.get("steps", []), max_steps=10_000)
+    if problems:
+        raise ValueError("; ".join(m for messages in problems.values() for m in messages))
+    ordered = sorted(enumerate(definition.get("steps", [])), key=lambda item: (item[1].get("priority", 100), item[0]))
+    compiled = [
+        CompiledStep(
+            name=step["name"],
+            kind=step["kind"],
+            condition=compile_expression(step["condition"]) if step.get("condition") else None,
+            apply=STEP_KINDS[step["kind"]].compile(step["config"]),
+            skip_on_error=step.get("on_error", "fail") == "skip",
+        )
+        for _, step in ordered
+        if step.get("enabled", True)
+    ]
+    return CompiledPipeline(
+        pipeline_id=definition.get("id"),
+        slug=definition.get("slug", ""),
+        version=int(definition.get("version", 0)),
+        error_policy=definition.get("error_policy", "stop"),
+        steps=compiled,
+    )
+
+
+class CompiledCache:
+    """A small per-process LRU of compiled pipelines keyed by (pipeline id, version)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[int, int], CompiledPipeline] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int], load: Callable[[], dict]) -> CompiledPipeline:
+        """The compiled pipeline for `key`, compiling `load()` on a miss."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        compiled = compile_pipeline(load())
+        with self._lock:
+            self._items[key] = compiled
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return compiled
+
+    def __contains__(self, key: tuple[int, int]) -> bool:
+        return key in self._items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+compiled_pipelines = CompiledCache()

@@ -1,0 +1,229 @@
+"""Writes around runs: sync and batch runs (recording failures), async submission and execution, pruning.
+
+The executor and the runtime write nothing; here a sync run touches the database only when something
+must be kept: a failed run, a run asked to be recorded, or a delivery to a service.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from controlplane.events.services import emit
+from controlplane.observability.context import current_request_id
+from pipelines.conf import run_failed_event_interval, run_retention_days
+from pipelines.models import Delivery, Run, RunMode, RunStatus
+from pipelines.paths import copy_json
+from pipelines.runtime import Outcome, run_packet
+from pipelines.selectors import PipelineRef
+from pipelines.services.deliveries import deliveries_create
+from pipelines.stats import stats_flush_quietly
+
+logger = logging.getLogger("pipelines.runs")
+
+
+def _run_row(outcome: Outcome, packet_in: Any, *, mode: str, actor: str, request_id: str) -> Run:
+    result = outcome.result
+    return Run(
+        pipeline_id=outcome.ref.id,
+        version=result.pipeline_version,
+        mode=mode,
+        status=result.status,
+        input=packet_in,
+        output=result.packet,
+        routes=result.routes,
+        trace=result.trace,
+        chained=[{"pipeline": c.ref.slug, "status": c.status, "error": c.result.error} for c in outcome.chained],
+        error="\n".join(result.errors or ([result.error] if result.error else []))[:10_000],
+        duration_ms=result.duration_ms,
+        request_id=request_id,
+        actor=actor[:150],
+        finished_at=timezone.now(),
+    )
+
+
+def _persist(
+    items: list[tuple[Outcome, Any]], *, mode: str, record_all: bool, actor: str
+) -> tuple[list[int | None], list[list[int]]]:
+    """Keep what must be kept for a list of (outcome, input): runs and deliveries, in one transaction."""
+    request_id = current_request_id() or ""
+    runs: list[Run] = []
+    run_index: list[int | None] = []
+    planned: list[list[tuple[int, str, dict]]] = []
+    for outcome, packet_in in items:
+        planned.append(outcome.deliveries())
+        rows = []
+        if record_all:
+            rows.append(_run_row(outcome, packet_in, mode=mode, actor=actor, request_id=request_id))
+        else:
+            rows.extend(
+                _run_row(failed, packet_in, mode=mode, actor=actor, request_id=request_id)
+                for failed in outcome.failures()
+                if failed.ref.id
+            )
+        run_index.append(len(runs) if rows else None)
+        runs.extend(rows)
+    if not runs and not any(planned):
+        return [None] * len(items), [[] for _ in items]
+    with transaction.atomic():
+        if runs:
+            Run.objects.bulk_create(runs)
+        run_ids = [runs[i].pk if i is not None else None for i in run_index]
+        flat = [(pid, service, packet, run_ids[n]) for n, plan in enumerate(planned) for pid, service, packet in plan]
+        created: list[Delivery] = deliveries_create(flat, request_id=request_id) if flat else []
+        delivery_ids: list[list[int]] = []
+        cursor = 0
+        for plan in planned:
+            delivery_ids.append([d.pk for d in created[cursor : cursor + len(plan)]])
+            cursor += len(plan)
+        slugs = {outcome.ref.id: outcome.ref.slug for outcome, _ in items}
+        for run in runs:
+            run.__dict__["_slug"] = slugs.get(run.pipeline_id, str(run.pipeline_id))
+        _notify_failed_slugs(runs, actor=actor)
+    return run_ids, delivery_ids
+
+
+def _notify_failed_slugs(runs: list[Run], *, actor: str) -> None:
+    seen: set[int] = set()
+    for run in runs:
+        if run.status != RunStatus.FAILED or run.pipeline_id in seen:
+            continue
+        seen.add(run.pipeline_id)
+        try:
+            first = cache.add(f"pipelines:run_failed:{run.pipeline_id}", 1, timeout=run_failed_event_interval())
+        except Exception:  # noqa: BLE001 - a cache outage must not turn a failed packet into a 500
+            logger.warning("Cache unavailable for the run_failed rate limit", exc_info=True)
+            first = False
+        if first:
+            emit(
+                "pipeline.run_failed",
+                subject=run.__dict__.get("_slug", str(run.pipeline_id)),
+                data={
+                    "run_id": run.pk,
+                    "version": run.version,
+                    "error": run.error[:500],
+                    "suppressed_for_seconds": run_failed_event_interval(),
+                },
+                actor=actor,
+            )
+
+
+def pipeline_run(ref: PipelineRef, packet: dict, *, record: bool = False, actor: str = "system") -> dict[str, Any]:
+    """Run one prepared packet synchronously; keeps the run when it failed or `record`; queues deliveries."""
+    packet_in = copy_json(packet)
+    outcome = run_packet(ref, packet, copy=False)
+    run_ids, delivery_ids = _persist([(outcome, packet_in)], mode=RunMode.SYNC, record_all=record, actor=actor)
+    stats_flush_quietly()
+    body = outcome.as_dict()
+    if run_ids[0] is not None:
+        body["run_id"] = run_ids[0]
+    if delivery_ids[0]:
+        body["deliveries"] = delivery_ids[0]
+    return body
+
+
+def pipeline_run_batch(
+    ref: PipelineRef, packets: list[dict], *, trace: bool = False, actor: str = "system"
+) -> dict[str, Any]:
+    """Run many prepared packets in one call with one compiled version; one write for all failures."""
+    items = []
+    for packet in packets:
+        keep = copy_json(packet)
+        outcome = run_packet(ref, packet, version=ref.version, copy=False)
+        items.append((outcome, keep))
+    run_ids, delivery_ids = _persist(items, mode=RunMode.BATCH, record_all=False, actor=actor)
+    stats_flush_quietly()
+    results = []
+    summary = {"succeeded": 0, "failed": 0, "dropped": 0}
+    for (outcome, _), run_id, deliveries in zip(items, run_ids, delivery_ids, strict=True):
+        body = outcome.as_dict(trace=trace)
+        if run_id is not None:
+            body["run_id"] = run_id
+        if deliveries:
+            body["deliveries"] = deliveries
+        summary[outcome.status] += 1
+        results.append(body)
+    return {"pipeline_version": ref.version, "count": len(results), "summary": summary, "results": results}
+
+
+@transaction.atomic
+def run_submit_async(ref: PipelineRef, packets: list[dict], *, actor: str = "system") -> list[Run]:
+    """Record pending runs pinned to the current version and queue them for the worker (on commit)."""
+    request_id = current_request_id() or ""
+    runs = Run.objects.bulk_create(
+        [
+            Run(
+                pipeline_id=ref.id,
+                version=ref.version,
+                mode=RunMode.ASYNC,
+                status=RunStatus.PENDING,
+                input=packet,
+                request_id=request_id,
+                actor=actor[:150],
+            )
+            for packet in packets
+        ]
+    )
+    ids = [run.pk for run in runs]
+
+    def queue() -> None:
+        from pipelines.tasks import run_execute_task
+
+        for start in range(0, len(ids), 100):
+            run_execute_task.delay(ids[start : start + 100])
+
+    transaction.on_commit(queue)
+    return runs
+
+
+def run_execute(*, run_id: int) -> str | None:
+    """Execute a pending async run with the version it was submitted at; returns its status."""
+    # A conditional UPDATE claims the run, so a redelivered task never executes it twice.
+    if not Run.objects.filter(pk=run_id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING):
+        return None
+    run = Run.objects.select_related("pipeline").get(pk=run_id)
+    ref = PipelineRef(id=run.pipeline_id, slug=run.pipeline.slug, version=run.version, enabled=run.pipeline.enabled)
+    outcome = run_packet(ref, run.input, version=run.version, copy=True)
+    result = outcome.result
+    with transaction.atomic():
+        updated = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            status=result.status,
+            output=result.packet,
+            routes=result.routes,
+            trace=result.trace,
+            chained=[{"pipeline": c.ref.slug, "status": c.status, "error": c.result.error} for c in outcome.chained],
+            error="\n".join(result.errors or ([result.error] if result.error else []))[:10_000],
+            duration_ms=result.duration_ms,
+            finished_at=timezone.now(),
+        )
+        if not updated:
+            return None
+        plan = [(pid, service, packet, run_id) for pid, service, packet in outcome.deliveries()]
+        if plan:
+            deliveries_create(plan, request_id=run.request_id)
+        chained_failures = [
+            _run_row(failed, None, mode=RunMode.ASYNC, actor=run.actor, request_id=run.request_id)
+            for failed in outcome.failures()
+            if failed is not outcome and failed.ref.id
+        ]
+        if chained_failures:
+            Run.objects.bulk_create(chained_failures)
+        run.status, run.error = result.status, result.error
+        run.__dict__["_slug"] = run.pipeline.slug
+        for row in chained_failures:
+            row.__dict__["_slug"] = str(row.pipeline_id)
+        _notify_failed_slugs([run, *chained_failures], actor=run.actor or "system")
+    return result.status
+
+
+def runs_prune(*, older_than_days: int | None = None) -> int:
+    """Delete recorded runs and settled deliveries older than the retention period; returns runs deleted."""
+    cutoff = timezone.now() - timedelta(days=older_than_days or run_retention_days())
+    Delivery.objects.filter(created_at__lt=cutoff).exclude(status="pending").delete()
+    deleted, _ = Run.objects.older_than(cutoff).delete()
+    return deleted

@@ -1,0 +1,62 @@
+"""Celery tasks: thin adapters that fetch by id and call a service, tolerating missing rows."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from pipelines.stats import stats_flush_quietly
+
+
+@shared_task(name="pipelines.run_execute")
+def run_execute_task(run_ids: list[int]) -> dict[str, int]:
+    """Execute queued async runs (pinned to their submitted version); returns counts by status."""
+    from pipelines.services import run_execute
+
+    counts: dict[str, int] = {}
+    try:
+        for run_id in run_ids:
+            status = run_execute(run_id=run_id)
+            if status is not None:
+                counts[status] = counts.get(status, 0) + 1
+    finally:
+        stats_flush_quietly(force=True)
+    return counts
+
+
+@shared_task(name="pipelines.deliver")
+def deliver_task(delivery_id: int) -> str | None:
+    """Attempt one delivery; when it must be retried, schedule the next attempt after its backoff."""
+    from pipelines.services import delivery_attempt
+
+    outcome = delivery_attempt(delivery_id=delivery_id)
+    if outcome is None:
+        return None
+    status, retry_in = outcome
+    if retry_in is not None:
+        deliver_task.apply_async((delivery_id,), countdown=retry_in)
+    return status
+
+
+@shared_task(name="pipelines.deliveries_sweep")
+def deliveries_sweep_task() -> int:
+    """Queue every pending delivery whose retry is due (beat, every few seconds)."""
+    from pipelines.selectors import deliveries_due
+
+    ids = deliveries_due()
+    for delivery_id in ids:
+        deliver_task.delay(delivery_id)
+    return len(ids)
+
+
+@shared_task(name="pipelines.runs_prune")
+def runs_prune_task() -> int:
+    """Delete runs and settled deliveries past retention."""
+    from pipelines.services import runs_prune
+
+    return runs_prune()
+
+
+@shared_task(name="pipelines.stats_flush")
+def stats_flush_task() -> None:
+    """Fold this worker's in-memory step counters into the database."""
+    stats_flush_quietly(force=True)

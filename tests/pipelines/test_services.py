@@ -1,0 +1,168 @@
+"""Definition services (validation, versions, events) and the run services' persistence rules."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from controlplane.events.models import Event
+from pipelines import selectors, services
+from pipelines.executor import prepare_packet
+from pipelines.models import Pipeline, PipelineVersion, Run, Step, StepStats
+from pipelines.stats import accumulator, stats_flush
+from tests.pipelines.factories import PipelineFactory, transform_step
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_stores_steps_version_and_event() -> None:
+    pipeline = PipelineFactory(
+        slug="orders", steps=[transform_step("a"), transform_step("b", priority=5)], actor="user:ann"
+    )
+    assert pipeline.version == 1
+    assert [s.name for s in selectors.steps_ordered(pipeline)] == ["b", "a"]
+    snapshot = PipelineVersion.objects.get(pipeline=pipeline, version=1).definition
+    assert [s["name"] for s in snapshot["steps"]] == ["a", "b"]
+    event = Event.objects.get(kind="pipeline.changed", subject="orders")
+    assert event.actor == "user:ann" and event.data["action"] == "created"
+
+
+def test_invalid_definition_saves_nothing_and_names_the_step() -> None:
+    bad = {"name": "broken", "kind": "filter", "config": {"when": "a[["}}
+    with pytest.raises(ValidationError) as caught:
+        services.pipeline_create(slug="x", name="X", steps=[transform_step("ok"), bad])
+    assert "steps.1.config" in caught.value.message_dict
+    assert "broken" in caught.value.message_dict["steps.1.config"][0]
+    assert not Pipeline.objects.exists() and not Step.objects.exists() and not Event.objects.exists()
+
+
+def test_update_bumps_version_replaces_steps_and_keeps_old_versions() -> None:
+    pipeline = PipelineFactory(steps=[transform_step("a"), transform_step("b")])
+    step_a = pipeline.steps.get(name="a")
+    services.pipeline_update(pipeline, steps=[transform_step("a", priority=1), transform_step("c")], description="new")
+    pipeline.refresh_from_db()
+    assert pipeline.version == 2 and pipeline.description == "new"
+    assert sorted(pipeline.steps.values_list("name", flat=True)) == ["a", "c"]
+    assert pipeline.steps.get(name="a").pk == step_a.pk, "steps are matched by name, not recreated"
+    assert set(PipelineVersion.objects.filter(pipeline=pipeline).values_list("version", flat=True)) == {1, 2}
+    services.pipeline_set_enabled(pipeline, enabled=False)
+    pipeline.refresh_from_db()
+    assert pipeline.version == 3 and not pipeline.enabled
+    assert Event.objects.filter(kind="pipeline.changed").count() == 3
+
+
+def test_invalid_update_changes_nothing() -> None:
+    pipeline = PipelineFactory(steps=[transform_step("a")])
+    with pytest.raises(ValidationError):
+        services.pipeline_update(
+            pipeline, name="renamed", steps=[{"name": "a", "kind": "route", "config": {"rules": "no"}}]
+        )
+    pipeline.refresh_from_db()
+    assert pipeline.version == 1 and pipeline.name != "renamed"
+    assert list(pipeline.steps.values_list("kind", flat=True)) == ["transform"]
+
+
+def test_swapping_step_names_in_one_update_works() -> None:
+    pipeline = PipelineFactory(steps=[transform_step("a"), transform_step("b")])
+    ids = {s.name: s.pk for s in pipeline.steps.all()}
+    services.pipeline_update(
+        pipeline, steps=[transform_step("b") | {"id": ids["a"]}, transform_step("a") | {"id": ids["b"]}]
+    )
+    assert dict(pipeline.steps.values_list("name", "pk")) == {"b": ids["a"], "a": ids["b"]}
+
+
+def test_a_run_uses_one_version_even_while_the_definition_changes() -> None:
+    pipeline = PipelineFactory(steps=[transform_step("v1")])
+    ref_v1 = selectors.pipeline_ref(pipeline.slug)
+    services.pipeline_update(pipeline, steps=[transform_step("v2")])
+    # A run that resolved version 1 keeps running version 1; new runs see version 2.
+    old = services.pipeline_run(ref_v1, prepare_packet({"payload": 1}))
+    new = services.pipeline_run(selectors.pipeline_ref(pipeline.slug), prepare_packet({"payload": 1}))
+    assert (old["pipeline_version"], old["packet"]["tags"]) == (1, ["v1"])
+    assert (new["pipeline_version"], new["packet"]["tags"]) == (2, ["v2"])
+
+
+def _only_writes(queries: list[dict]) -> list[str]:
+    return [q["sql"] for q in queries if q["sql"].split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}]
+
+
+def test_a_successful_sync_run_writes_nothing_and_a_failed_one_is_recorded(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PIPELINE_STATS_FLUSH_SECONDS = 3600
+    pipeline = PipelineFactory(
+        steps=[
+            {
+                "name": "check",
+                "kind": "validate",
+                "config": {"rules": [{"path": "payload.n", "kind": "range", "params": {"min": 0}}]},
+            }
+        ]
+    )
+    ref = selectors.pipeline_ref(pipeline.slug)
+    accumulator.drain()
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(20):
+            assert services.pipeline_run(ref, prepare_packet({"payload": {"n": n}}))["status"] == "succeeded"
+    assert _only_writes(queries.captured_queries) == []
+    assert not Run.objects.exists()
+    failed = services.pipeline_run(ref, prepare_packet({"id": "p1", "payload": {"n": -1}}))
+    run = Run.objects.get(pk=failed["run_id"])
+    assert run.status == "failed" and run.input["id"] == "p1" and "payload.n" in run.error
+    recorded = services.pipeline_run(ref, prepare_packet({"payload": {"n": 1}}), record=True)
+    assert Run.objects.get(pk=recorded["run_id"]).status == "succeeded"
+
+
+def test_run_failed_events_are_rate_limited() -> None:
+    pipeline = PipelineFactory(
+        steps=[{"name": "f", "kind": "transform", "config": {"operations": [{"op": "upper", "path": "payload"}]}}]
+    )
+    ref = selectors.pipeline_ref(pipeline.slug)
+    for _ in range(5):
+        services.pipeline_run(ref, prepare_packet({"payload": 1}))
+    services.pipeline_run_batch(ref, [prepare_packet({"payload": 1}) for _ in range(10)])
+    assert Run.objects.filter(status="failed").count() == 15
+    events = Event.objects.filter(kind="pipeline.run_failed")
+    assert events.count() == 1
+    assert events.get().subject == pipeline.slug and "not a string" in events.get().data["error"]
+
+
+def test_stats_are_folded_into_the_database_per_flush_not_per_packet() -> None:
+    pipeline = PipelineFactory(
+        steps=[
+            {"name": "gate", "kind": "filter", "priority": 1, "config": {"when": "payload == `0`"}},
+            {
+                "name": "big",
+                "kind": "transform",
+                "priority": 2,
+                "condition": "payload > `5`",
+                "config": {"operations": [{"op": "add_tag", "value": "big"}]},
+            },
+        ]
+    )
+    ref = selectors.pipeline_ref(pipeline.slug)
+    services.pipeline_run_batch(ref, [prepare_packet({"payload": n}) for n in (0, 1, 9, 10)])
+    stats_flush(force=True)
+    rows = {row.step: row for row in StepStats.objects.filter(pipeline=pipeline)}
+    assert (rows[""].received, rows[""].sent, rows[""].dropped) == (4, 3, 1)
+    assert (rows["gate"].received, rows["gate"].sent, rows["gate"].dropped) == (4, 3, 1)
+    assert (rows["big"].received, rows["big"].sent, rows["big"].skipped) == (3, 3, 1)
+    assert rows["big"].latency_count == 2 and sum(rows["big"].latency_buckets) == 2
+    metrics = selectors.pipeline_metrics(pipeline)
+    assert metrics["totals"]["received"] == 4
+    assert [s["step"] for s in metrics["steps"]] == ["gate", "big"]
+
+
+def test_demo_data_loads_once_and_runs() -> None:
+    from pipelines.demo import load_demo
+
+    assert load_demo() == ["demo-audit", "demo-orders"]
+    assert load_demo() == []
+    ref = selectors.pipeline_ref("demo-orders")
+    body = services.pipeline_run(
+        ref, prepare_packet({"payload": {"customer": " ann ", "currency": "eur", "qty": "3", "price": 500}})
+    )
+    assert body["status"] == "succeeded" and body["routes"] == ["fast", "pipeline:demo-audit"]
+    assert body["chained"][0]["packet"]["metadata"]["audited"] is True
+    kinds = set(Step.objects.values_list("kind", flat=True))
+    assert kinds == {"transform", "validate", "route", "filter", "enrich"}
