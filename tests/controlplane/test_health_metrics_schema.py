@@ -59,3 +59,26 @@ def test_swagger_ui_is_served_from_local_static_files() -> None:
     assert "swagger-ui" in html
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
     assert "/static/drf_spectacular_sidecar/" in html
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_metrics_are_merged_across_gunicorn_workers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """In multiprocess mode every worker's samples are summed into one /metrics answer."""
+    import re
+    import urllib.request
+
+    from tests.conftest import subprocess_env
+    from tests.processes import gunicorn
+
+    metrics_dir = tmp_path / "prom"
+    metrics_dir.mkdir()
+    env = subprocess_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    with gunicorn(env, tmp_path, workers=3) as base:
+        for _ in range(30):
+            urllib.request.urlopen(f"{base}/healthz").read()  # noqa: S310 - loopback
+        text = urllib.request.urlopen(f"{base}/metrics").read().decode()  # noqa: S310
+    match = re.search(r'controlplane_http_requests_total\{method="GET",route="/healthz",status="200"\} ([\d.]+)', text)
+    assert match, text[:2000]
+    assert float(match.group(1)) >= 30  # wait_http's probes count too
+    assert len(list(metrics_dir.glob("counter_*.db"))) >= 2  # more than one worker wrote samples
