@@ -1,12 +1,15 @@
-"""ASGI entry point: serves the long-polling config watch path (uvicorn).
+"""ASGI entry point (uvicorn): the config watch path served natively, every other route by Django.
 
-In embedded mode the same ASGI application serves every route on one port, so no proxy is needed; in
-production a reverse proxy sends only the watch path here and everything else to gunicorn.
+In embedded mode this one application serves every route on one port, so no proxy is needed; in
+production a reverse proxy sends only the watch path here and everything else to gunicorn. The watch
+path is answered by `configstore.asgi` without Django's sync middleware, so a waiting watcher holds
+neither a thread nor a database connection.
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-application = get_asgi_application()
+
+from configstore.asgi import application  # noqa: E402
+
+__all__ = ["application"]
