@@ -123,7 +123,10 @@ def _next_state(change: EntryChange, current: _State | None, errors: dict[str, l
     description = change.description if change.description is not None else (current.description if current else "")
     if change.token is not None:
         return _State(None, True, change.token, description)
-    if secret and current is not None and current.secret and change.value == MASK:
+    if current is not None and current.secret and change.value == MASK:
+        if not secret:
+            errors.setdefault(change.key, []).append("Give the value to store when the entry stops being secret.")
+            return current
         return _State(None, True, current.token, description)
     problems = _value_errors(change.value)
     if problems:

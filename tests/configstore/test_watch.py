@@ -1,0 +1,127 @@
+"""Watches through a real uvicorn process: immediate answers, wake-ups on change, timeouts, auth and limits."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from configstore import services
+from tests.conftest import key_client, subprocess_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _uvicorn(app: str, tmp_path):  # type: ignore[no-untyped-def]
+    """A uvicorn process on an ephemeral port serving `app` against the test database; yields the port."""
+    log_path = tmp_path / "uvicorn.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0", "--no-access-log"],
+        env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    port = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and port is None:
+        if process.poll() is not None:
+            raise RuntimeError(log_path.read_text()[-2000:])
+        match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log_path.read_text())
+        port = int(match.group(1)) if match else None
+        time.sleep(0.1)
+    if port is None:
+        process.kill()
+        raise RuntimeError(f"uvicorn did not start: {log_path.read_text()[-2000:]}")
+    try:
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def watch_server(transactional_db, tmp_path):  # type: ignore[no-untyped-def]
+    """The watch server as deployed: configstore.asgi (native watch path, Django for the rest)."""
+    yield from _uvicorn("configstore.asgi:application", tmp_path)
+
+
+@pytest.fixture
+def django_watch_server(transactional_db, tmp_path):  # type: ignore[no-untyped-def]
+    """The project's plain Django ASGI app, where the watch path is the async view in the URLconf."""
+    yield from _uvicorn("controlplane.asgi:application", tmp_path)
+
+
+def get(port: int, path: str, key: str | None, timeout: float = 30) -> tuple[int, dict, bytes, float]:
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    connection.request("GET", path, headers={"Authorization": f"Api-Key {key}"} if key else {})
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, body, time.monotonic() - started
+
+
+@pytest.fixture
+def reader(transactional_db):  # type: ignore[no-untyped-def]
+    return key_client("config:read").raw_key
+
+
+def test_answers_at_once_when_the_index_is_behind(watch_server, reader):
+    namespace = services.namespace_create(name="watched", actor="t")
+    services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    status, headers, body, elapsed = get(watch_server, "/api/v1/config/watched/watch/?index=0&wait=10s", reader)
+    assert status == 200 and headers["x-config-index"] == "1" and json.loads(body) == {"a": 1}
+    assert elapsed < 2
+    assert "x-request-id" in headers and "ratelimit-limit" in headers
+
+
+@pytest.mark.parametrize("server", ["watch_server", "django_watch_server"])
+def test_a_watcher_wakes_on_change_and_times_out_otherwise(server, reader, request):
+    watch_server = request.getfixturevalue(server)
+    namespace = services.namespace_create(name="watched", actor="t")
+    services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    status, headers, body, elapsed = get(watch_server, "/api/v1/config/watched/watch/?index=1&wait=1s", reader)
+    assert status == 200 and headers["x-config-index"] == "1" and 0.9 <= elapsed < 3
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        waiting = [pool.submit(get, watch_server, "/api/v1/config/watched/watch/?index=1&wait=20s", reader) for _ in range(3)]
+        time.sleep(0.5)
+        assert not any(f.done() for f in waiting)
+        changed_at = time.monotonic()
+        services.config_entry_set(namespace=namespace, key="a", value=2, actor="t")
+        for future in waiting:
+            status, headers, body, _ = future.result(timeout=10)
+            assert status == 200 and headers["x-config-index"] == "2" and json.loads(body) == {"a": 2}
+        assert time.monotonic() - changed_at < 3
+
+
+def test_watch_auth_scopes_namespace_limits_and_bad_input(watch_server, reader):
+    services.namespace_create(name="watched", actor="t")
+    services.namespace_create(name="hidden", actor="t")
+    assert get(watch_server, "/api/v1/config/watched/watch/?index=0", None)[0] == 401
+    assert get(watch_server, "/api/v1/config/watched/watch/?index=0", "bogus.key")[0] == 401
+    assert get(watch_server, "/api/v1/config/watched/watch/?index=0", key_client("registry:read").raw_key)[0] == 403
+    limited = key_client("config:read", namespaces=["watched"]).raw_key
+    status, headers, body, _ = get(watch_server, "/api/v1/config/hidden/watch/?index=0", limited)
+    assert status == 404 and headers["content-type"] == "application/problem+json"
+    assert get(watch_server, "/api/v1/config/nope/watch/?index=0", reader)[0] == 404
+    status, _, body, _ = get(watch_server, "/api/v1/config/watched/watch/?index=x&wait=forever", reader)
+    assert status == 400 and set(json.loads(body)["errors"]) == {"index", "wait"}
+    slow = key_client("config:read", rate="2/m").raw_key
+    assert [get(watch_server, "/api/v1/config/watched/watch/?index=0&wait=0s", slow)[0] for _ in range(3)] == [200, 200, 429]
+
+
+def test_secrets_are_masked_in_watch_answers_without_the_scope(watch_server, reader):
+    namespace = services.namespace_create(name="watched", actor="t")
+    services.config_entry_set(namespace=namespace, key="pw", value="hunter2", secret=True, actor="t")
+    assert json.loads(get(watch_server, "/api/v1/config/watched/watch/?index=0", reader)[2]) == {"pw": "********"}
+    revealing = key_client("config:read", "config:secrets").raw_key
+    assert json.loads(get(watch_server, "/api/v1/config/watched/watch/?index=0", revealing)[2]) == {"pw": "hunter2"}
