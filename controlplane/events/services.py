@@ -193,6 +193,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
     else:
         delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
     delivery.save()
+    logger.info(
+        "webhook delivery %s to %s: %s (attempt %s)",
+        delivery.pk, subscription.name, error or "delivered", delivery.attempts,
+        extra={"event_kind": event.kind, "delivery_status": delivery.status},
+    )
     return delivery.status
 
 

@@ -83,7 +83,8 @@ def test_event_is_delivered_signed_by_a_real_worker(celery_worker_process, admin
         assert response.json()["key"] not in request["body"].decode()
     assert _wait(lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == 1)
     # The request id reached the worker's log lines for the task the request queued.
-    assert "trace-hook-1" in celery_worker_process.log_path.read_text()
+    worker_log = celery_worker_process.log_path.read_text()
+    assert any("webhook delivery" in line and "[trace-hook-1]" in line for line in worker_log.splitlines()), worker_log[-2000:]
 
 
 @pytest.mark.integration
