@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: run test test-embedded test-production lint bench bench-platform clean
+
+.PHONY: chromium run test test-embedded test-production lint bench bench-platform clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +20,13 @@ run: $(STAMP)
 	$(BIN)/python manage.py serve --bind 127.0.0.1:8000
 
 ## Set everything up and run every test: embedded pass, then PostgreSQL + Redis pass, then checks.
-test: $(STAMP)
+test: $(STAMP) chromium
 	bash scripts/test.sh
+
+# Browser tests use Debian's chromium; install it when we can (root with apt), else they skip with a reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
 
 test-embedded: $(STAMP)
 	bash scripts/test.sh embedded

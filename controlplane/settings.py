@@ -236,8 +236,12 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
         # One line per task received/succeeded (several a second with 1 s dispatch) drowns everything else;
         # failures still log at ERROR. CELERY_TASK_LOG_LEVEL=info brings them back.
-        "celery.app.trace": {"level": env_choice("CELERY_TASK_LOG_LEVEL", "warning", ("debug", "info", "warning")).upper()},
-        "celery.worker.strategy": {"level": env_choice("CELERY_TASK_LOG_LEVEL", "warning", ("debug", "info", "warning")).upper()},
+        "celery.app.trace": {
+            "level": env_choice("CELERY_TASK_LOG_LEVEL", "warning", ("debug", "info", "warning")).upper()
+        },
+        "celery.worker.strategy": {
+            "level": env_choice("CELERY_TASK_LOG_LEVEL", "warning", ("debug", "info", "warning")).upper()
+        },
         "celery.beat": {"level": env_choice("CELERY_TASK_LOG_LEVEL", "warning", ("debug", "info", "warning")).upper()},
         # kombu warns on every filesystem-transport connection that it has no host name: noise.
         "kombu.connection": {"level": "ERROR"},

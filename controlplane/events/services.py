@@ -195,7 +195,10 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
     delivery.save()
     logger.info(
         "webhook delivery %s to %s: %s (attempt %s)",
-        delivery.pk, subscription.name, error or "delivered", delivery.attempts,
+        delivery.pk,
+        subscription.name,
+        error or "delivered",
+        delivery.attempts,
         extra={"event_kind": event.kind, "delivery_status": delivery.status},
     )
     return delivery.status
