@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import redis
+import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
@@ -34,8 +36,6 @@ _redis_lock = threading.Lock()
 def _redis() -> Any:
     global _redis_client
     if _redis_client is None:
-        import redis
-
         with _redis_lock:
             if _redis_client is None:
                 _redis_client = redis.Redis.from_url(conf.redis_url(), socket_timeout=1, socket_connect_timeout=1)
@@ -54,6 +54,19 @@ def publish(namespace: str, revision: int) -> None:
             logger.warning("Could not publish config change for %s on Redis; watchers fall back to polling", namespace)
 
 
+_shared_executor: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """Database work for watches runs on a few dedicated threads: a bounded number of connections."""
+    global _shared_executor
+    if _shared_executor is None:
+        with _redis_lock:
+            if _shared_executor is None:
+                _shared_executor = ThreadPoolExecutor(max_workers=conf.watch_db_threads(), thread_name_prefix="config-watch")
+    return _shared_executor
+
+
 def _fetch_revisions(names: list[str]) -> dict[str, int]:
     from configstore.models import Namespace
 
@@ -70,8 +83,7 @@ class WatchHub:
         self.loop = loop
         self.waiters: dict[str, set[tuple[int, asyncio.Future[int]]]] = {}
         self.known: dict[str, int] = {}
-        # Database work for watches runs on a few dedicated threads: a bounded number of connections.
-        self.executor = ThreadPoolExecutor(max_workers=conf.watch_db_threads(), thread_name_prefix="config-watch")
+        self.executor = _executor()
         self.tasks: list[asyncio.Task] = []
         self._snapshots: dict[str, Any] = {}
         self._loading: dict[str, asyncio.Task] = {}
@@ -169,8 +181,6 @@ class WatchHub:
                 self.wake(name, revision)
 
     async def _subscribe(self) -> None:
-        import redis.asyncio as aioredis
-
         backoff = 0.5
         while True:
             client = aioredis.Redis.from_url(conf.redis_url())

@@ -149,7 +149,7 @@ def source_reload(*, source: Source, force: bool = False, actor: str = "system")
     try:
         raw = reader.read()
     except SourceReadError as exc:
-        digest = "error:" + reader.digest(str(exc).encode())
+        digest = "error:" + reader.digest(str(exc).encode())[:58]
         if digest != source.last_hash or force:
             _record_failure(source, digest, str(exc), actor)
         return ReloadResult("failed", error=str(exc))

@@ -8,6 +8,7 @@ API's own, run on the watch hub's threads; the wait itself is a future in the ev
 
 from __future__ import annotations
 
+import logging
 import re
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -20,6 +21,7 @@ from controlplane.access.ratelimit import ratelimit_hit
 from controlplane.access.scopes import Scope, grants
 from controlplane.errors import problem_response
 
+logger = logging.getLogger("configstore.watch")
 _WAIT_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 
@@ -83,6 +85,8 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
     try:
         revision, reveal = await hub.run_db(_authorize, request, namespace)
     except exceptions.APIException as exc:
+        if exc.status_code >= 500:
+            logger.warning("Watch on %s refused: %s", namespace, exc.detail, exc_info=exc.__cause__ or exc)
         return _problem(exc)
     hub.wake(namespace, revision)
     if revision <= index:
@@ -91,6 +95,10 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
         snapshot = await hub.snapshot(namespace, hub.known.get(namespace, revision))
     except Http404:
         return problem_response(404, f"No namespace {namespace!r}.")
+    return _answer(snapshot, reveal)
+
+
+def _answer(snapshot, reveal: bool) -> HttpResponse:  # type: ignore[no-untyped-def]
     response = HttpResponse(snapshot.json_body(reveal=reveal), content_type="application/json")
     response["X-Config-Index"] = str(snapshot.revision)
     response["ETag"] = f'"{snapshot.revision}"'
@@ -98,6 +106,32 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
     return response
 
 
-async def config_watch(request: HttpRequest, namespace: str) -> HttpResponse:
-    """Async Django view for the watch path (any ASGI server; under WSGI it would hold a worker)."""
-    return await watch_response(request, namespace)
+def config_watch(request: HttpRequest, namespace: str) -> HttpResponse:
+    """The watch path as reached through the URLconf (WSGI): never blocks a sync worker.
+
+    The ASGI entry (`configstore.asgi`, which `controlplane.asgi` serves) answers this path itself and
+    blocks there; a request that reaches a WSGI worker gets an immediate answer when the revision is
+    past `index` (or with `wait=0s`), and otherwise a 503 saying where blocking watches are served.
+    """
+    from configstore.selectors import config_snapshot
+
+    if request.method not in ("GET", "HEAD"):
+        return problem_response(405, f"Method {request.method} is not allowed here.", headers={"Allow": "GET, HEAD"})
+    index, wait, errors = parse_watch_params(request.GET)
+    if errors:
+        return problem_response(400, "The request is invalid; see `errors`.", code="validation-error", errors=errors)
+    try:
+        revision, reveal = _authorize(request, namespace)
+    except exceptions.APIException as exc:
+        return _problem(exc)
+    if revision <= index and wait > 0:
+        return problem_response(
+            503,
+            "Blocking watches are served by the ASGI watch server; route /api/v1/config/<ns>/watch/ to it "
+            "(see docs/operations.md) or pass wait=0s.",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        return _answer(config_snapshot(namespace), reveal)
+    except Http404:
+        return problem_response(404, f"No namespace {namespace!r}.")

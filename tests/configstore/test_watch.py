@@ -50,13 +50,7 @@ def _uvicorn(app: str, tmp_path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def watch_server(transactional_db, tmp_path):  # type: ignore[no-untyped-def]
-    """The watch server as deployed: configstore.asgi (native watch path, Django for the rest)."""
-    yield from _uvicorn("configstore.asgi:application", tmp_path)
-
-
-@pytest.fixture
-def django_watch_server(transactional_db, tmp_path):  # type: ignore[no-untyped-def]
-    """The project's plain Django ASGI app, where the watch path is the async view in the URLconf."""
+    """The project's ASGI entry as deployed (watch path native, every other route by Django)."""
     yield from _uvicorn("controlplane.asgi:application", tmp_path)
 
 
@@ -82,11 +76,26 @@ def test_answers_at_once_when_the_index_is_behind(watch_server, reader):
     assert status == 200 and headers["x-config-index"] == "1" and json.loads(body) == {"a": 1}
     assert elapsed < 2
     assert "x-request-id" in headers and "ratelimit-limit" in headers
+    # The same server also serves every other route (embedded mode: one port, no proxy).
+    status, headers, body, _ = get(watch_server, "/api/v1/config/watched/", reader)
+    assert status == 200 and json.loads(body) == {"a": 1} and headers["etag"] == '"1"'
 
 
-@pytest.mark.parametrize("server", ["watch_server", "django_watch_server"])
-def test_a_watcher_wakes_on_change_and_times_out_otherwise(server, reader, request):
-    watch_server = request.getfixturevalue(server)
+def test_the_wsgi_route_answers_without_blocking(reader):
+    from rest_framework.test import APIClient
+
+    namespace = services.namespace_create(name="watched", actor="t")
+    services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {reader}")
+    response = client.get("/api/v1/config/watched/watch/?index=0")
+    assert response.status_code == 200 and response["X-Config-Index"] == "1" and response.json() == {"a": 1}
+    blocked = client.get("/api/v1/config/watched/watch/?index=1&wait=5s")
+    assert blocked.status_code == 503 and "watch server" in blocked.json()["detail"]
+    assert client.get("/api/v1/config/watched/watch/?index=1&wait=0s").status_code == 200
+
+
+def test_a_watcher_wakes_on_change_and_times_out_otherwise(watch_server, reader):
     namespace = services.namespace_create(name="watched", actor="t")
     services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
     status, headers, body, elapsed = get(watch_server, "/api/v1/config/watched/watch/?index=1&wait=1s", reader)
