@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from time import perf_counter
 from typing import Any
 
@@ -65,26 +66,47 @@ def prepare_packet(raw: Any, *, generate_id: Callable[[], str] = lambda: uuid.uu
 
 @dataclass
 class RunResult:
-    """The outcome of one packet: status, the packet as it left, routes, per-step trace, errors."""
+    """The outcome of one packet: status, the packet as it left, routes, per-step log, errors.
+
+    `log` holds one tuple per step reached, `(step, ran, seconds, error, outcome[, before, after])`; the
+    dict form (`trace`) is built only when someone reads it, so batch runs without traces never pay for it.
+    """
 
     status: str
     packet: dict
     routes: list[str]
-    trace: list[dict]
+    log: list[tuple]
     pipeline_version: int
     duration_ms: float
     error: str = ""
     errors: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    @cached_property
+    def trace(self) -> list[dict[str, Any]]:
+        entries = []
+        for item in self.log:
+            entry = {
+                "step": item[0],
+                "ran": item[1],
+                "duration_ms": round(item[2] * 1000, 4),
+                "error": item[3],
+                "outcome": item[4],
+            }
+            if len(item) > 5:
+                entry["before"], entry["after"] = item[5], item[6]
+            entries.append(entry)
+        return entries
+
+    def as_dict(self, *, trace: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
             "status": self.status,
             "packet": self.packet,
             "routes": self.routes,
-            "trace": self.trace,
             "pipeline_version": self.pipeline_version,
-            "duration_ms": self.duration_ms,
+            "duration_ms": round(self.duration_ms, 4),
         }
+        if trace:
+            body["trace"] = self.trace
         if self.error:
             body["error"] = self.error
             body["errors"] = self.errors
@@ -114,6 +136,10 @@ class CompiledPipeline:
         self.continue_on_error = error_policy == "continue"
         self.steps = steps
         self.step_names = [step.name for step in steps]
+        # The common case (stop on error, no step skipping its errors) runs as generated straight-line code.
+        self._fast = (
+            None if self.continue_on_error or any(s.skip_on_error for s in steps) else _generate_fast_run(steps)
+        )
 
     def run(
         self, packet: dict, *, lookup: Callable[[str, str], Any] = _no_lookup, capture: bool = False, copy: bool = True
@@ -124,58 +150,59 @@ class CompiledPipeline:
         """
         if copy:
             packet = copy_json(packet)
-        state = RunState(lookup=lookup)
-        trace: list[dict] = []
+        state = RunState(lookup)
+        log: list[tuple] = []
         errors: list[str] = []
         first_error = ""
-        status = SUCCEEDED
         started = perf_counter()
+        if self._fast is not None and not capture:
+            status, message, messages = self._fast(packet, state, log)
+            if status == FAILED:
+                name = log[-1][0]
+                errors = [f"{name}: {m}" for m in (messages or [message])]
+                first_error = f"step {name!r} failed: {message}"
+            return self._finish(status, packet, state, log, started, first_error, errors)
+        status = SUCCEEDED
+        guard_all = self.continue_on_error or capture
         for step in self.steps:
+            condition_error = ""
             if step.condition is not None:
                 try:
                     run_it = truthy(step.condition.search(packet))
                 except JMESPathError as exc:
                     run_it, condition_error = False, f"condition failed: {str(exc).splitlines()[0]}"
-                else:
-                    condition_error = ""
                 if not run_it and not condition_error:
-                    entry = {"step": step.name, "ran": False, "duration_ms": 0.0, "error": None, "outcome": "skipped"}
                     if capture:
-                        entry["before"] = entry["after"] = copy_json(packet)
-                    trace.append(entry)
+                        snapshot = copy_json(packet)
+                        log.append((step.name, False, 0.0, None, "skipped", snapshot, snapshot))
+                    else:
+                        log.append((step.name, False, 0.0, None, "skipped"))
                     continue
-            else:
-                condition_error = ""
-            guarded = step.skip_on_error or self.continue_on_error or capture
-            before = copy_json(packet) if guarded else None
-            error, error_list, dropped = condition_error, [], False
+            before = copy_json(packet) if guard_all or step.skip_on_error else None
+            error, error_list, outcome = condition_error, None, "ok"
             t0 = perf_counter()
             if not error:
                 try:
                     step.apply(packet, state)
                 except DropPacket:
-                    dropped = True
+                    outcome = "dropped"
                 except StepError as exc:
                     error, error_list = str(exc), exc.errors
                 except RecursionError:
                     error = "the packet nests too deeply for this step"
                 except Exception as exc:  # noqa: BLE001 - a faulty step fails its packet, never the caller
                     error = f"{type(exc).__name__}: {exc}"
-            duration = round((perf_counter() - t0) * 1000, 4)
-            entry = {"step": step.name, "ran": True, "duration_ms": duration, "error": error or None}
-            if dropped:
-                entry["outcome"] = "dropped"
-            elif error:
-                entry["outcome"] = "error"
+            seconds = perf_counter() - t0
+            if error:
+                outcome = "error"
                 if before is not None:
                     packet = before  # a failed step leaves no half-applied changes behind
                     before = copy_json(before) if capture else None
-            else:
-                entry["outcome"] = "ok"
             if capture:
-                entry["before"], entry["after"] = before, copy_json(packet)
-            trace.append(entry)
-            if dropped:
+                log.append((step.name, True, seconds, error or None, outcome, before, copy_json(packet)))
+            else:
+                log.append((step.name, True, seconds, error or None, outcome))
+            if outcome == "dropped":
                 status = DROPPED
                 break
             if error:
@@ -186,28 +213,95 @@ class CompiledPipeline:
                 first_error = first_error or f"step {step.name!r} failed: {error}"
                 if not self.continue_on_error:
                     break
+        return self._finish(status, packet, state, log, started, first_error, errors)
+
+    def _finish(
+        self, status: str, packet: dict, state: RunState, log: list, started: float, first_error: str, errors: list[str]
+    ) -> RunResult:
         if status == SUCCEEDED:
             shape = _shape_error(packet)
             if shape:
                 status, first_error, errors = FAILED, shape, [shape]
-        routes = [] if status == DROPPED else state.routes
         return RunResult(
             status=status,
             packet=packet,
-            routes=routes,
-            trace=trace,
+            routes=[] if status == DROPPED else state.routes,
+            log=log,
             pipeline_version=self.version,
-            duration_ms=round((perf_counter() - started) * 1000, 4),
+            duration_ms=(perf_counter() - started) * 1000,
             error=first_error,
             errors=errors,
         )
+
+
+_STEP_SOURCE = """
+    t0 = perf_counter()
+    try:
+        apply_{i}(packet, state)
+    except DropPacket:
+        log.append((name_{i}, True, perf_counter() - t0, None, "dropped"))
+        return "dropped", None, None
+    except StepError as exc:
+        message = str(exc)
+        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
+        return "failed", message, exc.errors
+    except RecursionError:
+        message = "the packet nests too deeply for this step"
+        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
+        return "failed", message, None
+    except Exception as exc:
+        message = f"{{type(exc).__name__}}: {{exc}}"
+        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
+        return "failed", message, None
+    log.append((name_{i}, True, perf_counter() - t0, None, "ok"))
+"""
+_CONDITION_SOURCE = """
+    try:
+        run_it = truthy(condition_{i}.search(packet))
+    except JMESPathError as exc:
+        message = "condition failed: " + str(exc).splitlines()[0]
+        log.append((name_{i}, True, 0.0, message, "error"))
+        return "failed", message, None
+    if not run_it:
+        log.append((name_{i}, False, 0.0, None, "skipped"))
+    else:
+"""
+
+
+def _generate_fast_run(steps: list[CompiledStep]) -> Callable[[dict, RunState, list], tuple[str, Any, Any]]:
+    """Straight-line Python for a pipeline whose first failing step ends the run (fastjsonschema's trick).
+
+    Same outcomes and log entries as the generic loop in `CompiledPipeline.run`, without its per-step
+    branching over policies that do not apply.
+    """
+    namespace: dict[str, Any] = {
+        "perf_counter": perf_counter,
+        "DropPacket": DropPacket,
+        "StepError": StepError,
+        "JMESPathError": JMESPathError,
+        "truthy": truthy,
+    }
+    lines = ["def run(packet, state, log):"]
+    for i, step in enumerate(steps):
+        namespace[f"apply_{i}"] = step.apply
+        namespace[f"name_{i}"] = step.name
+        body = _STEP_SOURCE.format(i=i)
+        if step.condition is not None:
+            namespace[f"condition_{i}"] = step.condition
+            body = _CONDITION_SOURCE.format(i=i) + "\n".join(
+                "    " + line if line else line for line in body.splitlines()
+            )
+        lines.append(body)
+    lines.append('    return "succeeded", None, None')
+    exec(compile("\n".join(lines), "<pipeline>", "exec"), namespace)  # noqa: S102 - source built above from fixed templates
+    return namespace["run"]
 
 
 def _shape_error(packet: dict) -> str:
     if not isinstance(packet.get("metadata"), dict):
         return "the packet's metadata is no longer an object"
     tags = packet.get("tags")
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+    if type(tags) is not list or any(type(t) is not str for t in tags):
         return "the packet's tags are no longer a list of strings"
     return ""
 

@@ -7,11 +7,104 @@ docs/pipelines.md; e.g. `multiply(payload.price, payload.qty)`.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import jmespath
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
+
+# jmespath's own helpers test `isinstance(x, numbers.Number)`, an ABC check that dominates evaluation time.
+# Packets are JSON, whose numbers are int and float, so these exact-type versions give the same answers.
+
+
+def _is_actual_number(x: Any) -> bool:
+    return type(x) is int or type(x) is float or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _is_comparable(x: Any) -> bool:
+    return _is_actual_number(x) or isinstance(x, str)
+
+
+def _equals(x: Any, y: Any) -> bool:
+    # 0/1 must not equal false/true (Python says they do); jmespath's special case, kept.
+    if _is_actual_number(x) and x in (0, 1):
+        if isinstance(y, bool):
+            return False
+    elif _is_actual_number(y) and y in (0, 1) and isinstance(x, bool):
+        return False
+    return x == y
+
+
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _fast_argument_check(signature: list[dict]) -> Any:
+    """A quick `all arguments have allowed types` test for simple signatures, or None when not simple.
+
+    When it says no, the call goes through jmespath's own checks, which raise the proper error.
+    """
+    if any(arg.get("variadic") for arg in signature):
+        return None
+    allowed: list[tuple[tuple[type, ...], bool] | None] = []
+    for arg in signature:
+        types = arg.get("types") or []
+        if not types:
+            allowed.append(None)  # any type
+            continue
+        pytypes: tuple[type, ...] = ()
+        number = False
+        for name in types:
+            if name == "number":
+                number = True
+            elif name in _SIMPLE_TYPES:
+                pytypes += _SIMPLE_TYPES[name]
+            else:
+                return None  # array-number, expref...: leave to jmespath
+        allowed.append((pytypes, number))
+    count = len(signature)
+    if count == 2 and all(spec is not None for spec in allowed):
+        (types0, number0), (types1, number1) = allowed  # type: ignore[misc]
+
+        def check2(args: list) -> bool:
+            a, b = args
+            return (type(a) in types0 or (number0 and _is_actual_number(a))) and (
+                type(b) in types1 or (number1 and _is_actual_number(b))
+            )
+
+        return check2
+    if count == 2 and allowed[0] is not None and allowed[1] is None:
+        types0, number0 = allowed[0]
+
+        def check_first(args: list) -> bool:
+            a = args[0]
+            return len(args) == 2 and (type(a) in types0 or (number0 and _is_actual_number(a)))
+
+        return check_first
+
+    def check(args: list) -> bool:
+        if len(args) != count:
+            return False
+        for value, spec in zip(args, allowed, strict=True):
+            if spec is None:
+                continue
+            pytypes, number = spec
+            if type(value) in pytypes or (number and _is_actual_number(value)):
+                continue
+            return False
+        return True
+
+    return check
+
+
+_ARITHMETIC = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul}
+_ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
 
 
 class PipelineFunctions(functions.Functions):
@@ -62,16 +155,277 @@ OPTIONS = jmespath.Options(custom_functions=PipelineFunctions())
 
 
 class Expression:
-    """A compiled JMESPath expression evaluated with the pipeline functions."""
+    """A JMESPath expression compiled once into nested Python closures (see `_closure`).
 
-    __slots__ = ("expression", "_parsed")
+    jmespath's tree interpreter dispatches on every node at every evaluation; the closures do that work
+    once, which makes conditions and routes several times faster. Semantics are the interpreter's own
+    (same equality, ordering, truthiness and function type checks); node types without a closure fall back
+    to the interpreter for the whole expression.
+    """
+
+    __slots__ = ("expression", "_parsed", "search")
 
     def __init__(self, text: str) -> None:
         self.expression = text
         self._parsed = jmespath.compile(text)
+        try:
+            self.search = _closure(self._parsed.parsed)
+        except _Unsupported:
+            self.search = self._interpret
 
-    def search(self, value: Any) -> Any:
+    def _interpret(self, value: Any) -> Any:
         return self._parsed.search(value, options=OPTIONS)
+
+
+class _Unsupported(Exception):
+    """A node type the closure compiler leaves to the interpreter."""
+
+
+def _is_false(value: Any) -> bool:
+    return value == "" or value == [] or value == {} or value is None or value is False
+
+
+def _field_path(keys: tuple[str, ...]) -> Any:
+    """`a.b.c`: dict lookups, None as soon as a value is not an object (as the interpreter answers)."""
+    if len(keys) == 2:
+        first, second = keys
+
+        def two(v: Any) -> Any:
+            v = v.get(first) if type(v) is dict else None
+            return v.get(second) if type(v) is dict else None
+
+        return two
+
+    def walk(v: Any) -> Any:
+        for key in keys:
+            if type(v) is not dict:
+                return None
+            v = v.get(key)
+        return v
+
+    return walk
+
+
+def _plain_equality(children: list[dict]) -> tuple[Any, Any, bool] | None:
+    """For `x == <literal>`: (closure for x, literal, compare by identity) when no 0/1-vs-bool case can arise.
+
+    Against a string, null, a container or a number other than 0/1, jmespath's equality is Python's `==`;
+    against true/false it holds only for that same boolean (1 and 0 never equal them).
+    """
+    for literal_index in (1, 0):
+        node = children[literal_index]
+        if node["type"] != "literal":
+            continue
+        literal = node["value"]
+        other = _closure(children[1 - literal_index])
+        if isinstance(literal, bool):
+            return other, literal, True
+        if literal is None or isinstance(literal, (str, list, dict)):
+            return other, literal, False
+        if _is_actual_number(literal) and literal not in (0, 1):
+            return other, literal, False
+        return None
+    return None
+
+
+def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirrors jmespath's visitor
+    kind = node["type"]
+    children = node.get("children", [])
+    if kind == "field":
+        key = node["value"]
+        return lambda v: v.get(key) if type(v) is dict else None
+    if kind == "subexpression" and all(child["type"] == "field" for child in children):
+        return _field_path(tuple(child["value"] for child in children))
+    if kind in ("subexpression", "index_expression", "pipe"):
+        steps = [_closure(child) for child in children]
+        if len(steps) == 2:
+            first, second = steps
+            return lambda v: second(first(v))
+
+        def chain(v: Any) -> Any:
+            for step in steps:
+                v = step(v)
+            return v
+
+        return chain
+    if kind in ("current", "identity"):
+        return lambda v: v
+    if kind == "literal":
+        literal = node["value"]
+        return lambda v: literal
+    if kind == "comparator":
+        left, right = _closure(children[0]), _closure(children[1])
+        op = node["value"]
+        if op in ("eq", "ne"):
+            plain = _plain_equality(children)
+            if plain is not None:
+                side, literal, same = plain
+                if op == "eq":
+                    return (lambda v: side(v) is literal) if same else (lambda v: side(v) == literal)
+                return (lambda v: side(v) is not literal) if same else (lambda v: side(v) != literal)
+        if op == "eq":
+            return lambda v: _equals(left(v), right(v))
+        if op == "ne":
+            return lambda v: not _equals(left(v), right(v))
+        compare = _ORDERING[op]
+        if children[1]["type"] == "literal" and _is_comparable(children[1]["value"]):
+            literal = children[1]["value"]
+
+            def against_literal(v: Any) -> Any:
+                a = left(v)
+                return compare(a, literal) if _is_comparable(a) else None
+
+            return against_literal
+
+        def ordered(v: Any) -> Any:
+            a, b = left(v), right(v)
+            if not (_is_comparable(a) and _is_comparable(b)):
+                return None
+            return compare(a, b)
+
+        return ordered
+    if kind == "function_expression":
+        name = node["value"]
+        args = [_closure(child) for child in children]
+        functions_ = OPTIONS.custom_functions
+        call = functions_.call_function
+        if any(child["type"] == "expref" for child in children):
+            raise _Unsupported(kind)
+        spec = functions_.FUNCTION_TABLE.get(name)
+        fast = _fast_argument_check(spec["signature"]) if spec else None
+        if fast is None:
+            return lambda v: call(name, [arg(v) for arg in args])
+        function = spec["function"]
+        if len(args) == 2 and name in _ARITHMETIC:
+            first, second = args
+            operate = _ARITHMETIC[name]
+
+            def arithmetic(v: Any) -> Any:
+                a, b = first(v), second(v)
+                if _is_actual_number(a) and _is_actual_number(b):
+                    return operate(a, b)
+                return call(name, [a, b])  # raises jmespath's own type error
+
+            return arithmetic
+        if len(args) == 2 and name == "contains":
+            first, second = args
+
+            def contains(v: Any) -> Any:
+                subject = first(v)
+                if type(subject) is list:
+                    return second(v) in subject
+                return call(name, [subject, second(v)])
+
+            return contains
+        if len(args) == 2:
+            first, second = args
+
+            def invoke2(v: Any) -> Any:
+                values = [first(v), second(v)]
+                if fast(values):
+                    return function(functions_, *values)
+                return call(name, values)
+
+            return invoke2
+
+        def invoke(v: Any) -> Any:
+            values = [arg(v) for arg in args]
+            if fast(values):
+                return function(functions_, *values)
+            return call(name, values)  # raises jmespath's own type error
+
+        return invoke
+    if kind == "index":
+        index = node["value"]
+
+        def at(v: Any) -> Any:
+            if not isinstance(v, list):
+                return None
+            try:
+                return v[index]
+            except IndexError:
+                return None
+
+        return at
+    if kind == "slice":
+        window = slice(*children)
+        return lambda v: v[window] if isinstance(v, list) else None
+    if kind == "key_val_pair":
+        return _closure(children[0])
+    if kind == "multi_select_dict":
+        pairs = [(child["value"], _closure(child)) for child in children]
+        return lambda v: None if v is None else {key: fn(v) for key, fn in pairs}
+    if kind == "multi_select_list":
+        items = [_closure(child) for child in children]
+        return lambda v: None if v is None else [fn(v) for fn in items]
+    if kind == "or_expression":
+        left, right = _closure(children[0]), _closure(children[1])
+
+        def either(v: Any) -> Any:
+            matched = left(v)
+            return right(v) if _is_false(matched) else matched
+
+        return either
+    if kind == "and_expression":
+        left, right = _closure(children[0]), _closure(children[1])
+
+        def both(v: Any) -> Any:
+            matched = left(v)
+            return matched if _is_false(matched) else right(v)
+
+        return both
+    if kind == "not_expression":
+        inner = _closure(children[0])
+
+        def negate(v: Any) -> Any:
+            result = inner(v)
+            if _is_actual_number(result) and result == 0:
+                return False
+            return not result
+
+        return negate
+    if kind in ("projection", "value_projection"):
+        base, each = _closure(children[0]), _closure(children[1])
+        values = kind == "value_projection"
+
+        def project(v: Any) -> Any:
+            source = base(v)
+            if values:
+                if not isinstance(source, dict):
+                    return None
+                source = source.values()
+            elif not isinstance(source, list):
+                return None
+            return [r for r in (each(e) for e in source) if r is not None]
+
+        return project
+    if kind == "filter_projection":
+        base, each, test = _closure(children[0]), _closure(children[1]), _closure(children[2])
+
+        def keep(v: Any) -> Any:
+            source = base(v)
+            if not isinstance(source, list):
+                return None
+            return [r for r in (each(e) for e in source if not _is_false(test(e))) if r is not None]
+
+        return keep
+    if kind == "flatten":
+        base = _closure(children[0])
+
+        def flatten(v: Any) -> Any:
+            source = base(v)
+            if not isinstance(source, list):
+                return None
+            merged: list = []
+            for element in source:
+                if isinstance(element, list):
+                    merged.extend(element)
+                else:
+                    merged.append(element)
+            return merged
+
+        return flatten
+    raise _Unsupported(kind)
 
 
 def compile_expression(expr: Any) -> Expression:

@@ -114,3 +114,59 @@ def copy_json(value: Any) -> Any:
     if isinstance(value, list):
         return [copy_json(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
+
+
+def compile_getter(parts: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A fast `get_path(packet, parts)` for one path: plain dict lookups, the generic walk otherwise."""
+    if len(parts) == 1:
+        key = parts[0]
+        return lambda packet: packet.get(key, MISSING)
+    if len(parts) == 2:
+        first, second = parts
+
+        def get2(packet: dict) -> Any:
+            node = packet.get(first)
+            if type(node) is dict:
+                return node.get(second, MISSING)
+            return get_path(packet, parts)
+
+        return get2
+    return lambda packet: get_path(packet, parts)
+
+
+def compile_setter(parts: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A fast `set_path(packet, parts, value)` for one path, same rules as `set_path`."""
+    if len(parts) == 1:
+        key = parts[0]
+
+        def set1(packet: dict, value: Any) -> None:
+            packet[key] = value
+
+        return set1
+    if len(parts) == 2:
+        first, second = parts
+
+        def set2(packet: dict, value: Any) -> None:
+            node = packet.get(first)
+            if type(node) is dict:
+                node[second] = value
+            else:
+                set_path(packet, parts, value)
+
+        return set2
+    return lambda packet, value: set_path(packet, parts, value)
+
+
+def compile_deleter(parts: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """A fast `delete_path(packet, parts)` for one path."""
+    if len(parts) == 2:
+        first, second = parts
+
+        def delete2(packet: dict) -> Any:
+            node = packet.get(first)
+            if type(node) is dict:
+                return node.pop(second, MISSING)
+            return delete_path(packet, parts)
+
+        return delete2
+    return lambda packet: delete_path(packet, parts)

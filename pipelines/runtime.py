@@ -50,9 +50,7 @@ class Outcome:
         return found
 
     def as_dict(self, *, trace: bool = True) -> dict[str, Any]:
-        body = self.result.as_dict()
-        if not trace:
-            body.pop("trace")
+        body = self.result.as_dict(trace=trace)
         if self.chained:
             body["chained"] = [{"pipeline": child.ref.slug, **child.as_dict(trace=trace)} for child in self.chained]
         return body
@@ -63,7 +61,7 @@ def _failed(ref: PipelineRef, packet: dict, message: str) -> Outcome:
         status=FAILED,
         packet=packet,
         routes=[],
-        trace=[],
+        log=[],
         pipeline_version=ref.version,
         duration_ms=0.0,
         error=message,

@@ -24,6 +24,7 @@ from pipelines.executor import DROPPED, FAILED, SUCCEEDED, RunResult
 logger = logging.getLogger("pipelines.stats")
 COUNTERS = ("received", "sent", "dropped", "errors", "skipped")
 BUCKET_BOUNDS_MS = tuple(b * 1000 for b in LATENCY_BUCKETS)
+_PROMETHEUS_OUTCOME = {"ok": "sent", "skipped": "skipped", "dropped": "dropped", "error": "errors"}
 
 
 class _Tally:
@@ -64,12 +65,11 @@ class StatsAccumulator:
             total.observe(result.duration_ms)
             outcome = {SUCCEEDED: "sent", DROPPED: "dropped", FAILED: "errors"}[status]
             setattr(total, outcome, getattr(total, outcome) + 1)
-            last = len(result.trace) - 1
-            for index, entry in enumerate(result.trace):
-                step = entry["step"]
+            last = len(result.log) - 1
+            for index, item in enumerate(result.log):
+                step, ran, seconds, _, kind = item[:5]
                 tally = self._tally((pipeline_id, step))
                 tally.received += 1
-                kind = entry.get("outcome", "ok")
                 if kind == "skipped":
                     tally.skipped += 1
                 elif kind == "dropped":
@@ -78,20 +78,17 @@ class StatsAccumulator:
                     tally.errors += 1
                 if kind in ("ok", "skipped") or (kind == "error" and (index < last or status != FAILED)):
                     tally.sent += 1
-                if entry["ran"]:
-                    tally.observe(entry["duration_ms"])
+                if ran:
+                    tally.observe(seconds * 1000)
         metrics.pipeline_counter(slug, "received").inc()
         metrics.pipeline_counter(slug, outcome).inc()
         metrics.pipeline_latency(slug).observe(result.duration_ms / 1000)
-        for entry in result.trace:
-            step = entry["step"]
+        for item in result.log:
+            step, ran, seconds, _, kind = item[:5]
             metrics.step_counter(slug, step, "received").inc()
-            kind = entry.get("outcome", "ok")
-            metrics.step_counter(
-                slug, step, {"ok": "sent", "skipped": "skipped", "dropped": "dropped", "error": "errors"}[kind]
-            ).inc()
-            if entry["ran"]:
-                metrics.step_latency(slug, step).observe(entry["duration_ms"] / 1000)
+            metrics.step_counter(slug, step, _PROMETHEUS_OUTCOME[kind]).inc()
+            if ran:
+                metrics.step_latency(slug, step).observe(seconds)
 
     def drain(self) -> dict[tuple[int, str], _Tally]:
         with self._lock:

@@ -8,7 +8,6 @@ pure: no ORM, no I/O; the only outside data (config values for `enrich`) comes t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from jmespath.exceptions import JMESPathError
@@ -34,12 +33,14 @@ def _no_lookup(namespace: str, key: str) -> Any:
     return MISSING
 
 
-@dataclass
 class RunState:
     """What a run accumulates besides the packet: routes, and the injected config lookup."""
 
-    lookup: Callable[[str, str], Any] = _no_lookup
-    routes: list[str] = field(default_factory=list)
+    __slots__ = ("lookup", "routes")
+
+    def __init__(self, lookup: Callable[[str, str], Any] = _no_lookup) -> None:
+        self.lookup = lookup
+        self.routes: list[str] = []
 
 
 Apply = Callable[[dict, RunState], None]

@@ -6,7 +6,7 @@ with a per-process cache of effective config (see `pipelines.enrichment`), and t
 
 from __future__ import annotations
 
-from pipelines.paths import MISSING, copy_json, parse_path, set_path
+from pipelines.paths import MISSING, compile_setter, copy_json, parse_path
 from pipelines.steps.base import Apply, RunState, StepError, StepKind, check_path
 
 
@@ -36,7 +36,7 @@ class EnrichStep(StepKind):
 
     @classmethod
     def compile(cls, config: dict) -> Apply:
-        parts = parse_path(config["path"])
+        put = compile_setter(parse_path(config["path"]))
         namespace, key = config["namespace"], config["key"]
         has_default, default = "default" in config, config.get("default")
         required = config.get("required", False)
@@ -50,6 +50,6 @@ class EnrichStep(StepKind):
                     raise StepError(f"config {namespace}/{key} is not set.")
                 else:
                     return
-            set_path(packet, parts, value)
+            put(packet, value)
 
         return apply

@@ -11,7 +11,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.paths import MISSING, PathError, copy_json, delete_path, get_path, parse_path, set_path
+from pipelines.paths import (
+    MISSING,
+    PathError,
+    compile_deleter,
+    compile_getter,
+    compile_setter,
+    copy_json,
+    get_path,
+    parse_path,
+)
 from pipelines.steps.base import (
     Apply,
     RunState,
@@ -121,13 +130,13 @@ class TransformStep(StepKind):
         ops = [_compile_op(operation) for operation in config["operations"]]
 
         def apply(packet: dict, state: RunState) -> None:
-            for index, op in enumerate(ops):
-                try:
+            index = 0
+            try:
+                for op in ops:
                     op(packet, state)
-                except StepError as exc:
-                    raise StepError(f"operation {index} ({config['operations'][index]['op']}): {exc}") from None
-                except PathError as exc:
-                    raise StepError(f"operation {index} ({config['operations'][index]['op']}): {exc}") from None
+                    index += 1
+            except (StepError, PathError) as exc:
+                raise StepError(f"operation {index} ({config['operations'][index]['op']}): {exc}") from None
 
         return apply
 
@@ -135,7 +144,12 @@ class TransformStep(StepKind):
 def _value_source(operation: dict) -> Callable[[dict], Any]:
     if "expr" in operation:
         compiled = compile_expression(operation["expr"])
-        return lambda packet: copy_json(search(compiled, packet))
+
+        def evaluate(packet: dict) -> Any:
+            value = search(compiled, packet)
+            return copy_json(value) if isinstance(value, (dict, list)) else value
+
+        return evaluate
     literal = operation.get("value")
     if isinstance(literal, (dict, list)):
         return lambda packet: copy_json(literal)
@@ -143,15 +157,31 @@ def _value_source(operation: dict) -> Callable[[dict], Any]:
 
 
 def _string_op(parts: tuple[str, ...], name: str, fn: Callable[[str], str]) -> Op:
+    get, put = compile_getter(parts), compile_setter(parts)
+
     def op(packet: dict, state: RunState) -> None:
-        value = get_path(packet, parts)
+        value = get(packet)
         if value is MISSING or value is None:
             return
         if not isinstance(value, str):
             raise StepError(f"{'.'.join(parts)} is {type(value).__name__}, not a string ({name}).")
-        set_path(packet, parts, fn(value))
+        put(packet, fn(value))
 
-    return op
+    if len(parts) != 2:
+        return op
+    first, second = parts
+
+    def op2(packet: dict, state: RunState) -> None:
+        # The usual `payload.field` on a string, without the general path walk.
+        node = packet.get(first)
+        if type(node) is dict:
+            value = node.get(second)
+            if type(value) is str:
+                node[second] = fn(value)
+                return
+        op(packet, state)
+
+    return op2
 
 
 def _cast(value: Any, to: str) -> Any:
@@ -173,6 +203,8 @@ def _cast(value: Any, to: str) -> Any:
         if isinstance(value, (dict, list)) or value is None:
             raise ValueError(f"cannot cast {type(value).__name__ if value is not None else 'null'}")
         if to == "int":
+            if type(value) is int:
+                return value
             if isinstance(value, str):
                 text = value.strip()
                 return int(text) if text.lstrip("+-").isdigit() else int(float(text))
@@ -225,39 +257,45 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
     target = parse_path(operation["to"]) if "to" in operation else ()
     where = operation.get("path", "")
 
+    get, put = (compile_getter(parts), compile_setter(parts)) if parts else (None, None)
     if name == "set":
         source = _value_source(operation)
-        return lambda packet, state: set_path(packet, parts, source(packet))
+        return lambda packet, state: put(packet, source(packet))
     if name == "default":
         source = _value_source(operation)
 
         def default(packet: dict, state: RunState) -> None:
-            if get_path(packet, parts) in (MISSING, None):
-                set_path(packet, parts, source(packet))
+            current = get(packet)
+            if current is MISSING or current is None:
+                put(packet, source(packet))
 
         return default
     if name == "remove":
+        drop = compile_deleter(parts)
 
         def remove(packet: dict, state: RunState) -> None:
-            delete_path(packet, parts)
+            drop(packet)
 
         return remove
     if name in ("rename", "copy"):
         move = name == "rename"
 
+        put_target = compile_setter(target)
+        take = compile_deleter(parts) if move else get
+
         def relocate(packet: dict, state: RunState) -> None:
-            value = delete_path(packet, parts) if move else get_path(packet, parts)
+            value = take(packet)
             if value is not MISSING:
-                set_path(packet, target, value if move else copy_json(value))
+                put_target(packet, value if move else copy_json(value))
 
         return relocate
     if name == "cast":
         to = operation["type"]
 
         def cast(packet: dict, state: RunState) -> None:
-            value = get_path(packet, parts)
+            value = get(packet)
             if value is not MISSING:
-                set_path(packet, parts, _cast(value, to))
+                put(packet, _cast(value, to))
 
         return cast
     if name == "upper":
@@ -274,15 +312,15 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
         return _string_op(parts, name, lambda s: s[:length])
     if name == "format":
         template = operation["template"]
-        return lambda packet, state: set_path(packet, parts, _format(template, packet))
+        return lambda packet, state: put(packet, _format(template, packet))
     if name == "json_parse":
         return _string_op(parts, name, lambda s: _json_parse(s, where))
     if name == "json_dump":
 
         def dump(packet: dict, state: RunState) -> None:
-            value = get_path(packet, parts)
+            value = get(packet)
             if value is not MISSING:
-                set_path(packet, parts, json.dumps(value, separators=(",", ":"), sort_keys=True))
+                put(packet, json.dumps(value, separators=(",", ":"), sort_keys=True))
 
         return dump
     if name == "map":
@@ -310,7 +348,7 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
 
         def metadata(packet: dict, state: RunState) -> None:
             meta = packet.get("metadata")
-            if not isinstance(meta, dict):
+            if type(meta) is not dict:
                 meta = packet["metadata"] = {}
             meta[key] = source(packet)
 

@@ -6,7 +6,7 @@ There is one rule engine in the project (`configstore.rules`); this step only ma
 
 from __future__ import annotations
 
-from pipelines.paths import MISSING, get_path, parse_path
+from pipelines.paths import MISSING, compile_getter, parse_path
 from pipelines.steps.base import Apply, RunState, StepError, StepKind, check_path
 
 INVALID_TAG = "invalid"
@@ -60,7 +60,7 @@ class ValidateStep(StepKind):
         checks = [
             (
                 rule["path"],
-                parse_path(rule["path"], writable=False),
+                compile_getter(parse_path(rule["path"], writable=False)),
                 compile_rule(rule["kind"], rule.get("params", {}), rule.get("message", "")),
             )
             for rule in config["rules"]
@@ -69,8 +69,8 @@ class ValidateStep(StepKind):
 
         def apply(packet: dict, state: RunState) -> None:
             errors: list[str] = []
-            for path, parts, check in checks:
-                value = get_path(packet, parts)
+            for path, get, check in checks:
+                value = get(packet)
                 present = value is not MISSING
                 for message in check(value if present else None, present=present):
                     errors.append(f"{path} {message}")

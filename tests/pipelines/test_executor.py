@@ -94,3 +94,51 @@ def test_a_compiled_pipeline_does_not_change_the_callers_packet() -> None:
 def test_compile_refuses_an_invalid_definition() -> None:
     with pytest.raises(ValueError, match="unknown kind"):
         compile_pipeline({"id": 1, "version": 1, "steps": [{"name": "x", "kind": "nope", "config": {}}]})
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"n": 5, "s": "ab"}, {"n": 0, "s": "ab"}, {"n": 5, "s": 3}, {"n": -1, "s": "x"}, {"n": "bad", "s": "x"}],
+)
+def test_generated_straight_line_run_matches_the_generic_loop(payload: dict) -> None:
+    steps = [
+        {
+            "name": "up",
+            "kind": "transform",
+            "priority": 1,
+            "config": {"operations": [{"op": "upper", "path": "payload.s"}]},
+        },
+        {"name": "gate", "kind": "filter", "priority": 2, "config": {"when": "payload.n == `0`"}},
+        {
+            "name": "big",
+            "kind": "transform",
+            "priority": 3,
+            "condition": "payload.n > `1`",
+            "config": {"operations": [{"op": "add_tag", "value": "big"}]},
+        },
+        {
+            "name": "check",
+            "kind": "validate",
+            "priority": 4,
+            "config": {"rules": [{"path": "payload.n", "kind": "range", "params": {"min": 0}}]},
+        },
+        {
+            "name": "route",
+            "kind": "route",
+            "priority": 5,
+            "config": {"rules": [{"when": "contains(tags, 'big')", "to": "big"}], "default": "small"},
+        },
+    ]
+    compiled = compile_pipeline({"id": 1, "version": 1, "steps": steps})
+    assert compiled._fast is not None
+    packet = prepare_packet({"id": "x", "payload": payload})
+    fast = compiled.run(packet)
+    generic = compiled.run(packet, capture=True)  # capture always takes the generic loop
+    assert (fast.status, fast.packet, fast.routes, fast.error, fast.errors) == (
+        generic.status,
+        generic.packet,
+        generic.routes,
+        generic.error,
+        generic.errors,
+    )
+    assert [e[:2] + e[3:5] for e in fast.log] == [e[:2] + e[3:5] for e in generic.log]
