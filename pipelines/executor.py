@@ -169,7 +169,7 @@ class CompiledPipeline:
             if step.condition is not None:
                 try:
                     run_it = truthy(step.condition.search(packet))
-                except JMESPathError as exc:
+                except (JMESPathError, TypeError, ValueError) as exc:  # e.g. `'a' > 1` raises TypeError
                     run_it, condition_error = False, f"condition failed: {str(exc).splitlines()[0]}"
                 if not run_it and not condition_error:
                     if capture:
@@ -258,7 +258,7 @@ _STEP_SOURCE = """
 _CONDITION_SOURCE = """
     try:
         run_it = truthy(condition_{i}.search(packet))
-    except JMESPathError as exc:
+    except (JMESPathError, TypeError, ValueError) as exc:
         message = "condition failed: " + str(exc).splitlines()[0]
         log.append((name_{i}, True, 0.0, message, "error"))
         return "failed", message, None

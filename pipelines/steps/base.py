@@ -59,7 +59,7 @@ def search(compiled: Any, packet: dict) -> Any:
     """Evaluate a compiled expression, turning evaluation errors (bad argument types) into StepError."""
     try:
         return compiled.search(packet)
-    except JMESPathError as exc:
+    except (JMESPathError, TypeError, ValueError) as exc:  # ordering a string against a number raises TypeError
         raise StepError(f"expression {compiled.expression!r} failed: {str(exc).splitlines()[0]}") from None
 
 
