@@ -35,3 +35,8 @@ class PipelinesConfig(AppConfig):
         else:
             config_changed.connect(on_config_changed, weak=False, dispatch_uid="pipelines-enrich-cache")
         atexit.register(stats_flush_quietly, force=True)
+
+        from controlplane.observability.metrics import register_scrape_collector
+        from pipelines.metrics import STEP_STATS_COLLECTOR
+
+        register_scrape_collector(STEP_STATS_COLLECTOR)

@@ -174,7 +174,9 @@ def test_metrics_endpoint_reports_per_step_counters(runner) -> None:  # type: ig
     assert (steps["zero"]["received"], steps["zero"]["dropped"]) == (3, 1)
     assert steps["route"]["received"] == 2 and steps["route"]["latency_ms"]["count"] == 2
     prometheus = key_client("admin").get("/metrics").content.decode()
-    assert 'controlplane_pipeline_step_packets_total{outcome="dropped",pipeline="orders",step="zero"}' in prometheus
+    assert 'controlplane_pipeline_step_packets_total{outcome="dropped",pipeline="orders",step="zero"} 1.0' in prometheus
+    assert 'controlplane_pipeline_packets_total{outcome="received",pipeline="orders"} 4.0' in prometheus
+    assert 'controlplane_pipeline_step_duration_seconds_count{pipeline="orders",step="route"} 2.0' in prometheus
 
 
 def test_dry_run_shows_before_and_after_and_keeps_nothing(runner, scripted_receiver) -> None:  # type: ignore[no-untyped-def]
