@@ -36,6 +36,7 @@ class Snapshot:
     flat: dict[str, Any]
     secret_keys: frozenset[str]
     winners: dict[str, str]
+    layers: dict[str, list[Entry]] = field(default_factory=dict, repr=False)
     _bodies: dict[bool, bytes] = field(default_factory=dict, repr=False)
 
     def visible_flat(self, *, reveal: bool) -> dict[str, Any]:
@@ -96,10 +97,19 @@ def compute_effective(entries: list[Entry]) -> tuple[dict[str, Any], frozenset[s
     return flat, secrets, winners
 
 
+def _layer_order(entry: Entry) -> tuple:
+    return (entry.source is None or entry.source.enabled, layer_priority(entry.source))
+
+
 def _build_snapshot(namespace_id: int, name: str, revision: int) -> Snapshot:
-    entries = list(Entry.objects.active().filter(namespace_id=namespace_id).select_related("source"))
-    flat, secrets, winners = compute_effective(entries)
-    return Snapshot(namespace=name, revision=revision, flat=flat, secret_keys=secrets, winners=winners)
+    entries = list(Entry.objects.filter(namespace_id=namespace_id).select_related("source"))
+    flat, secrets, winners = compute_effective([e for e in entries if e.source is None or e.source.enabled])
+    layers: dict[str, list[Entry]] = {}
+    for entry in entries:
+        layers.setdefault(entry.key, []).append(entry)
+    for items in layers.values():
+        items.sort(key=_layer_order, reverse=True)
+    return Snapshot(namespace=name, revision=revision, flat=flat, secret_keys=secrets, winners=winners, layers=layers)
 
 
 def _remember(store: dict, key: Any, value: Any) -> None:
@@ -152,7 +162,7 @@ def namespace_revision(namespace: str) -> int | None:
 def entry_layers(namespace: Namespace, key: str) -> list[Entry]:
     """Every layer's entry for `key`, winner first (disabled sources last and never winning)."""
     entries = list(Entry.objects.filter(namespace=namespace, key=key).select_related("source"))
-    return sorted(entries, key=lambda e: (e.source is None or e.source.enabled, layer_priority(e.source)), reverse=True)
+    return sorted(entries, key=_layer_order, reverse=True)
 
 
 def entry_database(namespace: Namespace, key: str) -> Entry | None:

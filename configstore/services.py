@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from configstore import notify
 from configstore.crypto import encrypt_value
@@ -24,7 +25,7 @@ from configstore.formats import FormatError, flatten, parse_document
 from configstore.metrics import CONFIG_REJECTED, CONFIG_REVISIONS, origin_kind
 from configstore.models import KEY_PATTERN, MASK, RESERVED_KEYS, Entry, Namespace, Revision, Rule, Source
 from configstore.rules import validate_rule_params
-from configstore.selectors import compute_effective, entry_plain_value, layer_state, namespace_ruleset
+from configstore.selectors import compute_effective, entry_plain_value, layer_priority, layer_state, namespace_ruleset
 from configstore.signals import config_changed
 from controlplane.access.parsers import json_depth_exceeds
 from controlplane.errors import PreconditionFailed
@@ -148,6 +149,23 @@ def _same(a: _State | None, b: _State | None) -> bool:
     )
 
 
+def _effective_after(others: list[Entry], source: Source | None, final: dict[str, _State | None]) -> dict[str, Any]:
+    """The flat effective config once this layer holds `final` (disabled sources take no part)."""
+    flat, _, _ = compute_effective(others)
+    if source is not None and not source.enabled:
+        return flat
+    own_rank = layer_priority(source)
+    ranks: dict[str, tuple[int, int, int]] = {}
+    for entry in others:
+        rank = layer_priority(entry.source)
+        if rank > ranks.get(entry.key, (-(10**9), 0, 0)):
+            ranks[entry.key] = rank
+    for key, state in final.items():
+        if state is not None and (key not in ranks or own_rank > ranks[key]):
+            flat[key] = _plain(state)
+    return flat
+
+
 def _conflicts(keys: list[str]) -> dict[str, list[str]]:
     """Keys that are also sections of other keys (`db` and `db.port`) cannot both exist."""
     present = set(keys)
@@ -218,15 +236,7 @@ def config_changes_apply(
         ]
         final = {k: _state_of(e) for k, e in existing.items()}
         final.update(new_states)
-        own = [
-            Entry(namespace=namespace, source=source, key=k, value=s.value, secret=s.secret, encrypted_value=s.token)
-            for k, s in final.items()
-            if s is not None
-        ]
-        if source is None or source.enabled:
-            effective, _, _ = compute_effective(others + own)
-        else:
-            effective, _, _ = compute_effective(others)
+        effective = _effective_after(others, source, final)
         errors.update(_conflicts(list(effective)))
         ruleset = namespace_ruleset(namespace)
         written = {k: _plain(s) for k, (_, s) in diffs.items() if s is not None}
@@ -256,7 +266,7 @@ def config_changes_apply(
                 to_update, ["value", "secret", "encrypted_value", "description", "revision", "updated_by", "updated_at"], batch_size=1000
             )
         if to_create:
-            Entry.objects.bulk_create(to_create, batch_size=1000)
+            _insert_entries(to_create)
         revision = Revision.objects.create(
             namespace=namespace,
             number=number,
@@ -275,6 +285,24 @@ def config_changes_apply(
         name = namespace.name
         transaction.on_commit(lambda: _after_commit(name, number, keys, origin))
     return revision
+
+
+_COPY_COLUMNS = ("namespace_id", "source_id", "key", "value", "encrypted_value", "secret", "description", "revision", "updated_by", "updated_at")
+
+
+def _insert_entries(entries: list[Entry]) -> None:
+    """Insert new entries; on PostgreSQL with COPY, which makes a 10,000-key import several times faster."""
+    if connection.vendor != "postgresql" or len(entries) < 500:
+        Entry.objects.bulk_create(entries, batch_size=1000)
+        return
+    from psycopg.types.json import Jsonb
+
+    now = timezone.now()
+    table = Entry._meta.db_table
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+        for e in entries:
+            value = None if e.value is None and e.secret else Jsonb(e.value)
+            copy.write_row((e.namespace_id, e.source_id, e.key, value, e.encrypted_value, e.secret, e.description, e.revision, e.updated_by, now))
 
 
 def _reject(errors: dict[str, list[str]], origin: str) -> None:

@@ -123,29 +123,30 @@ class EntryApi(APIView):
 
     required_scopes = READ_WRITE
 
-    def _entry_body(self, request: Request, namespace: Namespace, key: str) -> tuple[dict, int]:
-        layers = selectors.entry_layers(namespace, key)
+    @staticmethod
+    def _entry_body(request: Request, namespace: str, key: str) -> tuple[dict, int]:
+        """The entry as every layer holds it, from the namespace snapshot (one query per read)."""
+        snapshot = selectors.config_snapshot(namespace)
         reveal = _reveal(request)
-        own = next((e for e in layers if e.source_id is None), None)
-        cas = own.revision if own else 0
+        layers = snapshot.layers.get(key, [])
         if not layers:
-            snapshot = selectors.config_snapshot(namespace.name)
             prefix = key + "."
             flat = {k[len(prefix) :]: v for k, v in snapshot.visible_flat(reveal=reveal).items() if k.startswith(prefix)}
             if not flat:
-                raise exceptions.NotFound(f"No key {key!r} in {namespace.name}.")
+                raise exceptions.NotFound(f"No key {key!r} in {namespace}.")
             return {"key": key, "section": True, "value": nest(flat), "revision": 0, "namespace_revision": snapshot.revision}, 0
-        active = [e for e in layers if e.source is None or e.source.enabled]
-        winner = active[0] if active else None
+        own = next((e for e in layers if e.source_id is None), None)
+        cas = own.revision if own else 0
+        winner = layers[0] if key in snapshot.winners else None
         secret = any(e.secret for e in layers)
         body = {
             "key": key,
-            "value": mask_if(selectors.entry_plain_value(winner), secret, reveal) if winner else None,
+            "value": mask_if(snapshot.flat[key], secret, reveal) if winner else None,
             "secret": secret,
             "layer": winner.layer if winner else None,
             "description": own.description if own else "",
             "revision": cas,
-            "namespace_revision": namespace.revision,
+            "namespace_revision": snapshot.revision,
             "updated_by": winner.updated_by if winner else "",
             "updated_at": winner.updated_at if winner else None,
             "layers": [
@@ -162,8 +163,9 @@ class EntryApi(APIView):
         return body, cas
 
     def get(self, request: Request, namespace: str, key: str) -> Response:
-        ns = namespace_for(request, namespace)
-        body, cas = self._entry_body(request, ns, key)
+        if not request.auth.allows_namespace(namespace):
+            raise exceptions.NotFound(f"No namespace {namespace!r}.")
+        body, cas = self._entry_body(request, namespace, key)
         return Response(body, headers={"ETag": f'"{cas}"'})
 
     def put(self, request: Request, namespace: str, key: str) -> Response:
@@ -183,8 +185,7 @@ class EntryApi(APIView):
             expected_revision=_revision_header(request.headers.get("If-Match")),
             actor=actor_from_request(request),
         )
-        ns.refresh_from_db()
-        body, cas = self._entry_body(request, ns, key)
+        body, cas = self._entry_body(request, ns.name, key)
         return Response(body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED, headers={"ETag": f'"{cas}"'})
 
     def delete(self, request: Request, namespace: str, key: str) -> Response:
