@@ -9,7 +9,7 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     # Checks claimed per dispatcher tick, and checks per batch task.
     "REGISTRY_DISPATCH_MAX_PER_TICK": 5000,
-    "REGISTRY_BATCH_SIZE": 250,
+    "REGISTRY_BATCH_SIZE": 500,
     # Probes in flight at once inside one batch task.
     "REGISTRY_BATCH_CONCURRENCY": 128,
     # Checks due within this many seconds are claimed now and probed at their due time, so a 1 s beat

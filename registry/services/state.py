@@ -49,8 +49,6 @@ ROW_FIELDS = (
     "next_run_at",
     "status_changed_at",
     "instance_id",
-    "instance__instance_id",
-    "instance__service__name",
 )
 
 
@@ -65,7 +63,7 @@ class Outcome:
 
 
 def locked_rows(queryset: Any, limit: int | None = None) -> list[dict[str, Any]]:
-    """Check rows (as dicts, with instance and service names), row-locked on PostgreSQL, in id order."""
+    """Check rows as dicts, row-locked on PostgreSQL, in id order (no joins: names are fetched on transitions)."""
     if connection.vendor == "postgresql":
         queryset = queryset.select_for_update(of=("self",))
     queryset = queryset.order_by("pk").values(*ROW_FIELDS)
@@ -119,18 +117,17 @@ def check_outcomes_apply(*, outcomes: list[Outcome], now: datetime | None = None
         if state.status != old:
             row["status_changed_at"] = now
             transitions.append({**row, "old": old})
-        results.append(
-            CheckResult(
-                health_check_id=row["id"],
-                created_at=now,
-                status=result.status,
-                latency_ms=result.latency_ms,
-                output=output,
-            )
-        )
-    CheckResult.objects.bulk_create(results, batch_size=1000)
+        results.append((row["id"], now, result.status, result.latency_ms, output))
+    _insert_results(results)
     _bulk_update_checks([outcome.row for outcome in outcomes])
+    names = {
+        item["id"]: item
+        for item in Check.objects.filter(pk__in=[row["id"] for row in transitions]).values(
+            "id", "instance__instance_id", "instance__service__name"
+        )
+    }
     for row in transitions:
+        row.update(names.get(row["id"], {}))
         emit(
             "check.status_changed",
             subject=f"{row['instance__service__name']}/{row['instance__instance_id']}/{row['name']}",
@@ -150,8 +147,30 @@ def check_outcomes_apply(*, outcomes: list[Outcome], now: datetime | None = None
     return transitions
 
 
+def _insert_results(results: list[tuple]) -> None:
+    """Insert result rows `(check_id, time, status, latency_ms, output)`; one array-parameter INSERT on PostgreSQL."""
+    if not results:
+        return
+    if connection.vendor != "postgresql":
+        CheckResult.objects.bulk_create(
+            [
+                CheckResult(health_check_id=r[0], created_at=r[1], status=r[2], latency_ms=r[3], output=r[4])
+                for r in results
+            ],
+            batch_size=500,
+        )
+        return
+    columns = list(zip(*results, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{CheckResult._meta.db_table}" (health_check_id, created_at, status, latency_ms, output) '  # noqa: S608
+            "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::varchar[], %s::float8[], %s::text[])",
+            [list(column) for column in columns],
+        )
+
+
 def _bulk_update_checks(rows: list[dict[str, Any]]) -> None:
-    """Write the state fields of many checks in one statement (UPDATE ... FROM VALUES on PostgreSQL)."""
+    """Write the state fields of many checks in one statement (UPDATE ... FROM unnest(arrays) on PostgreSQL)."""
     if not rows:
         return
     if connection.vendor != "postgresql":
@@ -163,29 +182,23 @@ def _bulk_update_checks(rows: list[dict[str, Any]]) -> None:
         "consecutive_successes": "integer",
         "consecutive_failures": "integer",
         "last_result_at": "timestamptz",
-        "last_latency_ms": "double precision",
+        "last_latency_ms": "float8",
         "output": "text",
         "status_changed_at": "timestamptz",
         "next_run_at": "timestamptz",
         "claimed_until": "timestamptz",
         "claim_token": "varchar",
     }
-    table = Check._meta.db_table
-    row_sql = "(%s::bigint, " + ", ".join(f"%s::{types[name]}" for name in STATE_FIELDS) + ")"
+    arrays = ", ".join(["%s::bigint[]", *(f"%s::{types[name]}[]" for name in STATE_FIELDS)])
     assignments = ", ".join(f'"{name}" = v."{name}"' for name in STATE_FIELDS)
     columns = ", ".join(["id", *(f'"{name}"' for name in STATE_FIELDS)])
+    params = [[row["id"] for row in rows], *([row[name] for row in rows] for name in STATE_FIELDS)]
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            params: list[Any] = []
-            for row in chunk:
-                params.append(row["id"])
-                params.extend(row[name] for name in STATE_FIELDS)
-            cursor.execute(
-                f'UPDATE "{table}" AS c SET {assignments} FROM (VALUES {", ".join([row_sql] * len(chunk))}) '  # noqa: S608 - fixed names
-                f"AS v({columns}) WHERE c.id = v.id",
-                params,
-            )
+        cursor.execute(
+            f'UPDATE "{Check._meta.db_table}" AS c SET {assignments} FROM unnest({arrays}) AS v({columns}) '  # noqa: S608
+            "WHERE c.id = v.id",
+            params,
+        )
 
 
 def instances_refresh_status(*, instance_ids: set[int], now: datetime | None = None, actor: str = "system") -> None:
