@@ -51,6 +51,13 @@ class NamespaceAdmin(admin.ModelAdmin):
             created = services.namespace_create(name=obj.name, description=obj.description, actor=_actor(request))
             obj.pk = created.pk
 
+    def delete_model(self, request: HttpRequest, obj: Namespace) -> None:
+        services.namespace_delete(namespace=obj, actor=_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Namespace]) -> None:
+        for namespace in queryset:
+            services.namespace_delete(namespace=namespace, actor=_actor(request))
+
 
 class EntryForm(forms.ModelForm):
     """Edit one database-layer entry; validated and saved by `config_entry_set` with CAS."""

@@ -60,3 +60,8 @@ def reload_every_seconds() -> int:
 def watch_db_threads() -> int:
     """Threads (and so database connections) a watch-server process uses for its short reads."""
     return int(getattr(settings, "CONFIG_WATCH_DB_THREADS", 4))
+
+
+def revision_cache_seconds() -> int:
+    """Lifetime of a namespace revision in Redis (0 disables the cache and reads the database)."""
+    return int(getattr(settings, "CONFIG_REVISION_CACHE_SECONDS", 5))

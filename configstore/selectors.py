@@ -22,7 +22,7 @@ from configstore.formats import nest
 from configstore.models import DATABASE_PRIORITY, MASK, Entry, Namespace, Revision, Rule, Source
 from configstore.rules import RuleSet
 
-_snapshots: dict[tuple, Snapshot] = {}
+_snapshots: dict[int, Snapshot] = {}
 _rulesets: dict[tuple, tuple[int, RuleSet]] = {}
 _lock = threading.Lock()
 
@@ -37,6 +37,7 @@ class Snapshot:
     secret_keys: frozenset[str]
     winners: dict[str, str]
     layers: dict[str, list[Entry]] = field(default_factory=dict, repr=False)
+    created_at: Any = None
     _bodies: dict[bool, bytes] = field(default_factory=dict, repr=False)
 
     def visible_flat(self, *, reveal: bool) -> dict[str, Any]:
@@ -125,17 +126,39 @@ def _remember(store: dict, key: Any, value: Any) -> None:
         put()
 
 
+def _current_revision(namespace: str) -> tuple[int, int, Any] | None:
+    """`(id, revision, created_at or None)`: from the shared cache when there is one, else the database."""
+    from configstore import revcache
+
+    use_cache = revcache.enabled() and not connection.in_atomic_block
+    if use_cache:
+        hit = revcache.cached(namespace)
+        if hit is not None:
+            return (*hit, None)
+    row = Namespace.objects.filter(name=namespace).values_list("id", "revision", "created_at").first()
+    if row is not None and use_cache:
+        revcache.store(namespace, row[0], row[1])
+    return row
+
+
 def config_snapshot(namespace: str) -> Snapshot:
     """The effective config of `namespace` (404 when it does not exist), cached per revision."""
-    row = Namespace.objects.filter(name=namespace).values_list("id", "created_at", "revision").first()
+    row = _current_revision(namespace)
     if row is None:
         raise Http404(f"No namespace {namespace!r}.")
-    namespace_id, created_at, revision = row
-    cached = _snapshots.get((namespace_id, created_at))
-    if cached is not None and cached.revision == revision:
+    namespace_id, revision, created_at = row
+    cached = _snapshots.get(namespace_id)
+    if (
+        cached is not None
+        and cached.revision == revision
+        and cached.namespace == namespace
+        # SQLite may reuse the id of a deleted namespace: the creation time tells them apart.
+        and (created_at is None or cached.created_at is None or cached.created_at == created_at)
+    ):
         return cached
     snapshot = _build_snapshot(namespace_id, namespace, revision)
-    _remember(_snapshots, (namespace_id, created_at), snapshot)
+    snapshot.created_at = created_at
+    _remember(_snapshots, namespace_id, snapshot)
     return snapshot
 
 

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from configstore import notify
+from configstore import notify, revcache
 from configstore.crypto import encrypt_value
 from configstore.formats import FormatError, flatten, parse_document
 from configstore.metrics import CONFIG_REJECTED, CONFIG_REVISIONS, origin_kind
@@ -282,8 +282,8 @@ def config_changes_apply(
             data={"namespace": namespace.name, "revision": number, "keys": keys[:EVENT_KEYS_MAX], "key_count": len(keys), "origin": origin},
             actor=actor,
         )
-        name = namespace.name
-        transaction.on_commit(lambda: _after_commit(name, number, keys, origin))
+        name, namespace_id = namespace.name, namespace.pk
+        transaction.on_commit(lambda: _after_commit(name, namespace_id, number, keys, origin))
     return revision
 
 
@@ -310,8 +310,10 @@ def _reject(errors: dict[str, list[str]], origin: str) -> None:
     raise ValidationError(errors)
 
 
-def _after_commit(namespace: str, revision: int, keys: list[str], origin: str) -> None:
+def _after_commit(namespace: str, namespace_id: int, revision: int, keys: list[str], origin: str) -> None:
     CONFIG_REVISIONS.labels(origin_kind(origin)).inc()
+    if revcache.enabled():
+        revcache.store(namespace, namespace_id, revision)
     config_changed.send(sender=Namespace, namespace=namespace, revision=revision, keys=keys)
     notify.publish(namespace, revision)
 
@@ -420,7 +422,19 @@ def namespace_create(*, name: str, description: str = "", actor: str) -> Namespa
     namespace.full_clean()
     namespace.save()
     emit("config.namespace_created", subject=name, data={"namespace": name}, actor=actor)
+    if revcache.enabled():
+        transaction.on_commit(lambda: revcache.forget(name))  # a namespace of the same name may have lived before
     return namespace
+
+
+@transaction.atomic
+def namespace_delete(*, namespace: Namespace, actor: str) -> None:
+    """Delete a namespace with its entries, rules, sources and history; watchers get 404."""
+    name = namespace.name
+    namespace.delete()
+    emit("config.namespace_deleted", subject=name, data={"namespace": name}, actor=actor)
+    if revcache.enabled():
+        transaction.on_commit(lambda: revcache.forget(name))
 
 
 @transaction.atomic
