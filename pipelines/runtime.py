@@ -26,6 +26,8 @@ class Outcome:
     ref: PipelineRef
     result: RunResult
     chained: list[Outcome] = field(default_factory=list)
+    # The packet this link received, for chained links (the first link's input is the caller's).
+    entered: dict | None = None
 
     @property
     def status(self) -> str:
@@ -97,6 +99,7 @@ def run_packet(
         slug = route.split(":", 1)[1]
         target = selectors.pipeline_ref(slug)
         placeholder = target or PipelineRef(id=0, slug=slug, version=0, enabled=False)
+        entered = copy_json(result.packet)
         if depth + 1 >= max_chain_depth():
             outcome.chained.append(
                 _failed(placeholder, copy_json(result.packet), f"chain depth limit ({max_chain_depth()}) reached")
@@ -109,4 +112,5 @@ def run_packet(
             outcome.chained.append(
                 run_packet(target, result.packet, depth=depth + 1, capture=capture, count=count, copy=True)
             )
+        outcome.chained[-1].entered = entered
     return outcome

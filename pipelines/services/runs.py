@@ -62,7 +62,13 @@ def _persist(
             rows.append(_run_row(outcome, packet_in, mode=mode, actor=actor, request_id=request_id))
         else:
             rows.extend(
-                _run_row(failed, packet_in, mode=mode, actor=actor, request_id=request_id)
+                _run_row(
+                    failed,
+                    failed.entered if failed.entered is not None else packet_in,
+                    mode=mode,
+                    actor=actor,
+                    request_id=request_id,
+                )
                 for failed in outcome.failures()
                 if failed.ref.id
             )
@@ -207,7 +213,7 @@ def run_execute(*, run_id: int) -> str | None:
         if plan:
             deliveries_create(plan, request_id=run.request_id)
         chained_failures = [
-            _run_row(failed, None, mode=RunMode.ASYNC, actor=run.actor, request_id=run.request_id)
+            _run_row(failed, failed.entered, mode=RunMode.ASYNC, actor=run.actor, request_id=run.request_id)
             for failed in outcome.failures()
             if failed is not outcome and failed.ref.id
         ]

@@ -46,7 +46,9 @@ def test_chaining_stops_at_the_depth_limit(settings) -> None:  # type: ignore[no
     # Three pipelines run (the limit); the fourth link is cut off and reported.
     assert statuses == ["succeeded", "succeeded", "succeeded", "failed"]
     assert "chain depth limit (3)" in node["error"] and node["packet"]["tags"] == ["hop"]
-    assert Run.objects.filter(status="failed").count() == 1, "the cut-off chain link is recorded as a failed run"
+    cut_off = Run.objects.get(status="failed")
+    assert cut_off.input["tags"] == ["hop"], "the recorded input is the packet that reached the cut-off link"
+    assert "chain depth limit" in cut_off.error
 
 
 def test_chaining_to_a_missing_or_disabled_pipeline_is_reported() -> None:
