@@ -32,6 +32,7 @@ NGINX_PORT, BLACKBOX_PORT = 18100, 18101
 CHECKS = int(os.environ.get("BENCH_CHECKS", "10000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+STARTUP = float(os.environ.get("BENCH_STARTUP", "6"))
 WARMUP, WINDOW = float(os.environ.get("BENCH_WARMUP", "6")), float(os.environ.get("BENCH_WINDOW", "12"))
 DB_URL = os.environ.get("BENCH_REGISTRY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_registry_bench")
 WORK = Path(tempfile.mkdtemp(prefix="cp-registry-bench-"))
@@ -82,23 +83,23 @@ def process(cmd: list[str], **kwargs):  # type: ignore[no-untyped-def]
         log.close()
 
 
-def rss_mb(pid: int) -> float:
-    """RSS of a process and its children (the prefork pool), in MB."""
-    pids = [
-        pid,
-        *map(
-            int, subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
-        ),
-    ]
-    total = 0
-    for p in pids:
+def memory_mb(pid: int) -> tuple[float, float]:
+    """RSS and PSS of a process and its children (the prefork pool), in MB.
+
+    RSS counts pages shared after fork once per process; PSS splits them, so it is the real footprint.
+    """
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    rss = pss = 0
+    for p in [pid, *map(int, children)]:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
         except OSError:
             pass
-    return round(total / 1024, 1)
+    return round(rss / 1024, 1), round(pss / 1024, 1)
 
 
 def load_checks(kind: str, interval: float, spread: bool) -> None:
@@ -135,6 +136,7 @@ def load_checks(kind: str, interval: float, spread: bool) -> None:
                 timeout=min(interval, 2),
                 next_run_at=now + timedelta(seconds=offset),
                 status="passing",
+                enabled=False,  # switched on by `activate` once the worker is up
             )
         )
     Check.objects.bulk_create(checks, batch_size=2000)
@@ -142,6 +144,17 @@ def load_checks(kind: str, interval: float, spread: bool) -> None:
 
     with connection.cursor() as cursor:  # fresh planner statistics, as autovacuum would have in steady state
         cursor.execute("ANALYZE registry_check; ANALYZE registry_instance; ANALYZE registry_checkresult")
+
+
+def activate(interval: float, spread: bool) -> None:
+    """Enable every check, due now (or spread evenly over one interval), after the worker has started."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE registry_check SET enabled = true, next_run_at = now() + make_interval(secs => %s * (id %% 1000) / 1000.0)",
+            [interval if spread else 0.0],
+        )
 
 
 def results_between(start: float, end: float) -> int:
@@ -223,18 +236,21 @@ def registry_run(kind: str, interval: float, spread: bool) -> dict[str, float]:
         str(WORK / "beat"),
     ]
     with process(worker_cmd, env=env()) as worker, process(beat_cmd, env=env()):
+        time.sleep(STARTUP)
+        activate(interval, spread)
         time.sleep(WARMUP)
         lag_before, start = lag_histogram(), time.time()
         time.sleep(WINDOW)
         end = time.time()
         time.sleep(1.5)  # let in-flight batches of the window commit
-        rss, lag_after = rss_mb(worker.pid), lag_histogram()
+        (rss, pss), lag_after = memory_mb(worker.pid), lag_histogram()
     done = results_between(start, end)
     return {
         "checks_per_s": round(done / (end - start), 1),
         "lag_p99_s": round(quantile(lag_before, lag_after, 0.99), 3),
         "lag_p50_s": round(quantile(lag_before, lag_after, 0.50), 3),
         "worker_rss_mb": rss,
+        "worker_pss_mb": pss,
     }
 
 
@@ -291,10 +307,13 @@ def main() -> None:
                 registry_http=http["checks_per_s"],
                 registry_tcp=tcp["checks_per_s"],
                 http_rss_mb=http["worker_rss_mb"],
+                http_pss_mb=http["worker_pss_mb"],
+                http_lag_p99_s=http["lag_p99_s"],
                 lag_rate=lag["checks_per_s"],
                 lag_p99_s=lag["lag_p99_s"],
                 lag_p50_s=lag["lag_p50_s"],
                 lag_rss_mb=lag["worker_rss_mb"],
+                lag_pss_mb=lag["worker_pss_mb"],
             )
             print(f"run {run + 1}: {json.dumps(row)}", flush=True)
             runs.append(row)

@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     # Checks due within this many seconds are claimed now and probed at their due time, so a 1 s beat
     # tick does not add up to a second of lag.
     "REGISTRY_DISPATCH_LOOKAHEAD_SECONDS": 1.0,
+    # Checks in one batch are due within this many seconds of each other (the batch starts at the first).
+    "REGISTRY_BATCH_WINDOW_SECONDS": 0.25,
     # A claim not settled within this many seconds (worker killed, queue lost) is taken again.
     "REGISTRY_CLAIM_LEASE_SECONDS": 90,
     # Probe bounds.

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.utils import timezone
 
 from registry import conf, services
+
+# Redis delivers lower numbers first and untagged messages count as 0: batches go behind the dispatcher
+# (and every other task), so a long batch queue never delays the next claim.
+BATCH_PRIORITY = 6
 
 
 @shared_task(name="registry.tasks.dispatch_due_checks", ignore_result=True)
 def dispatch_due_checks() -> int:
-    """Every second: expire lapsed TTLs, claim due checks and queue them as `run_probe_batch` tasks."""
+    """Every second: expire lapsed TTLs, claim due checks and queue them as `run_probe_batch` tasks.
+
+    Checks claimed ahead of their due time (lookahead) go out in batches scheduled (eta) for that time.
+    """
     services.ttl_checks_expire()
     claim = services.checks_claim_due()
-    size = conf.get("REGISTRY_BATCH_SIZE")
-    for start in range(0, len(claim.check_ids), size):
-        run_probe_batch.delay(claim.check_ids[start : start + size], claim.token)
+    early = timezone.now() + timedelta(milliseconds=50)
+    for ids, first_due in claim.batches(
+        size=conf.get("REGISTRY_BATCH_SIZE"), window=conf.get("REGISTRY_BATCH_WINDOW_SECONDS")
+    ):
+        run_probe_batch.apply_async(
+            (ids, claim.token), priority=BATCH_PRIORITY, eta=first_due if first_due > early else None
+        )
     return len(claim.check_ids)
 
 

@@ -10,7 +10,7 @@ straggler cannot write over the new claim.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,10 +49,24 @@ SPEC_FIELDS = (
 
 @dataclass
 class Claim:
-    """Checks taken by one dispatcher tick: their ids in due order, and the token that owns them."""
+    """Checks taken by one dispatcher tick: their ids and due times in due order, and the owning token."""
 
     token: str
     check_ids: list[int]
+    due: list[datetime] = field(default_factory=list)
+
+    def batches(self, *, size: int, window: float) -> list[tuple[list[int], datetime]]:
+        """Split into batches of at most `size` checks due within `window` seconds of the batch's first.
+
+        Each batch comes with its first due time, so it can be queued to start then rather than hold a
+        worker slot while it waits for checks claimed ahead of time.
+        """
+        out: list[tuple[list[int], datetime]] = []
+        for check_id, due in zip(self.check_ids, self.due or [timezone.now()] * len(self.check_ids), strict=True):
+            if not out or len(out[-1][0]) >= size or (due - out[-1][1]).total_seconds() > window:
+                out.append(([], due))
+            out[-1][0].append(check_id)
+        return out
 
 
 def _unclaimed(now: datetime) -> Q:
@@ -77,15 +91,15 @@ def checks_claim_due(
     token = uuid.uuid4().hex
     due = Check.objects.probed().filter(next_run_at__lte=horizon).filter(_unclaimed(now)).order_by("next_run_at")
     if connection.vendor == "postgresql":
-        ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
-        Check.objects.filter(pk__in=ids).update(claimed_until=until, claim_token=token)
+        rows = list(due.select_for_update(skip_locked=True).values_list("pk", "next_run_at")[:limit])
+        Check.objects.filter(pk__in=[pk for pk, _ in rows]).update(claimed_until=until, claim_token=token)
     else:
         Check.objects.filter(pk__in=due.values("pk")[:limit]).filter(_unclaimed(now)).update(
             claimed_until=until, claim_token=token
         )
-        ids = list(Check.objects.filter(claim_token=token).order_by("next_run_at").values_list("pk", flat=True))
-    CHECKS_CLAIMED.inc(len(ids))
-    return Claim(token, ids)
+        rows = list(Check.objects.filter(claim_token=token).order_by("next_run_at").values_list("pk", "next_run_at"))
+    CHECKS_CLAIMED.inc(len(rows))
+    return Claim(token, [pk for pk, _ in rows], [due for _, due in rows])
 
 
 def _spec(row: dict[str, Any]) -> ProbeSpec:

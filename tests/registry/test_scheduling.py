@@ -169,3 +169,28 @@ def test_racing_dispatchers_on_postgresql_never_double_run_a_slot(http_target):
     per_check = CheckResult.objects.values_list("health_check_id", flat=True)
     assert sorted(per_check) == sorted(c.pk for c in checks)  # one result per slot
     assert set(Check.objects.values_list("status", flat=True)) == {"passing"}
+
+
+def test_claim_batches_split_by_size_and_due_window():
+    from registry.services.scheduling import Claim
+
+    start = timezone.now()
+    due = [start + timedelta(milliseconds=ms) for ms in (0, 10, 20, 30, 400, 410, 900)]
+    claim = Claim("t", [1, 2, 3, 4, 5, 6, 7], due)
+    batches = claim.batches(size=3, window=0.25)
+    assert [ids for ids, _ in batches] == [[1, 2, 3], [4], [5, 6], [7]]
+    assert [first for _, first in batches] == [due[0], due[3], due[4], due[6]]
+
+
+@pytest.mark.django_db
+def test_dispatch_task_queues_lookahead_batches_for_their_due_time(http_target, monkeypatch):
+    from registry import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.run_probe_batch, "apply_async", lambda args, **options: sent.append((args, options)))
+    now_due = http_check(http_target)
+    soon = http_check(http_target, next_run_at=timezone.now() + timedelta(milliseconds=700))
+    assert tasks.dispatch_due_checks() == 2
+    assert [args[0] for args, _ in sent] == [[now_due.pk], [soon.pk]]
+    assert sent[0][1]["eta"] is None and sent[1][1]["eta"] == Check.objects.get(pk=soon.pk).next_run_at
+    assert all(options["priority"] == tasks.BATCH_PRIORITY for _, options in sent)
