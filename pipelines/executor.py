@@ -12,8 +12,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
@@ -64,7 +63,6 @@ def prepare_packet(raw: Any, *, generate_id: Callable[[], str] = lambda: uuid.uu
     return {"id": packet_id, "payload": raw.get("payload"), "metadata": metadata, "tags": tags}
 
 
-@dataclass
 class RunResult:
     """The outcome of one packet: status, the packet as it left, routes, per-step log, errors.
 
@@ -72,17 +70,36 @@ class RunResult:
     dict form (`trace`) is built only when someone reads it, so batch runs without traces never pay for it.
     """
 
-    status: str
-    packet: dict
-    routes: list[str]
-    log: list[tuple]
-    pipeline_version: int
-    duration_ms: float
-    error: str = ""
-    errors: list[str] = field(default_factory=list)
+    __slots__ = ("status", "packet", "routes", "log", "pipeline_version", "duration_ms", "error", "errors", "_trace")
 
-    @cached_property
+    def __init__(
+        self,
+        status: str,
+        packet: dict,
+        routes: list[str],
+        log: list[tuple],
+        pipeline_version: int,
+        duration_ms: float,
+        error: str = "",
+        errors: list[str] | None = None,
+    ) -> None:
+        self.status = status
+        self.packet = packet
+        self.routes = routes
+        self.log = log
+        self.pipeline_version = pipeline_version
+        self.duration_ms = duration_ms
+        self.error = error
+        self.errors = errors if errors is not None else []
+        self._trace: list[dict[str, Any]] | None = None
+
+    @property
     def trace(self) -> list[dict[str, Any]]:
+        if self._trace is None:
+            self._trace = self._build_trace()
+        return self._trace
+
+    def _build_trace(self) -> list[dict[str, Any]]:
         entries = []
         for item in self.log:
             entry = {
@@ -157,7 +174,13 @@ class CompiledPipeline:
         started = perf_counter()
         if self._fast is not None and not capture:
             status, message, messages = self._fast(packet, state, log)
-            if status == FAILED:
+            if status == SUCCEEDED:
+                shape = _shape_error(packet)
+                if not shape:
+                    return RunResult(
+                        SUCCEEDED, packet, state.routes, log, self.version, (perf_counter() - started) * 1000
+                    )
+            elif status == FAILED:
                 name = log[-1][0]
                 errors = [f"{name}: {m}" for m in (messages or [message])]
                 first_error = f"step {name!r} failed: {message}"
