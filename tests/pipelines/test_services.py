@@ -166,3 +166,43 @@ def test_demo_data_loads_once_and_runs() -> None:
     assert body["chained"][0]["packet"]["metadata"]["audited"] is True
     kinds = set(Step.objects.values_list("kind", flat=True))
     assert kinds == {"transform", "validate", "route", "filter", "enrich"}
+
+
+def test_periodic_tasks_are_created_once_by_migrate() -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = dict(PeriodicTask.objects.filter(name__startswith="pipelines:").values_list("name", "task"))
+    assert tasks == {
+        "pipelines: retry due deliveries": "pipelines.deliveries_sweep",
+        "pipelines: prune runs": "pipelines.runs_prune",
+    }
+
+
+def test_the_step_limit_applies(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PIPELINE_MAX_STEPS = 2
+    with pytest.raises(ValidationError) as caught:
+        services.pipeline_create(slug="long", name="Long", steps=[transform_step(f"s{i}") for i in range(3)])
+    assert caught.value.message_dict["steps"] == ["At most 2 steps."]
+
+
+def test_due_deliveries_and_pruning() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines.models import Delivery
+
+    pipeline = PipelineFactory(
+        steps=[{"name": "r", "kind": "route", "config": {"rules": [{"when": "`true`", "to": {"service": "svc"}}]}}]
+    )
+    ref = selectors.pipeline_ref(pipeline.slug)
+    body = services.pipeline_run(ref, prepare_packet({"payload": 1}))
+    assert selectors.deliveries_due() == body["deliveries"]
+    Delivery.objects.update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    assert selectors.deliveries_due() == []
+    services.pipeline_run(ref, prepare_packet({"payload": 1}), record=True)
+    old = timezone.now() - timedelta(days=30)
+    Run.objects.update(created_at=old)
+    Delivery.objects.update(created_at=old, status="delivered")
+    assert services.runs_prune() == 1
+    assert not Run.objects.exists() and not Delivery.objects.exists()
