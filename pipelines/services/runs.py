@@ -87,14 +87,23 @@ def _persist(
         for plan in planned:
             delivery_ids.append([d.pk for d in created[cursor : cursor + len(plan)]])
             cursor += len(plan)
-        slugs = {outcome.ref.id: outcome.ref.slug for outcome, _ in items}
-        for run in runs:
-            run.__dict__["_slug"] = slugs.get(run.pipeline_id, str(run.pipeline_id))
-        _notify_failed_slugs(runs, actor=actor)
+        slugs: dict[int, str] = {}
+        for outcome, _ in items:
+            slugs.update(_slugs(outcome))
+        _notify_failed(runs, slugs=slugs, actor=actor)
     return run_ids, delivery_ids
 
 
-def _notify_failed_slugs(runs: list[Run], *, actor: str) -> None:
+def _slugs(outcome: Outcome) -> dict[int, str]:
+    """Pipeline id -> slug for every link of a chain."""
+    found = {outcome.ref.id: outcome.ref.slug}
+    for child in outcome.chained:
+        found.update(_slugs(child))
+    return found
+
+
+def _notify_failed(runs: list[Run], *, slugs: dict[int, str], actor: str) -> None:
+    """`pipeline.run_failed`, at most once per pipeline per interval so a failing flood stays one event."""
     seen: set[int] = set()
     for run in runs:
         if run.status != RunStatus.FAILED or run.pipeline_id in seen:
@@ -108,7 +117,7 @@ def _notify_failed_slugs(runs: list[Run], *, actor: str) -> None:
         if first:
             emit(
                 "pipeline.run_failed",
-                subject=run.__dict__.get("_slug", str(run.pipeline_id)),
+                subject=slugs.get(run.pipeline_id, str(run.pipeline_id)),
                 data={
                     "run_id": run.pk,
                     "version": run.version,
@@ -220,10 +229,7 @@ def run_execute(*, run_id: int) -> str | None:
         if chained_failures:
             Run.objects.bulk_create(chained_failures)
         run.status, run.error = result.status, result.error
-        run.__dict__["_slug"] = run.pipeline.slug
-        for row in chained_failures:
-            row.__dict__["_slug"] = str(row.pipeline_id)
-        _notify_failed_slugs([run, *chained_failures], actor=run.actor or "system")
+        _notify_failed([run, *chained_failures], slugs=_slugs(outcome), actor=run.actor or "system")
     return result.status
 
 
