@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 from controlplane.egress import EgressDenied, aiohttp_resolver
 from registry.health import CRITICAL
@@ -36,7 +37,6 @@ async def _run_one(spec: ProbeSpec, ctx: ProbeContext, gate: asyncio.Semaphore) 
                 result = await probe.run(spec, ctx)
         except Exception as exc:  # noqa: BLE001 - every failure is a critical result, never a crash
             result = _failure(spec, exc, started)
-    PROBES_RUN.labels(spec.kind, result.status).inc()
     if result.latency_ms is not None:
         PROBE_LATENCY.labels(spec.kind).observe(result.latency_ms / 1000)
     return result
@@ -54,7 +54,13 @@ async def run_probes(
     ) as session:
         ctx = ProbeContext(session=session, max_body_bytes=max_body_bytes, max_redirects=max_redirects)
         gate = asyncio.Semaphore(concurrency)
-        return list(await asyncio.gather(*(_run_one(spec, ctx, gate) for spec in specs)))
+        results = list(await asyncio.gather(*(_run_one(spec, ctx, gate) for spec in specs)))
+    # One counter update per (kind, result) per batch rather than per probe.
+    for (kind, status), count in Counter(
+        (spec.kind, result.status) for spec, result in zip(specs, results, strict=True)
+    ).items():
+        PROBES_RUN.labels(kind, status).inc(count)
+    return results
 
 
 def run_probes_sync(specs: list[ProbeSpec], **kwargs) -> list[ProbeResult]:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,11 @@ def elapsed_ms(started: float) -> float:
 async def resolve_allowed(host: str, port: int) -> list[str]:
     """Addresses for `host` that the egress guard allows (literal IPs are checked directly)."""
     check_host(host)
+    literal = host.strip("[]")
+    try:
+        return [str(ipaddress.ip_address(literal))]  # no resolver round trip (a thread hop) for an IP
+    except ValueError:
+        pass
     infos = await asyncio.get_running_loop().getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     allowed: list[str] = []
     denied: EgressDenied | None = None

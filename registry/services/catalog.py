@@ -202,7 +202,11 @@ def instance_register(
     Checks are matched by name: existing ones keep their state and history, missing ones are removed,
     new ones are due at once. Returns the instance and whether it was created (`instance.registered`).
     """
-    existing = Instance.objects.select_for_update().filter(service=service, instance_id=instance_id).first()
+    existing = Instance.objects.filter(service=service, instance_id=instance_id).first()
+    if existing is not None:
+        # Lock in the order result writes use (checks, then the instance), so the two cannot deadlock.
+        list(Check.objects.select_for_update().filter(instance=existing).order_by("pk").values_list("pk", flat=True))
+        existing = Instance.objects.select_for_update().get(pk=existing.pk)
     instance = existing or Instance(service=service, instance_id=instance_id)
     instance.address, instance.port, instance.scheme = address, port, scheme
     instance.tags = tags if tags is not None else []
