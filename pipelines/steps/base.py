@@ -55,12 +55,20 @@ def truthy(value: Any) -> bool:
     return True
 
 
+EVALUATION_ERRORS = (JMESPathError, TypeError, ValueError)  # ordering a string against a number: TypeError
+
+
+def expression_failed(compiled: Any, exc: Exception) -> StepError:
+    """The step error for an expression that could not be evaluated on this packet."""
+    return StepError(f"expression {compiled.expression!r} failed: {str(exc).splitlines()[0]}")
+
+
 def search(compiled: Any, packet: dict) -> Any:
     """Evaluate a compiled expression, turning evaluation errors (bad argument types) into StepError."""
     try:
         return compiled.search(packet)
-    except (JMESPathError, TypeError, ValueError) as exc:  # ordering a string against a number raises TypeError
-        raise StepError(f"expression {compiled.expression!r} failed: {str(exc).splitlines()[0]}") from None
+    except EVALUATION_ERRORS as exc:
+        raise expression_failed(compiled, exc) from None
 
 
 class StepKind:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipelines.steps.base import Apply, RunState, StepKind, check_expression, compile_expression, search, truthy
+from pipelines.steps.base import (
+    EVALUATION_ERRORS,
+    Apply,
+    RunState,
+    StepKind,
+    check_expression,
+    compile_expression,
+    expression_failed,
+    truthy,
+)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 TARGET_SCHEMA = {
@@ -78,16 +87,23 @@ class RouteStep(StepKind):
         first = config.get("mode", "first") == "first"
         default = route_name(config["default"]) if config.get("default") is not None else None
 
+        evaluators = [(compiled.search, compiled, name) for compiled, name in rules]
+
         def apply(packet: dict, state: RunState) -> None:
             matched = False
-            for compiled, name in rules:
-                if truthy(search(compiled, packet)):
+            routes = state.routes
+            for evaluate, compiled, name in evaluators:
+                try:
+                    value = evaluate(packet)
+                except EVALUATION_ERRORS as exc:
+                    raise expression_failed(compiled, exc) from None
+                if truthy(value):
                     matched = True
-                    if name not in state.routes:
-                        state.routes.append(name)
+                    if name not in routes:
+                        routes.append(name)
                     if first:
                         break
-            if not matched and default is not None and default not in state.routes:
-                state.routes.append(default)
+            if not matched and default is not None and default not in routes:
+                routes.append(default)
 
         return apply

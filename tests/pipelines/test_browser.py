@@ -24,9 +24,18 @@ def test_build_reorder_and_dry_run_a_pipeline(admin_login) -> None:  # type: ign
     page.goto(f"{base}/admin/pipelines/pipeline/add/")
     page.fill("#id_slug", "orders")
     page.fill("#id_name", "Orders")
-    fill_step(page, 0, "route", "route", 10, {"rules": [{"when": "contains(tags, 'big')", "to": "fast"}], "default": "slow"})
+    fill_step(
+        page, 0, "route", "route", 10, {"rules": [{"when": "contains(tags, 'big')", "to": "fast"}], "default": "slow"}
+    )
     page.click("#steps-group .add-row a")
-    fill_step(page, 1, "tag", "transform", 20, {"operations": [{"op": "add_tag", "value": "big"}, {"op": "upper", "path": "payload.code"}]})
+    fill_step(
+        page,
+        1,
+        "tag",
+        "transform",
+        20,
+        {"operations": [{"op": "add_tag", "value": "big"}, {"op": "upper", "path": "payload.code"}]},
+    )
     # Drag "tag" above "route": priorities are renumbered in the new order.
     page.drag_and_drop("#steps-1", "#steps-0")
     assert page.input_value("#id_steps-1-priority") == "10" and page.input_value("#id_steps-0-priority") == "20"

@@ -390,3 +390,12 @@ def test_definition_errors_name_the_step_and_field(step: dict, field: str, fragm
 def test_duplicate_step_names_are_refused() -> None:
     errors = validate_steps([transform({"op": "add_tag", "value": "a"}), transform({"op": "add_tag", "value": "b"})])
     assert "duplicate step name" in errors["steps.1.name"][0]
+
+
+def test_an_expression_that_cannot_be_evaluated_fails_the_step_with_the_expression_named() -> None:
+    step = {"name": "r", "kind": "route", "config": {"rules": [{"when": "payload.a > payload.b", "to": "x"}]}}
+    result = run_steps([step], {"payload": {"a": "text", "b": 1}})
+    assert result.status == "failed"
+    assert "expression 'payload.a > payload.b' failed" in result.error
+    condition = [transform({"op": "add_tag", "value": "x"}) | {"condition": "payload.a > payload.b"}]
+    assert "condition failed" in run_steps(condition, {"payload": {"a": "text", "b": 1}}).error
