@@ -51,14 +51,30 @@ VALUE = "db.internal.example.com"
 
 def start_etcd(data_dir: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        ["etcd", "--data-dir", data_dir, "--name", "bench",
-         "--listen-client-urls", f"http://127.0.0.1:{ETCD_CLIENT}", "--advertise-client-urls", f"http://127.0.0.1:{ETCD_CLIENT}",
-         "--listen-peer-urls", f"http://127.0.0.1:{ETCD_PEER}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{ETCD_PEER}",
-         "--initial-cluster", f"bench=http://127.0.0.1:{ETCD_PEER}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "etcd",
+            "--data-dir",
+            data_dir,
+            "--name",
+            "bench",
+            "--listen-client-urls",
+            f"http://127.0.0.1:{ETCD_CLIENT}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{ETCD_CLIENT}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{ETCD_PEER}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{ETCD_PEER}",
+            "--initial-cluster",
+            f"bench=http://127.0.0.1:{ETCD_PEER}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
-    body = json.dumps({"key": base64.b64encode(b"config/bench/db.host").decode(), "value": base64.b64encode(VALUE.encode()).decode()}).encode()
+    body = json.dumps(
+        {"key": base64.b64encode(b"config/bench/db.host").decode(), "value": base64.b64encode(VALUE.encode()).decode()}
+    ).encode()
     while time.monotonic() < deadline:
         try:
             request = urllib.request.Request(f"http://127.0.0.1:{ETCD_CLIENT}/v3/kv/put", data=body, method="POST")
@@ -94,7 +110,9 @@ def seed(env: dict[str, str]) -> str:
 def bench_reads(args, env, raw_key: str) -> dict:  # type: ignore[no-untyped-def]
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     key_b64 = base64.b64encode(b"config/bench/db.host").decode()
-    lua.write_text(f'wrk.method = "POST"\nwrk.body = \'{{"key":"{key_b64}"}}\'\nwrk.headers["Content-Type"] = "application/json"\n')
+    lua.write_text(
+        f'wrk.method = "POST"\nwrk.body = \'{{"key":"{key_b64}"}}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+    )
     auth = {"Authorization": f"Api-Key {raw_key}"}
     runs: dict[str, list[dict]] = {"etcd": [], "entry": [], "namespace": []}
     data_dir = tempfile.mkdtemp(prefix="cs-etcd-")
@@ -108,10 +126,18 @@ def bench_reads(args, env, raw_key: str) -> dict:  # type: ignore[no-untyped-def
                 wrk(url, connections=args.connections, duration=1, headers=headers)
             wrk(etcd_url, connections=args.connections, duration=1, script=str(lua))
             for run in range(args.runs):
-                runs["etcd"].append(wrk(etcd_url, connections=args.connections, duration=args.duration, script=str(lua)))
+                runs["etcd"].append(
+                    wrk(etcd_url, connections=args.connections, duration=args.duration, script=str(lua))
+                )
                 runs["entry"].append(wrk(entry_url, connections=args.connections, duration=args.duration, headers=auth))
-                runs["namespace"].append(wrk(ns_url, connections=args.connections, duration=args.duration, headers=auth))
-                print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]['rps']:.0f} req/s p99 {v[-1]['p99_ms']:.1f} ms" for k, v in runs.items()), flush=True)
+                runs["namespace"].append(
+                    wrk(ns_url, connections=args.connections, duration=args.duration, headers=auth)
+                )
+                print(
+                    f"run {run + 1}: "
+                    + ", ".join(f"{k} {v[-1]['rps']:.0f} req/s p99 {v[-1]['p99_ms']:.1f} ms" for k, v in runs.items()),
+                    flush=True,
+                )
     finally:
         etcd.terminate()
         etcd.wait(10)
@@ -131,9 +157,14 @@ def bench_import(env: dict[str, str], raw_key: str, runs: int) -> dict:
     times = []
     with gunicorn(env, API_PORT):
         for run in range(runs):
-            manage_shell(env, f"from configstore import services\nservices.namespace_create(name='benchimport{run}', actor='bench')")
+            manage_shell(
+                env,
+                f"from configstore import services\nservices.namespace_create(name='benchimport{run}', actor='bench')",
+            )
             request = urllib.request.Request(
-                f"http://127.0.0.1:{API_PORT}/api/v1/config/benchimport{run}/import/?format=yaml", data=document, method="POST",
+                f"http://127.0.0.1:{API_PORT}/api/v1/config/benchimport{run}/import/?format=yaml",
+                data=document,
+                method="POST",
                 headers={"Authorization": f"Api-Key {raw_key}", "Content-Type": "application/yaml"},
             )
             started = time.perf_counter()
@@ -154,7 +185,9 @@ async def _watchers(raw_key: str, count: int, uvicorn_pid: int) -> dict:
     headers = {"Authorization": f"Api-Key {raw_key}"}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
-        async with session.get(f"http://127.0.0.1:{WATCH_PORT}/api/v1/config/bench/watch/?index=0", headers=headers) as r:
+        async with session.get(
+            f"http://127.0.0.1:{WATCH_PORT}/api/v1/config/bench/watch/?index=0", headers=headers
+        ) as r:
             index = int(r.headers["X-Config-Index"])
         before = rss_kib(uvicorn_pid)
         received: list[float] = []
@@ -171,8 +204,11 @@ async def _watchers(raw_key: str, count: int, uvicorn_pid: int) -> dict:
         during = rss_kib(uvicorn_pid)
         body = json.dumps({"value": 5433}).encode()
         started = time.perf_counter()
-        async with session.put(f"http://127.0.0.1:{API_PORT}/api/v1/config/bench/db.port/", data=body,
-                               headers={**headers, "Content-Type": "application/json"}) as response:
+        async with session.put(
+            f"http://127.0.0.1:{API_PORT}/api/v1/config/bench/db.port/",
+            data=body,
+            headers={**headers, "Content-Type": "application/json"},
+        ) as response:
             assert response.status in (200, 201), await response.text()
         committed = time.perf_counter()
         await asyncio.gather(*tasks)
@@ -192,9 +228,23 @@ async def _watchers(raw_key: str, count: int, uvicorn_pid: int) -> dict:
 
 def bench_watch(env: dict[str, str], raw_key: str, count: int) -> dict:
     uvicorn = subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", "controlplane.asgi:application", "--host", "127.0.0.1", "--port", str(WATCH_PORT),
-         "--no-access-log", "--log-level", "warning", "--backlog", "4096"],
-        env=env, cwd=ROOT,
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "controlplane.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(WATCH_PORT),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+        ],
+        env=env,
+        cwd=ROOT,
     )
     try:
         wait_http(f"http://127.0.0.1:{WATCH_PORT}/healthz")
@@ -217,21 +267,32 @@ def main() -> None:
     env = production_env(DJANGO_SETTINGS_MODULE="controlplane.settings")
     prepare_database(env)
     raw_key = seed(env)
-    result: dict = {"machine": machine(), "runs": args.runs, "duration_s": args.duration, "connections": args.connections}
+    result: dict = {
+        "machine": machine(),
+        "runs": args.runs,
+        "duration_s": args.duration,
+        "connections": args.connections,
+    }
     if args.only in (None, "reads"):
         result["reads"] = bench_reads(args, env, raw_key)
         r = result["reads"]
         print(f"etcd range:     {r['etcd']['rps']:.0f} req/s p99 {r['etcd']['p99_ms']:.1f} ms")
-        print(f"entry GET:      {r['entry']['rps']:.0f} req/s p99 {r['entry']['p99_ms']:.1f} ms  ratio {r['entry_ratio']:.2f} (target >= 0.25)")
-        print(f"namespace GET:  {r['namespace']['rps']:.0f} req/s p99 {r['namespace']['p99_ms']:.1f} ms  ratio {r['namespace_ratio']:.2f}")
+        print(
+            f"entry GET:      {r['entry']['rps']:.0f} req/s p99 {r['entry']['p99_ms']:.1f} ms  ratio {r['entry_ratio']:.2f} (target >= 0.25)"
+        )
+        print(
+            f"namespace GET:  {r['namespace']['rps']:.0f} req/s p99 {r['namespace']['p99_ms']:.1f} ms  ratio {r['namespace_ratio']:.2f}"
+        )
     if args.only in (None, "import"):
         result["import"] = bench_import(env, raw_key, args.runs)
         print(f"import 10,000 entries: {result['import']['seconds_median']:.2f} s median (target < 3 s)")
     if args.only in (None, "watch"):
         result["watch"] = bench_watch(env, raw_key, args.watchers)
         w = result["watch"]
-        print(f"{w['delivered']}/{w['watchers']} watchers woken: p50 {w['p50_s'] * 1000:.0f} ms, p99 {w['p99_s'] * 1000:.0f} ms "
-              f"(target <= 1 s); {w['kib_per_watcher']:.1f} KiB RSS per watcher")
+        print(
+            f"{w['delivered']}/{w['watchers']} watchers woken: p50 {w['p50_s'] * 1000:.0f} ms, p99 {w['p99_s'] * 1000:.0f} ms "
+            f"(target <= 1 s); {w['kib_per_watcher']:.1f} KiB RSS per watcher"
+        )
     path = write_json("configstore", result)
     print(f"results: {path}")
 

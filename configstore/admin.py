@@ -62,7 +62,10 @@ class NamespaceAdmin(admin.ModelAdmin):
 class EntryForm(forms.ModelForm):
     """Edit one database-layer entry; validated and saved by `config_entry_set` with CAS."""
 
-    value = forms.JSONField(required=False, help_text="JSON: 5432, \"text\", true, [1, 2], {\"a\": 1}. Secrets show as ********; leave it to keep the value.")
+    value = forms.JSONField(
+        required=False,
+        help_text='JSON: 5432, "text", true, [1, 2], {"a": 1}. Secrets show as ********; leave it to keep the value.',
+    )
     expected_revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     class Meta:
@@ -98,10 +101,18 @@ class EntryForm(forms.ModelForm):
                 origin="admin",
             )
         except PreconditionFailed as exc:
-            self.add_error(None, f"Someone changed this entry since you opened it ({exc.detail}). Reload the page and try again.")
+            self.add_error(
+                None, f"Someone changed this entry since you opened it ({exc.detail}). Reload the page and try again."
+            )
         except ValidationError as exc:
             for key, messages_ in exc.message_dict.items():
-                field = "value" if key == data["key"] else "key" if "Keys are" in " ".join(messages_) or "reserved" in " ".join(messages_) else None
+                field = (
+                    "value"
+                    if key == data["key"]
+                    else "key"
+                    if "Keys are" in " ".join(messages_) or "reserved" in " ".join(messages_)
+                    else None
+                )
                 for message in messages_:
                     self.add_error(field, message if field else f"{key}: {message}")
 
@@ -128,7 +139,17 @@ class EntryAdmin(admin.ModelAdmin):
     """Entries of every layer; database-layer entries are edited here, source layers are read-only."""
 
     form = EntryForm
-    list_display = ["key", "namespace", "shown_value", "layer_name", "wins", "secret", "revision", "updated_by", "updated_at"]
+    list_display = [
+        "key",
+        "namespace",
+        "shown_value",
+        "layer_name",
+        "wins",
+        "secret",
+        "revision",
+        "updated_by",
+        "updated_at",
+    ]
     list_filter = ["namespace", LayerFilter, "secret"]
     search_fields = ["key", "description"]
     list_select_related = ["namespace", "source"]
@@ -220,7 +241,9 @@ class RuleForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if "kind" in data:
-            for problem in validate_rule_params(data["kind"], data.get("params") if data.get("params") is not None else {}):
+            for problem in validate_rule_params(
+                data["kind"], data.get("params") if data.get("params") is not None else {}
+            ):
                 self.add_error("params", problem)
         return data
 
@@ -262,7 +285,12 @@ class SourceForm(forms.ModelForm):
         from configstore.sources import SOURCE_KINDS
 
         if data.get("kind") in SOURCE_KINDS:
-            candidate = Source(**{k: data.get(k) or ("" if k in ("path", "format", "prefix") else None) for k in ("kind", "path", "format", "prefix")})
+            candidate = Source(
+                **{
+                    k: data.get(k) or ("" if k in ("path", "format", "prefix") else None)
+                    for k in ("kind", "path", "format", "prefix")
+                }
+            )
             for field, problems in SOURCE_KINDS[data["kind"]].definition_errors(candidate).items():
                 for problem in problems:
                     self.add_error(field if field in self.fields else None, problem)
@@ -274,7 +302,18 @@ class SourceAdmin(admin.ModelAdmin):
     """File and env layers: status, last error, and the pending diff before reloading by hand."""
 
     form = SourceForm
-    list_display = ["name", "namespace", "kind", "path", "prefix", "priority", "enabled", "reload", "last_loaded_at", "status"]
+    list_display = [
+        "name",
+        "namespace",
+        "kind",
+        "path",
+        "prefix",
+        "priority",
+        "enabled",
+        "reload",
+        "last_loaded_at",
+        "status",
+    ]
     list_filter = ["namespace", "kind", "enabled"]
     actions = ["reload_now"]
     readonly_fields = ["pending_diff", "last_hash", "last_loaded_at", "last_error"]
@@ -296,12 +335,18 @@ class SourceAdmin(admin.ModelAdmin):
             return "No changes: the layer matches the source."
         return format_html(
             "<table><tr><th>key</th><th>action</th><th>now</th><th>after reload</th></tr>{}</table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
-                             ((d["key"], d["action"], _short(d["old"]), _short(d["new"])) for d in diff)),
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                ((d["key"], d["action"], _short(d["old"]), _short(d["new"])) for d in diff),
+            ),
         )
 
     def save_model(self, request, obj: Source, form, change: bool) -> None:  # type: ignore[no-untyped-def]
-        fields = {k: form.cleaned_data.get(k) for k in ("name", "kind", "path", "format", "prefix", "priority", "enabled", "reload")}
+        fields = {
+            k: form.cleaned_data.get(k)
+            for k in ("name", "kind", "path", "format", "prefix", "priority", "enabled", "reload")
+        }
         if change:
             source_services.source_update(source=Source.objects.get(pk=obj.pk), actor=_actor(request), **fields)
         else:
@@ -324,7 +369,9 @@ class SourceAdmin(admin.ModelAdmin):
         for source in queryset.select_related("namespace"):
             result = source_services.source_reload(source=source, force=True, actor=_actor(request))
             level = messages.ERROR if result.error else messages.SUCCESS
-            detail = f" (revision {result.revision})" if result.revision else f": {result.error}" if result.error else ""
+            detail = (
+                f" (revision {result.revision})" if result.revision else f": {result.error}" if result.error else ""
+            )
             self.message_user(request, f"{source}: {result.status}{detail}", level)
 
 
@@ -354,10 +401,15 @@ class RevisionAdmin(admin.ModelAdmin):
 
     @admin.display(description="changes")
     def change_table(self, obj: Revision) -> str:
-        rows = ((c["key"], c["layer"], c["action"], _short(c.get("old")), _short(c.get("new"))) for c in selectors.public_changes(obj))
+        rows = (
+            (c["key"], c["layer"], c["action"], _short(c.get("old")), _short(c.get("new")))
+            for c in selectors.public_changes(obj)
+        )
         return format_html(
             "<table><tr><th>key</th><th>layer</th><th>action</th><th>old</th><th>new</th></tr>{}</table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>", rows),
+            format_html_join(
+                "", "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>", rows
+            ),
         )
 
     @admin.action(description="Roll back to the selected revision")
@@ -367,11 +419,19 @@ class RevisionAdmin(admin.ModelAdmin):
             return
         target = queryset.select_related("namespace").get()
         try:
-            revision = services.config_rollback(namespace=target.namespace, to_revision=target.number, actor=_actor(request))
+            revision = services.config_rollback(
+                namespace=target.namespace, to_revision=target.number, actor=_actor(request)
+            )
         except ValidationError as exc:
-            self.message_user(request, f"Rollback refused: {'; '.join(f'{k}: {v}' for k, v in exc.message_dict.items())}", messages.ERROR)
+            self.message_user(
+                request,
+                f"Rollback refused: {'; '.join(f'{k}: {v}' for k, v in exc.message_dict.items())}",
+                messages.ERROR,
+            )
             return
         if revision is None:
             self.message_user(request, "Nothing to roll back: the config already matches that revision.")
         else:
-            self.message_user(request, f"Rolled {target.namespace} back to revision {target.number} as revision {revision.number}.")
+            self.message_user(
+                request, f"Rolled {target.namespace} back to revision {target.number} as revision {revision.number}."
+            )

@@ -66,12 +66,20 @@ async def serve_watch(scope: dict, receive: Any, send: Any, namespace: str) -> N
         request.method,
         ROUTE,
         response.status_code,
-        extra={"event": "access", "method": request.method, "path": request.path, "route": ROUTE,
-               "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
-               "key_prefix": getattr(request, "api_key_prefix", None)},
+        extra={
+            "event": "access",
+            "method": request.method,
+            "path": request.path,
+            "route": ROUTE,
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2),
+            "key_prefix": getattr(request, "api_key_prefix", None),
+        },
     )
     headers = [(b"content-type", response["Content-Type"].encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in response.items() if name.lower() != "content-type"]
+    headers += [
+        (name.lower().encode(), value.encode()) for name, value in response.items() if name.lower() != "content-type"
+    ]
     body = response.content if request.method != "HEAD" else b""
     headers.append((b"content-length", str(len(response.content)).encode()))
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})

@@ -29,7 +29,9 @@ def load_demo() -> Namespace:
     """Create (or complete) the `payments` demo namespace; running it again changes nothing."""
     namespace = Namespace.objects.filter(name="payments").first()
     if namespace is None:
-        namespace = services.namespace_create(name="payments", description="Payment service settings (demo).", actor=ACTOR)
+        namespace = services.namespace_create(
+            name="payments", description="Payment service settings (demo).", actor=ACTOR
+        )
     for key, kind, params, message in RULES:
         if not Rule.objects.filter(namespace=namespace, key=key, kind=kind).exists():
             services.rule_create(namespace=namespace, key=key, kind=kind, params=params, message=message, actor=ACTOR)
@@ -40,6 +42,8 @@ def load_demo() -> Namespace:
         if key not in existing
     ]
     if changes:
-        services.config_changes_apply(namespace=namespace, changes=changes, actor=ACTOR, origin="bootstrap", message="Demo data")
+        services.config_changes_apply(
+            namespace=namespace, changes=changes, actor=ACTOR, origin="bootstrap", message="Demo data"
+        )
     namespace.refresh_from_db()
     return namespace

@@ -94,7 +94,9 @@ def _parse_ini(text: str) -> Any:
         if section == _INI_ROOT:
             document.update(items)
         else:
-            document[section] = {**document.get(section, {}), **items} if isinstance(document.get(section), dict) else items
+            document[section] = (
+                {**document.get(section, {}), **items} if isinstance(document.get(section), dict) else items
+            )
     return document
 
 
@@ -201,7 +203,10 @@ def _render_ini(flat: dict[str, Any]) -> str:
 
 
 def _render_env(flat: dict[str, Any], prefix: str = "") -> str:
-    lines = [f"{prefix}{key.replace('.', '__').upper()}={shlex.quote(_scalar_text(value))}" for key, value in sorted(flat.items())]
+    lines = [
+        f"{prefix}{key.replace('.', '__').upper()}={shlex.quote(_scalar_text(value))}"
+        for key, value in sorted(flat.items())
+    ]
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -20,11 +20,15 @@ class Namespace(models.Model):
     """A named config tree (e.g. `payments`) whose `revision` moves on every change in it."""
 
     name = models.CharField(
-        max_length=64, unique=True, validators=[RegexValidator(NAMESPACE_PATTERN, "Lower-case letters, digits, - and _.")]
+        max_length=64,
+        unique=True,
+        validators=[RegexValidator(NAMESPACE_PATTERN, "Lower-case letters, digits, - and _.")],
     )
     description = models.TextField(blank=True)
     revision = models.PositiveBigIntegerField(default=0, help_text="Moves on every change in the namespace.")
-    rules_version = models.PositiveIntegerField(default=0, help_text="Moves on every rule change; keys the compiled rules.")
+    rules_version = models.PositiveIntegerField(
+        default=0, help_text="Moves on every rule change; keys the compiled rules."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -88,7 +92,9 @@ class Entry(models.Model):
 
     namespace = models.ForeignKey(Namespace, on_delete=models.CASCADE, related_name="entries")
     source = models.ForeignKey(Source, null=True, blank=True, on_delete=models.CASCADE, related_name="entries")
-    key = models.CharField(max_length=255, validators=[RegexValidator(KEY_PATTERN, "Dotted lower-case key like db.port.")])
+    key = models.CharField(
+        max_length=255, validators=[RegexValidator(KEY_PATTERN, "Dotted lower-case key like db.port.")]
+    )
     value = models.JSONField(null=True, blank=True)
     encrypted_value = models.TextField(blank=True)
     secret = models.BooleanField(default=False)
@@ -107,7 +113,9 @@ class Entry(models.Model):
                 fields=["namespace", "key"], condition=Q(source__isnull=True), name="configstore_entry_unique_db_key"
             ),
             models.UniqueConstraint(
-                fields=["namespace", "source", "key"], condition=Q(source__isnull=False), name="configstore_entry_unique_src_key"
+                fields=["namespace", "source", "key"],
+                condition=Q(source__isnull=False),
+                name="configstore_entry_unique_src_key",
             ),
         ]
 

@@ -63,7 +63,9 @@ def _executor() -> ThreadPoolExecutor:
     if _shared_executor is None:
         with _redis_lock:
             if _shared_executor is None:
-                _shared_executor = ThreadPoolExecutor(max_workers=conf.watch_db_threads(), thread_name_prefix="config-watch")
+                _shared_executor = ThreadPoolExecutor(
+                    max_workers=conf.watch_db_threads(), thread_name_prefix="config-watch"
+                )
     return _shared_executor
 
 
@@ -191,7 +193,9 @@ class WatchHub:
                 async for message in pubsub.listen():
                     if message.get("type") != "pmessage":
                         continue
-                    channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                    channel = (
+                        message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                    )
                     try:
                         self.wake(channel[len(CHANNEL_PREFIX) :], int(message["data"]))
                     except (TypeError, ValueError):

@@ -313,7 +313,10 @@ class RuleSet:
     """A namespace's rules, compiled once; checks written values and the resulting effective config."""
 
     def __init__(self, rules: Iterable[tuple[int | None, str, str, dict, str]]) -> None:
-        self.rules = [CompiledRule(rid, pattern, kind, compile_rule(kind, params, message)) for rid, pattern, kind, params, message in rules]
+        self.rules = [
+            CompiledRule(rid, pattern, kind, compile_rule(kind, params, message))
+            for rid, pattern, kind, params, message in rules
+        ]
 
     def check_values(self, values: dict[str, Any]) -> list[RuleViolation]:
         """Violations among `values` (key -> value) by every non-`required` rule covering each key."""
@@ -332,7 +335,9 @@ class RuleSet:
                 continue
             matched = [k for k in effective if key_matches(rule.pattern, k)]
             if not matched:
-                violations += [RuleViolation(rule.pattern, rule.rule_id, rule.kind, m) for m in rule.check(present=False)]
+                violations += [
+                    RuleViolation(rule.pattern, rule.rule_id, rule.kind, m) for m in rule.check(present=False)
+                ]
             for key in matched:
                 violations += [RuleViolation(key, rule.rule_id, rule.kind, m) for m in rule.check(effective[key])]
         return violations

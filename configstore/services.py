@@ -24,7 +24,6 @@ from configstore.crypto import encrypt_value
 from configstore.formats import FormatError, flatten, parse_document
 from configstore.metrics import CONFIG_REJECTED, CONFIG_REVISIONS, origin_kind
 from configstore.models import KEY_PATTERN, MASK, RESERVED_KEYS, Entry, Namespace, Revision, Rule, Source
-from configstore.rules import validate_rule_params
 from configstore.selectors import compute_effective, entry_plain_value, layer_priority, layer_state, namespace_ruleset
 from configstore.signals import config_changed
 from controlplane.access.parsers import json_depth_exceeds
@@ -175,7 +174,9 @@ def _conflicts(keys: list[str]) -> dict[str, list[str]]:
         for i in range(1, len(parts)):
             parent = ".".join(parts[:i])
             if parent in present:
-                errors.setdefault(key, []).append(f"{parent!r} is a value, so it cannot also be a section holding {key!r}.")
+                errors.setdefault(key, []).append(
+                    f"{parent!r} is a value, so it cannot also be a section holding {key!r}."
+                )
     return errors
 
 
@@ -213,8 +214,10 @@ def config_changes_apply(
             if change.action == "set" and problems:
                 errors.setdefault(str(change.key), []).extend(problems)
                 continue
-            base = new_states[change.key] if change.key in new_states else (
-                _state_of(existing[change.key]) if change.key in existing else None
+            base = (
+                new_states[change.key]
+                if change.key in new_states
+                else (_state_of(existing[change.key]) if change.key in existing else None)
             )
             new_states[change.key] = _next_state(change, base, errors)
         if replace_layer:
@@ -263,7 +266,9 @@ def config_changes_apply(
             Entry.objects.filter(pk__in=to_delete).delete()
         if to_update:
             Entry.objects.bulk_update(
-                to_update, ["value", "secret", "encrypted_value", "description", "revision", "updated_by", "updated_at"], batch_size=1000
+                to_update,
+                ["value", "secret", "encrypted_value", "description", "revision", "updated_by", "updated_at"],
+                batch_size=1000,
             )
         if to_create:
             _insert_entries(to_create)
@@ -279,7 +284,13 @@ def config_changes_apply(
         emit(
             "config.changed",
             subject=namespace.name,
-            data={"namespace": namespace.name, "revision": number, "keys": keys[:EVENT_KEYS_MAX], "key_count": len(keys), "origin": origin},
+            data={
+                "namespace": namespace.name,
+                "revision": number,
+                "keys": keys[:EVENT_KEYS_MAX],
+                "key_count": len(keys),
+                "origin": origin,
+            },
             actor=actor,
         )
         name, namespace_id = namespace.name, namespace.pk
@@ -287,7 +298,18 @@ def config_changes_apply(
     return revision
 
 
-_COPY_COLUMNS = ("namespace_id", "source_id", "key", "value", "encrypted_value", "secret", "description", "revision", "updated_by", "updated_at")
+_COPY_COLUMNS = (
+    "namespace_id",
+    "source_id",
+    "key",
+    "value",
+    "encrypted_value",
+    "secret",
+    "description",
+    "revision",
+    "updated_by",
+    "updated_at",
+)
 
 
 def _insert_entries(entries: list[Entry]) -> None:
@@ -299,10 +321,26 @@ def _insert_entries(entries: list[Entry]) -> None:
 
     now = timezone.now()
     table = Entry._meta.db_table
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy,
+    ):
         for e in entries:
             value = None if e.value is None and e.secret else Jsonb(e.value)
-            copy.write_row((e.namespace_id, e.source_id, e.key, value, e.encrypted_value, e.secret, e.description, e.revision, e.updated_by, now))
+            copy.write_row(
+                (
+                    e.namespace_id,
+                    e.source_id,
+                    e.key,
+                    value,
+                    e.encrypted_value,
+                    e.secret,
+                    e.description,
+                    e.revision,
+                    e.updated_by,
+                    now,
+                )
+            )
 
 
 def _reject(errors: dict[str, list[str]], origin: str) -> None:
@@ -362,7 +400,14 @@ def parse_config_text(*, namespace: Namespace, text: str, fmt: str, limit: int) 
 
 
 def config_import(
-    *, namespace: Namespace, text: str, fmt: str, actor: str, replace: bool = False, message: str = "", expected_revision: int | None = None
+    *,
+    namespace: Namespace,
+    text: str,
+    fmt: str,
+    actor: str,
+    replace: bool = False,
+    message: str = "",
+    expected_revision: int | None = None,
 ) -> Revision | None:
     """Import a document into the database layer, all or nothing; None when it changes nothing."""
     from configstore import conf
@@ -375,7 +420,12 @@ def config_import(
                 raise PreconditionFailed(f"The namespace is at revision {current}, not {expected_revision}.")
         changes = [EntryChange(key=key, value=value) for key, value in flat.items()]
         return config_changes_apply(
-            namespace=namespace, changes=changes, actor=actor, origin="import", message=message or f"Import ({fmt})", replace_layer=replace
+            namespace=namespace,
+            changes=changes,
+            actor=actor,
+            origin="import",
+            message=message or f"Import ({fmt})",
+            replace_layer=replace,
         )
 
 
@@ -396,13 +446,17 @@ def config_rollback(*, namespace: Namespace, to_revision: int, actor: str, messa
                 if change["action"] == "create":
                     state.pop(change["key"], None)
                     continue
-                description = change.get("old_description", state[change["key"]].description if change["key"] in state else "")
+                description = change.get(
+                    "old_description", state[change["key"]].description if change["key"] in state else ""
+                )
                 if change.get("old_secret"):
                     state[change["key"]] = _State(None, True, change["old_token"], description)
                 else:
                     state[change["key"]] = _State(change["old"], False, "", description)
         changes = [
-            EntryChange(key=k, value=s.value, secret=s.secret, description=s.description, token=s.token if s.secret else None)
+            EntryChange(
+                key=k, value=s.value, secret=s.secret, description=s.description, token=s.token if s.secret else None
+            )
             for k, s in state.items()
         ]
         return config_changes_apply(
@@ -447,59 +501,10 @@ def namespace_update(*, namespace: Namespace, description: str, actor: str) -> N
     return namespace
 
 
-def _rule_validate(rule: Rule) -> None:
-    errors: dict[str, list[str]] = {}
-    if not rule.key or not isinstance(rule.key, str) or len(rule.key) > 255 or not all(
-        c.isalnum() or c in "._*?[]-!" for c in rule.key
-    ):
-        errors["key"] = ["Give a key or a glob such as db.* ."]
-    problems = validate_rule_params(rule.kind, rule.params)
-    if problems:
-        errors["kind" if rule.kind not in {c for c, _ in Rule._meta.get_field("kind").choices} else "params"] = problems
-    if errors:
-        raise ValidationError(errors)
-    rule.full_clean(exclude=["params"])
-
-
-def _bump_rules(namespace: Namespace) -> None:
-    from django.db.models import F
-
-    Namespace.objects.filter(pk=namespace.pk).update(rules_version=F("rules_version") + 1)
-    namespace.refresh_from_db(fields=["rules_version"])
-
-
-@transaction.atomic
-def rule_create(*, namespace: Namespace, key: str, kind: str, params: dict | None = None, message: str = "", actor: str) -> Rule:
-    """Add a rule; it applies to every later write (existing values are not re-checked)."""
-    rule = Rule(namespace=namespace, key=key, kind=kind, params=params if params is not None else {}, message=message or "")
-    _rule_validate(rule)
-    rule.save()
-    _bump_rules(namespace)
-    emit("config.rule_created", subject=namespace.name, data={"rule": rule.pk, "key": key, "kind": kind}, actor=actor)
-    return rule
-
-
-@transaction.atomic
-def rule_update(*, rule: Rule, actor: str, **fields: Any) -> Rule:
-    """Change a rule's key, kind, params or message."""
-    for name, value in fields.items():
-        setattr(rule, name, value)
-    _rule_validate(rule)
-    rule.save()
-    _bump_rules(rule.namespace)
-    emit("config.rule_updated", subject=rule.namespace.name, data={"rule": rule.pk, "fields": sorted(fields)}, actor=actor)
-    return rule
-
-
-@transaction.atomic
-def rule_delete(*, rule: Rule, actor: str) -> None:
-    """Remove a rule."""
-    namespace, rule_id = rule.namespace, rule.pk
-    rule.delete()
-    _bump_rules(namespace)
-    emit("config.rule_deleted", subject=namespace.name, data={"rule": rule_id}, actor=actor)
-
-
 def entry_plain(entry: Entry) -> Any:
     """An entry's plain value (decrypting secrets), for trusted callers."""
     return entry_plain_value(entry)
+
+
+# Rule writes live in their own module; re-exported here so callers keep one import for writes.
+from configstore.rule_services import rule_create, rule_delete, rule_update  # noqa: E402, F401

@@ -66,8 +66,15 @@ def source_create(
 ) -> Source:
     """Define a source (not loaded yet: call `source_reload` or wait for the beat task)."""
     source = Source(
-        namespace=namespace, name=name, kind=kind, path=path or "", format=format or "", prefix=prefix or "",
-        priority=priority if priority is not None else DEFAULT_PRIORITY.get(kind, 200), enabled=enabled, reload=reload,
+        namespace=namespace,
+        name=name,
+        kind=kind,
+        path=path or "",
+        format=format or "",
+        prefix=prefix or "",
+        priority=priority if priority is not None else DEFAULT_PRIORITY.get(kind, 200),
+        enabled=enabled,
+        reload=reload,
     )
     _validate(source)
     source.save()
@@ -84,11 +91,21 @@ def source_update(*, source: Source, actor: str, **fields: Any) -> Source:
         _validate(source)
         source.last_hash = ""  # definition changed: read it again on the next reload
         source.save()
-        emit("config.source_updated", subject=source.namespace.name, data={"source": source.name, "fields": sorted(fields)}, actor=actor)
+        emit(
+            "config.source_updated",
+            subject=source.namespace.name,
+            data={"source": source.name, "fields": sorted(fields)},
+            actor=actor,
+        )
         if was_enabled and not source.enabled:
             config_changes_apply(
-                namespace=source.namespace, changes=[], source=source, actor=actor, origin=f"source:{source.name}",
-                message="Source disabled", replace_layer=True,
+                namespace=source.namespace,
+                changes=[],
+                source=source,
+                actor=actor,
+                origin=f"source:{source.name}",
+                message="Source disabled",
+                replace_layer=True,
             )
     if source.enabled:
         source_reload(source=source, force=True, actor=actor)
@@ -99,8 +116,13 @@ def source_update(*, source: Source, actor: str, **fields: Any) -> Source:
 def source_delete(*, source: Source, actor: str) -> None:
     """Remove a source and its layer's values, as one revision."""
     config_changes_apply(
-        namespace=source.namespace, changes=[], source=source, actor=actor, origin=f"source:{source.name}",
-        message="Source removed", replace_layer=True,
+        namespace=source.namespace,
+        changes=[],
+        source=source,
+        actor=actor,
+        origin=f"source:{source.name}",
+        message="Source removed",
+        replace_layer=True,
     )
     name, namespace = source.name, source.namespace.name
     source.delete()
@@ -177,7 +199,9 @@ def source_reload(*, source: Source, force: bool = False, actor: str = "system")
     return ReloadResult("applied" if revision else "unchanged", revision=revision.number if revision else None)
 
 
-def sources_reload(*, namespace: str | None = None, force: bool = False, actor: str = "system") -> dict[str, ReloadResult]:
+def sources_reload(
+    *, namespace: str | None = None, force: bool = False, actor: str = "system"
+) -> dict[str, ReloadResult]:
     """Reload every enabled source with reload on (optionally of one namespace); results by `ns/source`."""
     qs = Source.objects.filter(enabled=True).select_related("namespace")
     qs = qs.filter(namespace__name=namespace) if namespace else qs.filter(reload=True)

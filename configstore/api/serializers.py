@@ -52,8 +52,20 @@ class SourceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Source
         fields = [
-            "id", "name", "kind", "path", "format", "prefix", "priority", "enabled", "reload",
-            "layer", "last_hash", "last_loaded_at", "last_error", "created_at",
+            "id",
+            "name",
+            "kind",
+            "path",
+            "format",
+            "prefix",
+            "priority",
+            "enabled",
+            "reload",
+            "layer",
+            "last_hash",
+            "last_loaded_at",
+            "last_error",
+            "created_at",
         ]
         read_only_fields = ["id", "layer", "last_hash", "last_loaded_at", "last_error", "created_at"]
         extra_kwargs = {"priority": {"required": False}}

@@ -32,6 +32,8 @@ urlpatterns = [
     path("config/<str:namespace>/rules/<int:pk>/", views.RuleDetailApi.as_view(), name="config-rule"),
     path("config/<str:namespace>/sources/", views.SourceListApi.as_view(), name="config-sources"),
     path("config/<str:namespace>/sources/<int:pk>/", views.SourceDetailApi.as_view(), name="config-source"),
-    path("config/<str:namespace>/sources/<int:pk>/reload/", views.SourceReloadApi.as_view(), name="config-source-reload"),
+    path(
+        "config/<str:namespace>/sources/<int:pk>/reload/", views.SourceReloadApi.as_view(), name="config-source-reload"
+    ),
     path("config/<str:namespace>/<configkey:key>/", views.EntryApi.as_view(), name="config-entry"),
 ]

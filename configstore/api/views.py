@@ -49,7 +49,7 @@ def _revision_header(value: str | None) -> int | None:
         return None
     token = value.strip().removeprefix("W/").strip('"')
     if not token.isdigit():
-        raise exceptions.ValidationError({"If-Match": ["Give the revision number, such as 3 or \"3\"."]})
+        raise exceptions.ValidationError({"If-Match": ['Give the revision number, such as 3 or "3".']})
     return int(token)
 
 
@@ -104,7 +104,9 @@ class NamespaceConfigApi(APIView):
             response = HttpResponse(snapshot.json_body(reveal=reveal), content_type="application/json")
         else:
             try:
-                text = render_document(snapshot.visible_flat(reveal=reveal), fmt, env_prefix=request.query_params.get("prefix", ""))
+                text = render_document(
+                    snapshot.visible_flat(reveal=reveal), fmt, env_prefix=request.query_params.get("prefix", "")
+                )
             except FormatError as exc:
                 raise exceptions.ValidationError({"format": [str(exc)]}) from None
             response = HttpResponse(text.encode(), content_type=CONTENT_TYPES[fmt])
@@ -131,10 +133,18 @@ class EntryApi(APIView):
         layers = snapshot.layers.get(key, [])
         if not layers:
             prefix = key + "."
-            flat = {k[len(prefix) :]: v for k, v in snapshot.visible_flat(reveal=reveal).items() if k.startswith(prefix)}
+            flat = {
+                k[len(prefix) :]: v for k, v in snapshot.visible_flat(reveal=reveal).items() if k.startswith(prefix)
+            }
             if not flat:
                 raise exceptions.NotFound(f"No key {key!r} in {namespace}.")
-            return {"key": key, "section": True, "value": nest(flat), "revision": 0, "namespace_revision": snapshot.revision}, 0
+            return {
+                "key": key,
+                "section": True,
+                "value": nest(flat),
+                "revision": 0,
+                "namespace_revision": snapshot.revision,
+            }, 0
         own = next((e for e in layers if e.source_id is None), None)
         cas = own.revision if own else 0
         winner = layers[0] if key in snapshot.winners else None
@@ -186,7 +196,9 @@ class EntryApi(APIView):
             actor=actor_from_request(request),
         )
         body, cas = self._entry_body(request, ns.name, key)
-        return Response(body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED, headers={"ETag": f'"{cas}"'})
+        return Response(
+            body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED, headers={"ETag": f'"{cas}"'}
+        )
 
     def delete(self, request: Request, namespace: str, key: str) -> Response:
         ns = namespace_for(request, namespace)
@@ -196,7 +208,9 @@ class EntryApi(APIView):
             raise exceptions.NotFound(f"No key {key!r} in the database layer of {namespace}.")
         if existing is not None and existing.secret and not _reveal(request):
             raise exceptions.PermissionDenied(f"Deleting secret entries needs the scope {Scope.CONFIG_SECRETS}.")
-        services.config_entry_delete(namespace=ns, key=key, expected_revision=expected, actor=actor_from_request(request))
+        services.config_entry_delete(
+            namespace=ns, key=key, expected_revision=expected, actor=actor_from_request(request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -232,14 +246,20 @@ class ImportApi(APIView):
         )
         ns.refresh_from_db()
         return Response(
-            {"changed": revision is not None, "revision": ns.revision, "keys": len(revision.changes) if revision else 0},
+            {
+                "changed": revision is not None,
+                "revision": ns.revision,
+                "keys": len(revision.changes) if revision else 0,
+            },
             headers={"ETag": f'"{ns.revision}"'},
         )
 
 
 def _format_from_type(content_type: str) -> str:
     kind = (content_type or "").split(";")[0].strip().lower()
-    return {"application/json": "json", "application/toml": "toml", "text/x-ini": "ini", "text/x-env": "env"}.get(kind, "yaml")
+    return {"application/json": "json", "application/toml": "toml", "text/x-ini": "ini", "text/x-env": "env"}.get(
+        kind, "yaml"
+    )
 
 
 class HistoryApi(generics.ListAPIView):
@@ -279,7 +299,9 @@ class RollbackApi(APIView):
             actor=actor_from_request(request),
         )
         ns.refresh_from_db()
-        return Response({"changed": revision is not None, "revision": ns.revision}, headers={"ETag": f'"{ns.revision}"'})
+        return Response(
+            {"changed": revision is not None, "revision": ns.revision}, headers={"ETag": f'"{ns.revision}"'}
+        )
 
 
 class RuleListApi(generics.ListCreateAPIView):
@@ -333,7 +355,9 @@ class SourceListApi(generics.ListCreateAPIView):
         ns = namespace_for(request, kwargs["namespace"])
         serializer = SourceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        source = source_services.source_create(namespace=ns, actor=actor_from_request(request), **serializer.validated_data)
+        source = source_services.source_create(
+            namespace=ns, actor=actor_from_request(request), **serializer.validated_data
+        )
         result = source_services.source_reload(source=source, force=True, actor=actor_from_request(request))
         source.refresh_from_db()
         return Response({**SourceSerializer(source).data, "load": result.status}, status=status.HTTP_201_CREATED)
@@ -346,13 +370,17 @@ class SourceDetailApi(generics.RetrieveUpdateDestroyAPIView):
     required_scopes = READ_WRITE
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return Source.objects.filter(namespace=namespace_for(self.request, self.kwargs["namespace"])).select_related("namespace")
+        return Source.objects.filter(namespace=namespace_for(self.request, self.kwargs["namespace"])).select_related(
+            "namespace"
+        )
 
     def update(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         source = self.get_object()
         serializer = SourceSerializer(source, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        source = source_services.source_update(source=source, actor=actor_from_request(request), **serializer.validated_data)
+        source = source_services.source_update(
+            source=source, actor=actor_from_request(request), **serializer.validated_data
+        )
         source.refresh_from_db()
         return Response(SourceSerializer(source).data)
 

@@ -29,7 +29,11 @@ class EnvSourceReader(SourceReader):
 
     def _items(self) -> list[tuple[str, str]]:
         prefix = self.source.prefix
-        return sorted((name[len(prefix) :], value) for name, value in os.environ.items() if name.startswith(prefix) and len(name) > len(prefix))
+        return sorted(
+            (name[len(prefix) :], value)
+            for name, value in os.environ.items()
+            if name.startswith(prefix) and len(name) > len(prefix)
+        )
 
     def read(self) -> bytes:
         return "\n".join(f"{name}={value}" for name, value in self._items()).encode()

@@ -20,7 +20,9 @@ def add_rule(namespace):  # type: ignore[no-untyped-def]
     """`add_rule(key, kind, **params)` -> a rule on the `payments` namespace, through the service."""
 
     def make(key: str, kind: str, message: str = "", **params):  # type: ignore[no-untyped-def]
-        return services.rule_create(namespace=namespace, key=key, kind=kind, params=params, message=message, actor="test")
+        return services.rule_create(
+            namespace=namespace, key=key, kind=kind, params=params, message=message, actor="test"
+        )
 
     return make
 

@@ -65,7 +65,9 @@ def test_rollback_action(admin_client, namespace):
     services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
     services.config_entry_set(namespace=namespace, key="a", value=2, actor="t")
     target = Revision.objects.get(number=1)
-    response = admin_client.post("/admin/configstore/revision/", {"action": "rollback_to", "_selected_action": [target.pk]}, follow=True)
+    response = admin_client.post(
+        "/admin/configstore/revision/", {"action": "rollback_to", "_selected_action": [target.pk]}, follow=True
+    )
     assert "as revision 3" in response.content.decode()
     assert selectors.config_value("payments", "a") == 1
     assert "a" in admin_client.get(f"/admin/configstore/revision/{target.pk}/change/").content.decode()
@@ -84,11 +86,13 @@ def test_source_page_shows_pending_diff_and_reload_now_applies_it(admin_client, 
 
 def test_admin_rule_form_uses_the_rule_engine(admin_client, namespace):
     response = admin_client.post(
-        "/admin/configstore/rule/add/", {"namespace": namespace.pk, "key": "db.port", "kind": "range", "params": '{"min": "x"}', "message": ""}
+        "/admin/configstore/rule/add/",
+        {"namespace": namespace.pk, "key": "db.port", "kind": "range", "params": '{"min": "x"}', "message": ""},
     )
     assert response.status_code == 200 and "min must be a number" in response.content.decode()
     response = admin_client.post(
-        "/admin/configstore/rule/add/", {"namespace": namespace.pk, "key": "db.port", "kind": "range", "params": '{"min": 1}', "message": ""}
+        "/admin/configstore/rule/add/",
+        {"namespace": namespace.pk, "key": "db.port", "kind": "range", "params": '{"min": 1}', "message": ""},
     )
     assert response.status_code == 302
     namespace.refresh_from_db()
@@ -98,6 +102,14 @@ def test_admin_rule_form_uses_the_rule_engine(admin_client, namespace):
 def test_admin_source_form_refuses_paths_outside_the_root(admin_client, namespace, source_root):
     response = admin_client.post(
         "/admin/configstore/source/add/",
-        {"namespace": namespace.pk, "name": "x", "kind": "file", "path": "../etc/passwd", "format": "yaml", "priority": 200, "enabled": "on"},
+        {
+            "namespace": namespace.pk,
+            "name": "x",
+            "kind": "file",
+            "path": "../etc/passwd",
+            "format": "yaml",
+            "priority": 200,
+            "enabled": "on",
+        },
     )
     assert response.status_code == 200 and "must not contain" in response.content.decode()

@@ -46,7 +46,12 @@ def test_entry_put_get_delete_with_layers_and_etag(rw, namespace):
     assert response.status_code == 201, response.content
     assert response["ETag"] == '"1"'
     body = rw.get("/api/v1/config/payments/db.port/").json()
-    assert body["value"] == 5432 and body["layer"] == "database" and body["revision"] == 1 and body["description"] == "port"
+    assert (
+        body["value"] == 5432
+        and body["layer"] == "database"
+        and body["revision"] == 1
+        and body["description"] == "port"
+    )
     assert [layer["layer"] for layer in body["layers"]] == ["database"]
     assert rw.get("/api/v1/config/payments/db/").json()["value"] == {"port": 5432}
     assert put(rw, "payments", "db.port", 5433).status_code == 200
@@ -90,7 +95,9 @@ def test_namespace_get_export_formats_and_if_none_match(full, namespace):
     assert response["ETag"] == '"2"'
     assert full.get("/api/v1/config/payments/", HTTP_IF_NONE_MATCH='"2"').status_code == 304
     assert full.get("/api/v1/config/payments/", HTTP_IF_NONE_MATCH='"1"').status_code == 200
-    assert yaml.safe_load(full.get("/api/v1/config/payments/?format=yaml").content) == {"db": {"host": "db.internal", "port": 5432}}
+    assert yaml.safe_load(full.get("/api/v1/config/payments/?format=yaml").content) == {
+        "db": {"host": "db.internal", "port": 5432}
+    }
     assert "[db]\nhost = db.internal\nport = 5432" in full.get("/api/v1/config/payments/?format=ini").content.decode()
     assert "DB__PORT=5432" in full.get("/api/v1/config/payments/?format=env").content.decode()
     assert "port = 5432" in full.get("/api/v1/config/payments/?format=toml").content.decode()
@@ -101,14 +108,22 @@ def test_namespace_get_export_formats_and_if_none_match(full, namespace):
 
 def test_import_all_or_nothing_and_round_trip(full, namespace, add_rule):
     add_rule("db.port", "range", min=1, max=65535)
-    bad = full.post("/api/v1/config/payments/import/?format=yaml", "db:\n  port: 70000\n  host: h\n", content_type="application/yaml")
+    bad = full.post(
+        "/api/v1/config/payments/import/?format=yaml",
+        "db:\n  port: 70000\n  host: h\n",
+        content_type="application/yaml",
+    )
     assert bad.status_code == 400 and "db.port" in bad.json()["errors"]
     assert not Entry.objects.exists()
-    unparsable = full.post("/api/v1/config/payments/import/?format=yaml", "db: [unclosed\n", content_type="application/yaml")
+    unparsable = full.post(
+        "/api/v1/config/payments/import/?format=yaml", "db: [unclosed\n", content_type="application/yaml"
+    )
     assert unparsable.status_code == 400 and "body" in unparsable.json()["errors"]
     unknown = full.post("/api/v1/config/payments/import/?format=xml", "<a/>", content_type="application/xml")
     assert unknown.status_code == 400 and "format" in unknown.json()["errors"]
-    ok = full.post("/api/v1/config/payments/import/?format=yaml", "db:\n  port: 5432\n  host: h\n", content_type="application/yaml")
+    ok = full.post(
+        "/api/v1/config/payments/import/?format=yaml", "db:\n  port: 5432\n  host: h\n", content_type="application/yaml"
+    )
     assert ok.status_code == 200 and ok.json() == {"changed": True, "revision": 1, "keys": 2}
     put(full, "payments", "token", "t0ps3cret", secret=True)
     for fmt in ("yaml", "json", "ini", "toml", "env"):
@@ -140,7 +155,15 @@ def test_history_and_rollback(rw, namespace):
     history = rw.get("/api/v1/config/payments/history/").json()
     assert [r["number"] for r in history["results"]] == [3, 2, 1]
     assert history["results"][1]["changes"] == [
-        {"key": "a", "layer": "database", "action": "update", "old": 1, "new": 2, "old_secret": False, "new_secret": False}
+        {
+            "key": "a",
+            "layer": "database",
+            "action": "update",
+            "old": 1,
+            "new": 2,
+            "old_secret": False,
+            "new_secret": False,
+        }
     ]
     assert rw.get("/api/v1/config/payments/history/2/").json()["number"] == 2
     response = rw.post("/api/v1/config/payments/rollback/", {"revision": 1}, format="json")
@@ -152,15 +175,25 @@ def test_history_and_rollback(rw, namespace):
 
 
 def test_rules_crud_and_validation(rw, namespace):
-    created = rw.post("/api/v1/config/payments/rules/", {"key": "db.port", "kind": "range", "params": {"min": 1, "max": 65535}}, format="json")
+    created = rw.post(
+        "/api/v1/config/payments/rules/",
+        {"key": "db.port", "kind": "range", "params": {"min": 1, "max": 65535}},
+        format="json",
+    )
     assert created.status_code == 201, created.content
     rule_id = created.json()["id"]
     assert put(rw, "payments", "db.port", 0).status_code == 400
-    bad = rw.post("/api/v1/config/payments/rules/", {"key": "x", "kind": "range", "params": {"min": "a"}}, format="json")
+    bad = rw.post(
+        "/api/v1/config/payments/rules/", {"key": "x", "kind": "range", "params": {"min": "a"}}, format="json"
+    )
     assert bad.status_code == 400 and "params" in bad.json()["errors"]
     unknown = rw.post("/api/v1/config/payments/rules/", {"key": "x", "kind": "magic"}, format="json")
     assert unknown.status_code == 400 and "kind" in unknown.json()["errors"]
-    updated = rw.put(f"/api/v1/config/payments/rules/{rule_id}/", {"key": "db.port", "kind": "range", "params": {"min": 0}, "message": "m"}, format="json")
+    updated = rw.put(
+        f"/api/v1/config/payments/rules/{rule_id}/",
+        {"key": "db.port", "kind": "range", "params": {"min": 0}, "message": "m"},
+        format="json",
+    )
     assert updated.status_code == 200 and updated.json()["params"] == {"min": 0}
     assert put(rw, "payments", "db.port", 0).status_code == 201
     assert rw.get("/api/v1/config/payments/rules/").json()["count"] == 1
@@ -184,12 +217,21 @@ def test_namespace_scoped_keys_cannot_see_other_namespaces(rw, namespace):
     services.namespace_create(name="billing", actor="t")
     put(rw, "billing", "secret_plan", "x")
     limited = key_client("config:read", "config:write", namespaces=["payments"])
-    for path in ("/api/v1/config/billing/", "/api/v1/config/billing/secret_plan/", "/api/v1/config/billing/history/",
-                 "/api/v1/config/billing/rules/", "/api/v1/config/billing/sources/", "/api/v1/config/nonexistent/"):
+    for path in (
+        "/api/v1/config/billing/",
+        "/api/v1/config/billing/secret_plan/",
+        "/api/v1/config/billing/history/",
+        "/api/v1/config/billing/rules/",
+        "/api/v1/config/billing/sources/",
+        "/api/v1/config/nonexistent/",
+    ):
         response = limited.get(path)
         assert response.status_code == 404, path
     assert put(limited, "billing", "a", 1).status_code == 404
-    assert limited.post("/api/v1/config/billing/import/?format=json", "{}", content_type="application/json").status_code == 404
+    assert (
+        limited.post("/api/v1/config/billing/import/?format=json", "{}", content_type="application/json").status_code
+        == 404
+    )
     assert [n["name"] for n in limited.get("/api/v1/config/").json()["results"]] == ["payments"]
     assert limited.post("/api/v1/config/", {"name": "other"}, format="json").status_code == 403
     assert limited.get("/api/v1/config/payments/").status_code == 200
@@ -199,17 +241,32 @@ def test_sources_api_rejects_paths_outside_the_root(rw, namespace, source_root, 
     (tmp_path / "outside.yaml").write_text("a: 1\n")
     (source_root / "link.yaml").symlink_to(tmp_path / "outside.yaml")
     for path in ("../outside.yaml", "/etc/passwd", "link.yaml", "sub/../../outside.yaml"):
-        response = rw.post("/api/v1/config/payments/sources/", {"name": "s", "kind": "file", "path": path, "format": "yaml"}, format="json")
+        response = rw.post(
+            "/api/v1/config/payments/sources/",
+            {"name": "s", "kind": "file", "path": path, "format": "yaml"},
+            format="json",
+        )
         assert response.status_code == 400 and "path" in response.json()["errors"], (path, response.content)
-    assert rw.post("/api/v1/config/payments/sources/", {"name": "e", "kind": "env", "prefix": "lower"}, format="json").status_code == 400
+    assert (
+        rw.post(
+            "/api/v1/config/payments/sources/", {"name": "e", "kind": "env", "prefix": "lower"}, format="json"
+        ).status_code
+        == 400
+    )
     (source_root / "app.yaml").write_text("feature:\n  enabled: true\n")
-    created = rw.post("/api/v1/config/payments/sources/", {"name": "app", "kind": "file", "path": "app.yaml"}, format="json")
+    created = rw.post(
+        "/api/v1/config/payments/sources/", {"name": "app", "kind": "file", "path": "app.yaml"}, format="json"
+    )
     assert created.status_code == 201 and created.json()["load"] == "applied" and created.json()["priority"] == 200
     assert rw.get("/api/v1/config/payments/").json() == {"feature": {"enabled": True}}
     source_id = created.json()["id"]
-    assert rw.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": False}, format="json").status_code == 200
+    assert (
+        rw.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": False}, format="json").status_code == 200
+    )
     assert rw.get("/api/v1/config/payments/").json() == {}
-    assert rw.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": True}, format="json").status_code == 200
+    assert (
+        rw.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": True}, format="json").status_code == 200
+    )
     (source_root / "app.yaml").write_text("feature:\n  enabled: false\n")
     reloaded = rw.post(f"/api/v1/config/payments/sources/{source_id}/reload/")
     assert reloaded.json()["status"] == "applied"

@@ -27,7 +27,10 @@ def test_100_concurrent_increments_with_if_match_and_retry_end_at_exactly_plus_1
                 current = client.get("/api/v1/config/counters/hits/")
                 etag = current["ETag"]
                 response = client.put(
-                    "/api/v1/config/counters/hits/", {"value": current.json()["value"] + 1}, format="json", HTTP_IF_MATCH=etag
+                    "/api/v1/config/counters/hits/",
+                    {"value": current.json()["value"] + 1},
+                    format="json",
+                    HTTP_IF_MATCH=etag,
                 )
                 if response.status_code == 200:
                     return

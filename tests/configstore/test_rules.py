@@ -18,7 +18,12 @@ CASES = [
     ("pattern", {"regex": r"[a-z]+\.internal"}, ["db.internal"], ["DB.internal", "db.internal.evil", 5]),
     ("choices", {"choices": ["EUR", "USD", 1]}, ["EUR", 1], ["eur", True, 1.5]),
     ("length", {"min": 2, "max": 3}, ["ab", [1, 2, 3], {"a": 1, "b": 2}], ["a", "abcd", 12]),
-    ("json_schema", {"schema": {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}}, [{"a": 1}], [{"a": "x"}, {}, 3]),
+    (
+        "json_schema",
+        {"schema": {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}},
+        [{"a": 1}],
+        [{"a": "x"}, {}, 3],
+    ),
 ]
 
 
@@ -79,7 +84,13 @@ def test_globs_and_exact_keys():
 
 
 def test_ruleset_checks_written_values_and_required_keys():
-    ruleset = RuleSet([(1, "db.*", "type", {"type": "integer"}, ""), (2, "db.host", "required", {}, ""), (3, "feature.*", "required", {}, "")])
+    ruleset = RuleSet(
+        [
+            (1, "db.*", "type", {"type": "integer"}, ""),
+            (2, "db.host", "required", {}, ""),
+            (3, "feature.*", "required", {}, ""),
+        ]
+    )
     violations = ruleset.check_values({"db.port": "x", "db.timeout": 3, "other": "x"})
     assert [(v.key, v.rule_id, v.kind) for v in violations] == [("db.port", 1, "type")]
     missing = ruleset.check_required({"db.port": 1})

@@ -17,7 +17,12 @@ def test_secret_values_never_reach_logs(namespace, caplog):
     client.put("/api/v1/config/payments/pw/", {"value": "plain-s3cret", "secret": True}, format="json")
     client.put("/api/v1/config/payments/n/", {"value": "x"}, format="json")
     reader = key_client("config:read")
-    for path in ("/api/v1/config/payments/", "/api/v1/config/payments/?format=yaml", "/api/v1/config/payments/history/", "/api/v1/config/payments/pw/"):
+    for path in (
+        "/api/v1/config/payments/",
+        "/api/v1/config/payments/?format=yaml",
+        "/api/v1/config/payments/history/",
+        "/api/v1/config/payments/pw/",
+    ):
         assert b"plain-s3cret" not in reader.get(path).content
     services.rule_create(namespace=namespace, key="pw", kind="length", params={"max": 3}, actor="t")
     response = client.put("/api/v1/config/payments/pw/", {"value": "plain-s3cret-2"}, format="json")

@@ -23,7 +23,10 @@ def test_a_change_set_is_one_revision_with_changes_and_an_event(namespace):
     revision = apply(namespace, db__host="h", db__port=5432)
     namespace.refresh_from_db()
     assert (revision.number, namespace.revision) == (1, 1)
-    assert [(c["key"], c["action"], c["new"]) for c in revision.changes] == [("db.host", "create", "h"), ("db.port", "create", 5432)]
+    assert [(c["key"], c["action"], c["new"]) for c in revision.changes] == [
+        ("db.host", "create", "h"),
+        ("db.port", "create", 5432),
+    ]
     event = Event.objects.get(kind="config.changed")
     assert event.data["keys"] == ["db.host", "db.port"] and event.data["revision"] == 1
     assert selectors.config_effective("payments") == {"db": {"host": "h", "port": 5432}}
@@ -48,7 +51,9 @@ def test_every_error_is_reported_and_nothing_is_applied(namespace, add_rule):
     assert Revision.objects.filter(namespace=namespace).count() == 1
 
 
-@pytest.mark.parametrize("key", ["history", "import", "rollback", "rules", "sources", "watch", "UPPER", "a..b", ".a", "a-b", ""])
+@pytest.mark.parametrize(
+    "key", ["history", "import", "rollback", "rules", "sources", "watch", "UPPER", "a..b", ".a", "a-b", ""]
+)
 def test_invalid_and_reserved_keys_are_refused(namespace, key):
     with pytest.raises(ValidationError):
         services.config_entry_set(namespace=namespace, key=key, value=1, actor="test")
@@ -143,7 +148,9 @@ def test_import_is_all_or_nothing_and_export_import_is_a_no_op(namespace, add_ru
     with pytest.raises(ValidationError):
         services.config_import(namespace=namespace, text="db:\n  port: x\n  host: h\n", fmt="yaml", actor="t")
     assert not Entry.objects.exists()
-    services.config_import(namespace=namespace, text="db:\n  port: 1\n  host: h\nlimits: {a: 1}\n", fmt="yaml", actor="t")
+    services.config_import(
+        namespace=namespace, text="db:\n  port: 1\n  host: h\nlimits: {a: 1}\n", fmt="yaml", actor="t"
+    )
     services.config_entry_set(namespace=namespace, key="pw", value="s", secret=True, actor="t")
     from configstore.formats import render_document
 

@@ -15,7 +15,9 @@ from controlplane.events.models import Event
 
 
 def file_source(namespace, path="app.yaml", **kwargs):  # type: ignore[no-untyped-def]
-    return source_services.source_create(namespace=namespace, name=kwargs.pop("name", "app"), kind="file", path=path, actor="t", **kwargs)
+    return source_services.source_create(
+        namespace=namespace, name=kwargs.pop("name", "app"), kind="file", path=path, actor="t", **kwargs
+    )
 
 
 def test_precedence_env_over_file_over_database(namespace, source_root, monkeypatch):
@@ -28,7 +30,11 @@ def test_precedence_env_over_file_over_database(namespace, source_root, monkeypa
     env = source_services.source_create(namespace=namespace, name="env", kind="env", prefix="PAYMENTS_", actor="t")
     assert source_services.source_reload(source=env, actor="t").status == "applied"
     assert selectors.config_effective("payments") == {"db": {"host": "from-file", "port": 3}, "only_db": True}
-    assert selectors.config_snapshot("payments").winners == {"db.host": "file:app", "db.port": "env:env", "only_db": "database"}
+    assert selectors.config_snapshot("payments").winners == {
+        "db.host": "file:app",
+        "db.port": "env:env",
+        "only_db": "database",
+    }
     assert [e.layer for e in selectors.entry_layers(namespace, "db.port")] == ["env:env", "file:app", "database"]
     # A database layer with a higher priority than a file wins: priority, not kind, decides.
     source_services.source_update(source=namespace.sources.get(name="app"), priority=50, actor="t")
@@ -40,7 +46,7 @@ def test_precedence_env_over_file_over_database(namespace, source_root, monkeypa
     [
         ("app.json", '{"db": {"port": 5432}, "flags": [1, 2]}', {"db": {"port": 5432}, "flags": [1, 2]}),
         ("app.ini", "top = 1\n[db]\nport = 5432\nhost = h\n", {"top": 1, "db": {"port": 5432, "host": "h"}}),
-        ("app.toml", "[db]\nport = 5432\nhost = \"h\"\n", {"db": {"port": 5432, "host": "h"}}),
+        ("app.toml", '[db]\nport = 5432\nhost = "h"\n', {"db": {"port": 5432, "host": "h"}}),
         ("app.yml", "db:\n  port: 5432\n", {"db": {"port": 5432}}),
     ],
 )
@@ -50,7 +56,9 @@ def test_file_formats(namespace, source_root, name, text, expected):
     assert selectors.config_effective("payments") == expected
 
 
-def test_a_500_entry_file_with_one_bad_value_applies_nothing_then_the_fix_is_one_revision(namespace, source_root, add_rule):
+def test_a_500_entry_file_with_one_bad_value_applies_nothing_then_the_fix_is_one_revision(
+    namespace, source_root, add_rule
+):
     add_rule("svc.*.port", "range", min=1, max=65535)
     values = {f"svc{i}": {"port": 1000 + i, "host": f"h{i}"} for i in range(250)}
     values["svc123"]["port"] = 70000
@@ -62,7 +70,9 @@ def test_a_500_entry_file_with_one_bad_value_applies_nothing_then_the_fix_is_one
     source.refresh_from_db()
     assert "svc.svc123.port" in source.last_error
     assert Event.objects.filter(kind="config.source_failed", data__source="app").count() == 1
-    assert source_services.source_reload(source=source, actor="t").status == "unchanged"  # same bad content: no retry storm
+    assert (
+        source_services.source_reload(source=source, actor="t").status == "unchanged"
+    )  # same bad content: no retry storm
     values["svc123"]["port"] = 8123
     (source_root / "app.yaml").write_text(yaml.safe_dump({"svc": values}))
     result = source_services.source_reload(source=source, actor="t")
@@ -74,7 +84,7 @@ def test_a_500_entry_file_with_one_bad_value_applies_nothing_then_the_fix_is_one
 
 @pytest.mark.parametrize(
     "truncated",
-    ["db:\n  host: \"db.inter", "db:\n  hosts: [a, b\n", "db:\n  host: h\n  port: {a: 1,\n"],
+    ['db:\n  host: "db.inter', "db:\n  hosts: [a, b\n", "db:\n  host: h\n  port: {a: 1,\n"],
 )
 def test_truncated_yaml_applies_nothing_and_keeps_old_values(namespace, source_root, truncated):
     (source_root / "app.yaml").write_text("db:\n  host: h\n  port: 5432\n")
@@ -115,7 +125,12 @@ def test_too_large_missing_and_escaping_files_fail_without_applying(namespace, s
 def test_source_definitions_are_validated(namespace, source_root):
     from django.core.exceptions import ValidationError
 
-    for kwargs in ({"path": "../x.yaml"}, {"path": "/abs.yaml"}, {"path": "noext"}, {"path": "a.yaml", "priority": 100}):
+    for kwargs in (
+        {"path": "../x.yaml"},
+        {"path": "/abs.yaml"},
+        {"path": "noext"},
+        {"path": "a.yaml", "priority": 100},
+    ):
         with pytest.raises(ValidationError):
             file_source(namespace, **kwargs)
     with pytest.raises(ValidationError):

@@ -24,7 +24,9 @@ def _uvicorn(app: str, tmp_path):  # type: ignore[no-untyped-def]
     log = open(log_path, "w")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0", "--no-access-log"],
-        env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     port = None
     deadline = time.monotonic() + 30
@@ -101,7 +103,9 @@ def test_a_watcher_wakes_on_change_and_times_out_otherwise(watch_server, reader)
     status, headers, body, elapsed = get(watch_server, "/api/v1/config/watched/watch/?index=1&wait=1s", reader)
     assert status == 200 and headers["x-config-index"] == "1" and 0.9 <= elapsed < 3
     with ThreadPoolExecutor(max_workers=3) as pool:
-        waiting = [pool.submit(get, watch_server, "/api/v1/config/watched/watch/?index=1&wait=20s", reader) for _ in range(3)]
+        waiting = [
+            pool.submit(get, watch_server, "/api/v1/config/watched/watch/?index=1&wait=20s", reader) for _ in range(3)
+        ]
         time.sleep(0.5)
         assert not any(f.done() for f in waiting)
         changed_at = time.monotonic()
@@ -125,7 +129,11 @@ def test_watch_auth_scopes_namespace_limits_and_bad_input(watch_server, reader):
     status, _, body, _ = get(watch_server, "/api/v1/config/watched/watch/?index=x&wait=forever", reader)
     assert status == 400 and set(json.loads(body)["errors"]) == {"index", "wait"}
     slow = key_client("config:read", rate="2/m").raw_key
-    assert [get(watch_server, "/api/v1/config/watched/watch/?index=0&wait=0s", slow)[0] for _ in range(3)] == [200, 200, 429]
+    assert [get(watch_server, "/api/v1/config/watched/watch/?index=0&wait=0s", slow)[0] for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
 
 
 def test_secrets_are_masked_in_watch_answers_without_the_scope(watch_server, reader):

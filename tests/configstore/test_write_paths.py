@@ -34,7 +34,7 @@ def _document(key: str, value) -> dict:  # type: ignore[no-untyped-def]
 
 def write_api(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     client = key_client("config:read", "config:write")
-    (k, v), = _document(key, value).items()
+    ((k, v),) = _document(key, value).items()
     response = client.put(f"/api/v1/config/{namespace.name}/{k}/", {"value": v}, format="json")
     return response.status_code < 300, response.json().get("errors", {}) if response.status_code >= 300 else {}
 
@@ -42,15 +42,19 @@ def write_api(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no-
 def write_import(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     client = key_client("config:read", "config:write")
     text = yaml.safe_dump(_nested(_document(key, value)))
-    response = client.post(f"/api/v1/config/{namespace.name}/import/?format=yaml", text, content_type="application/yaml")
+    response = client.post(
+        f"/api/v1/config/{namespace.name}/import/?format=yaml", text, content_type="application/yaml"
+    )
     return response.status_code < 300, response.json().get("errors", {}) if response.status_code >= 300 else {}
 
 
 def write_admin(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    user = get_user_model().objects.filter(username="op").first() or get_user_model().objects.create_superuser("op", "op@example.com", "pw")
+    user = get_user_model().objects.filter(username="op").first() or get_user_model().objects.create_superuser(
+        "op", "op@example.com", "pw"
+    )
     client = Client()
     client.force_login(user)
-    (k, v), = _document(key, value).items()
+    ((k, v),) = _document(key, value).items()
     response = client.post(
         "/admin/configstore/entry/add/",
         {"namespace": namespace.pk, "key": k, "value": json.dumps(v), "description": "", "expected_revision": 0},
@@ -59,7 +63,9 @@ def write_admin(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[n
         return True, {}
     form = response.context["adminform"].form
     # An error on the form's value field is about the key being edited; others name their key.
-    return False, {(k if name == "value" else name): [str(m) for m in messages] for name, messages in form.errors.items()}
+    return False, {
+        (k if name == "value" else name): [str(m) for m in messages] for name, messages in form.errors.items()
+    }
 
 
 def write_file(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
