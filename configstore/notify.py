@@ -42,14 +42,18 @@ def _redis() -> Any:
     return _redis_client
 
 
-def publish(namespace: str, revision: int) -> None:
-    """Tell watchers everywhere that `namespace` reached `revision` (call after commit)."""
+def publish(namespace: str, revision: int, namespace_id: int) -> None:
+    """Tell watchers everywhere that `namespace` reached `revision` (call after commit).
+
+    The namespace id travels along so that a deleted and recreated namespace of the same name (whose
+    revisions start again at 0) is recognised as new. Revision -1 means the namespace was deleted.
+    """
     hub = WatchHub.current()
     if hub is not None:
-        hub.notify_threadsafe(namespace, revision)
+        hub.notify_threadsafe(namespace, revision, namespace_id)
     if conf.redis_url():
         try:
-            _redis().publish(CHANNEL_PREFIX + namespace, str(revision))
+            _redis().publish(CHANNEL_PREFIX + namespace, f"{namespace_id}:{revision}")
         except Exception:  # noqa: BLE001 - the pollers still deliver the change, only later
             logger.warning("Could not publish config change for %s on Redis; watchers fall back to polling", namespace)
 
@@ -69,11 +73,14 @@ def _executor() -> ThreadPoolExecutor:
     return _shared_executor
 
 
-def _fetch_revisions(names: list[str]) -> dict[str, int]:
+def _fetch_revisions(names: list[str]) -> dict[str, tuple[int, int]]:
     from configstore.models import Namespace
 
     close_old_connections()
-    return dict(Namespace.objects.filter(name__in=names).values_list("name", "revision"))
+    return {
+        name: (pk, revision)
+        for name, pk, revision in Namespace.objects.filter(name__in=names).values_list("name", "id", "revision")
+    }
 
 
 class WatchHub:
@@ -84,7 +91,7 @@ class WatchHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.waiters: dict[str, set[tuple[int, asyncio.Future[int]]]] = {}
-        self.known: dict[str, int] = {}
+        self.known: dict[str, tuple[int, int]] = {}  # namespace -> (id, revision)
         self.executor = _executor()
         self.tasks: list[asyncio.Task] = []
         self._snapshots: dict[str, Any] = {}
@@ -115,22 +122,36 @@ class WatchHub:
     def watcher_count(self) -> int:
         return sum(len(v) for v in self.waiters.values())
 
-    def notify_threadsafe(self, namespace: str, revision: int) -> None:
+    def notify_threadsafe(self, namespace: str, revision: int, namespace_id: int) -> None:
         if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.wake, namespace, revision)
+            self.loop.call_soon_threadsafe(self.wake, namespace, revision, namespace_id)
 
-    def wake(self, namespace: str, revision: int) -> None:
-        """Record `revision` and resolve every waiter on `namespace` that waits for less."""
-        if revision <= self.known.get(namespace, -1):
+    def known_revision(self, namespace: str, default: int = -1) -> int:
+        known = self.known.get(namespace)
+        return known[1] if known else default
+
+    def wake(self, namespace: str, revision: int, namespace_id: int) -> None:
+        """Record `revision` and resolve every waiter on `namespace` that waits for less.
+
+        A different id means the namespace was recreated: its revision replaces the old one even if
+        lower. Revision -1 (deleted) resolves every waiter; they then answer 404.
+        """
+        known = self.known.get(namespace)
+        if revision >= 0 and known is not None and known[0] == namespace_id and revision <= known[1]:
             return
-        self.known[namespace] = revision
+        if revision < 0:
+            self.known.pop(namespace, None)
+        else:
+            self.known[namespace] = (namespace_id, revision)
+        if known is not None and known[0] != namespace_id or revision < 0:
+            self._snapshots.pop(namespace, None)  # a snapshot of the old namespace must not be served
         for index, future in list(self.waiters.get(namespace, ())):
-            if index < revision and not future.done():
+            if (index < revision or revision < 0) and not future.done():
                 future.set_result(revision)
 
     async def wait(self, namespace: str, index: int, timeout: float) -> bool:
         """Wait until `namespace` passes `index` or `timeout` ends; True when it changed."""
-        if self.known.get(namespace, -1) > index:
+        if self.known_revision(namespace) > index:
             return True
         future: asyncio.Future[int] = self.loop.create_future()
         item = (index, future)
@@ -179,8 +200,11 @@ class WatchHub:
             except Exception:  # noqa: BLE001 - keep polling; a database blip must not end all watches
                 logger.warning("Watch poller could not read revisions", exc_info=True)
                 continue
-            for name, revision in revisions.items():
-                self.wake(name, revision)
+            for name in list(self.waiters):
+                if name in revisions:
+                    self.wake(name, revisions[name][1], revisions[name][0])
+                elif name in self.known:
+                    self.wake(name, -1, self.known[name][0])
 
     async def _subscribe(self) -> None:
         backoff = 0.5
@@ -197,8 +221,9 @@ class WatchHub:
                         message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
                     )
                     try:
-                        self.wake(channel[len(CHANNEL_PREFIX) :], int(message["data"]))
-                    except (TypeError, ValueError):
+                        namespace_id, _, revision = message["data"].decode().partition(":")
+                        self.wake(channel[len(CHANNEL_PREFIX) :], int(revision), int(namespace_id))
+                    except (AttributeError, TypeError, ValueError):
                         continue
             except asyncio.CancelledError:
                 raise

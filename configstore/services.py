@@ -353,7 +353,7 @@ def _after_commit(namespace: str, namespace_id: int, revision: int, keys: list[s
     if revcache.enabled():
         revcache.store(namespace, namespace_id, revision)
     config_changed.send(sender=Namespace, namespace=namespace, revision=revision, keys=keys)
-    notify.publish(namespace, revision)
+    notify.publish(namespace, revision, namespace_id)
 
 
 def config_entry_set(
@@ -484,11 +484,12 @@ def namespace_create(*, name: str, description: str = "", actor: str) -> Namespa
 @transaction.atomic
 def namespace_delete(*, namespace: Namespace, actor: str) -> None:
     """Delete a namespace with its entries, rules, sources and history; watchers get 404."""
-    name = namespace.name
+    name, namespace_id = namespace.name, namespace.pk
     namespace.delete()
     emit("config.namespace_deleted", subject=name, data={"namespace": name}, actor=actor)
     if revcache.enabled():
         transaction.on_commit(lambda: revcache.forget(name))
+    transaction.on_commit(lambda: notify.publish(name, -1, namespace_id))
 
 
 @transaction.atomic

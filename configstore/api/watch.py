@@ -45,11 +45,11 @@ def parse_watch_params(query) -> tuple[int, float, dict[str, list[str]]]:  # typ
     return index, wait, errors
 
 
-def _authorize(request: HttpRequest, namespace: str) -> tuple[int, bool]:
-    """Authenticate, check scope, count the rate limit, check the namespace: `(revision, reveal secrets)`."""
+def _authorize(request: HttpRequest, namespace: str) -> tuple[int, int, bool]:
+    """Authenticate, check scope, count the rate limit, check the namespace: `(id, revision, reveal secrets)`."""
     from django.db import close_old_connections
 
-    from configstore.selectors import namespace_revision
+    from configstore.models import Namespace
 
     close_old_connections()
     key = authenticate_key(request)
@@ -59,10 +59,14 @@ def _authorize(request: HttpRequest, namespace: str) -> tuple[int, bool]:
     request.ratelimit_usage = usage  # type: ignore[attr-defined]
     if usage.limited:
         raise exceptions.Throttled(wait=max(usage.reset, 1))
-    revision = namespace_revision(namespace) if key.allows_namespace(namespace) else None
-    if revision is None:
+    row = (
+        Namespace.objects.filter(name=namespace).values_list("id", "revision").first()
+        if key.allows_namespace(namespace)
+        else None
+    )
+    if row is None:
         raise exceptions.NotFound(f"No namespace {namespace!r}.")
-    return revision, grants(key.scopes, Scope.CONFIG_SECRETS)
+    return row[0], row[1], grants(key.scopes, Scope.CONFIG_SECRETS)
 
 
 def _problem(exc: exceptions.APIException) -> HttpResponse:
@@ -83,16 +87,16 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
         return problem_response(400, "The request is invalid; see `errors`.", code="validation-error", errors=errors)
     hub = WatchHub.for_running_loop()
     try:
-        revision, reveal = await hub.run_db(_authorize, request, namespace)
+        namespace_id, revision, reveal = await hub.run_db(_authorize, request, namespace)
     except exceptions.APIException as exc:
         if exc.status_code >= 500:
             logger.warning("Watch on %s refused: %s", namespace, exc.detail, exc_info=exc.__cause__ or exc)
         return _problem(exc)
-    hub.wake(namespace, revision)
+    hub.wake(namespace, revision, namespace_id)
     if revision <= index:
         await hub.wait(namespace, index, wait)
     try:
-        snapshot = await hub.snapshot(namespace, hub.known.get(namespace, revision))
+        snapshot = await hub.snapshot(namespace, hub.known_revision(namespace, revision))
     except Http404:
         return problem_response(404, f"No namespace {namespace!r}.")
     return _answer(snapshot, reveal)
@@ -121,7 +125,7 @@ def config_watch(request: HttpRequest, namespace: str) -> HttpResponse:
     if errors:
         return problem_response(400, "The request is invalid; see `errors`.", code="validation-error", errors=errors)
     try:
-        revision, reveal = _authorize(request, namespace)
+        _, revision, reveal = _authorize(request, namespace)
     except exceptions.APIException as exc:
         return _problem(exc)
     if revision <= index and wait > 0:

@@ -142,3 +142,20 @@ def test_secrets_are_masked_in_watch_answers_without_the_scope(watch_server, rea
     assert json.loads(get(watch_server, "/api/v1/config/watched/watch/?index=0", reader)[2]) == {"pw": "********"}
     revealing = key_client("config:read", "config:secrets").raw_key
     assert json.loads(get(watch_server, "/api/v1/config/watched/watch/?index=0", revealing)[2]) == {"pw": "hunter2"}
+
+
+def test_a_deleted_namespace_ends_its_watches_and_a_recreated_one_starts_over(watch_server, reader):
+    namespace = services.namespace_create(name="watched", actor="t")
+    for value in range(3):
+        services.config_entry_set(namespace=namespace, key="a", value=value, actor="t")
+    assert get(watch_server, "/api/v1/config/watched/watch/?index=0", reader)[1]["x-config-index"] == "3"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(get, watch_server, "/api/v1/config/watched/watch/?index=3&wait=20s", reader)
+        time.sleep(0.5)
+        services.namespace_delete(namespace=namespace, actor="t")
+        assert waiting.result(timeout=10)[0] == 404
+    again = services.namespace_create(name="watched", actor="t")
+    services.config_entry_set(namespace=again, key="b", value=1, actor="t")
+    # Revision 1 of the new namespace is not mistaken for something older than the old revision 3.
+    status, headers, body, elapsed = get(watch_server, "/api/v1/config/watched/watch/?index=1&wait=1s", reader)
+    assert status == 200 and headers["x-config-index"] == "1" and json.loads(body) == {"b": 1} and elapsed >= 0.9
