@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
@@ -45,13 +46,18 @@ def parse_watch_params(query) -> tuple[int, float, dict[str, list[str]]]:  # typ
     return index, wait, errors
 
 
-def _authorize(request: HttpRequest, namespace: str) -> tuple[int, int, bool]:
-    """Authenticate, check scope, count the rate limit, check the namespace: `(id, revision, reveal secrets)`."""
+def _authorize(request: HttpRequest, namespace: str, *, own_thread: bool = False) -> tuple[int, int, bool]:
+    """Authenticate, check scope, count the rate limit, check the namespace: `(id, revision, reveal secrets)`.
+
+    `own_thread`: running on the watch hub's threads, outside Django's request cycle, so stale
+    connections are recycled here (inside a request Django does that itself).
+    """
     from django.db import close_old_connections
 
     from configstore.models import Namespace
 
-    close_old_connections()
+    if own_thread:
+        close_old_connections()
     key = authenticate_key(request)
     if not grants(key.scopes, Scope.CONFIG_READ):
         raise exceptions.PermissionDenied(f"The API key lacks the scope {Scope.CONFIG_READ}.")
@@ -87,7 +93,7 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
         return problem_response(400, "The request is invalid; see `errors`.", code="validation-error", errors=errors)
     hub = WatchHub.for_running_loop()
     try:
-        namespace_id, revision, reveal = await hub.run_db(_authorize, request, namespace)
+        namespace_id, revision, reveal = await hub.run_db(partial(_authorize, own_thread=True), request, namespace)
     except exceptions.APIException as exc:
         if exc.status_code >= 500:
             logger.warning("Watch on %s refused: %s", namespace, exc.detail, exc_info=exc.__cause__ or exc)
