@@ -185,7 +185,8 @@ class Check(models.Model):
     failures_before_warning = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     failures_before_critical = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     # state
-    status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.UNKNOWN, db_index=True)
+    # Not indexed: every result rewrites the row, and an index here would only add write cost.
+    status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.UNKNOWN)
     consecutive_successes = models.PositiveIntegerField(default=0)
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_result_at = models.DateTimeField(null=True, blank=True)

@@ -15,9 +15,14 @@ from controlplane.actors import actor_from_request
 from controlplane.errors import Conflict
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.models import InstanceStatus, ServiceType
+from registry.models import Check, CheckResult, Instance, InstanceStatus, ServiceType
 
 READ_WRITE = {"GET": Scope.REGISTRY_READ, "*": Scope.REGISTRY_WRITE}
+SERVICE_PATH = [OpenApiParameter("name", str, OpenApiParameter.PATH, description="service name")]
+INSTANCE_PATH = [
+    *SERVICE_PATH,
+    OpenApiParameter("instance_id", str, OpenApiParameter.PATH, description="instance id within the service"),
+]
 
 
 def _choice_param(request, name: str, choices: list[str]) -> str | None:  # type: ignore[no-untyped-def]
@@ -84,7 +89,9 @@ class ServiceViewSet(GenericViewSet):
         return Response(status=http_status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(parameters=SERVICE_PATH)
 class InstanceListApi(GenericAPIView):
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """GET: a service's instances. POST: register (upsert by `instance_id`) an instance with its checks."""
 
     required_scopes = READ_WRITE
@@ -108,7 +115,9 @@ class InstanceListApi(GenericAPIView):
         return Response(s.InstanceSerializer(instance).data, status=201 if created else 200)
 
 
+@extend_schema(parameters=INSTANCE_PATH)
 class InstanceDetailApi(GenericAPIView):
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """GET: one instance. DELETE: deregister it."""
 
     required_scopes = READ_WRITE
@@ -123,11 +132,14 @@ class InstanceDetailApi(GenericAPIView):
         return Response(status=http_status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema(parameters=INSTANCE_PATH)
 class HeartbeatApi(GenericAPIView):
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """PUT: pass the instance's TTL check(s), or set them to `warning`/`critical` with an output."""
 
     required_scopes = {"PUT": Scope.REGISTRY_WRITE}
     serializer_class = s.HeartbeatSerializer
+    pagination_class = None
 
     @extend_schema(request=s.HeartbeatSerializer, responses=s.CheckSerializer(many=True))
     def put(self, request, name: str, instance_id: str):  # type: ignore[no-untyped-def]
@@ -147,7 +159,9 @@ class HeartbeatApi(GenericAPIView):
         return Response(s.CheckSerializer(checks, many=True).data)
 
 
+@extend_schema(parameters=INSTANCE_PATH)
 class MaintenanceApi(GenericAPIView):
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """PUT: put an instance in or out of maintenance (it leaves discovery while in it)."""
 
     required_scopes = {"PUT": Scope.REGISTRY_WRITE}
@@ -163,6 +177,7 @@ class MaintenanceApi(GenericAPIView):
 
 
 class CheckDetailApi(GenericAPIView):
+    queryset = Check.objects.none()  # for the schema's path parameter type
     """GET: a check's configuration and state."""
 
     required_scopes = {"GET": Scope.REGISTRY_READ}
@@ -179,10 +194,13 @@ class CheckResultsApi(ListAPIView):
     serializer_class = s.CheckResultSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no URL kwargs
+            return CheckResult.objects.none()
         return selectors.check_results(check=selectors.check_get(check_id=self.kwargs["pk"]))
 
 
 class CheckRunApi(GenericAPIView):
+    queryset = Check.objects.none()  # for the schema's path parameter type
     """POST: probe the check now and return its updated state (409 while a batch is probing it)."""
 
     required_scopes = {"POST": Scope.REGISTRY_WRITE}
