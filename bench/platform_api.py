@@ -8,7 +8,9 @@ Run: .venv/bin/python bench/platform_api.py [--runs 3] [--duration 5]
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,7 +36,12 @@ def main() -> None:
     args = parser.parse_args()
     ensure_debian_packages("wrk")
 
-    env = production_env(DJANGO_SETTINGS_MODULE="bench.bench_settings")
+    # As `manage.py serve` runs it: access log at info (written, then discarded by the harness) and
+    # multiprocess Prometheus metrics, so the full stack pays for everything it does in production.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    env = production_env(
+        DJANGO_SETTINGS_MODULE="bench.bench_settings", LOG_LEVEL="info", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
     prepare_database(env)
     raw_key = manage_shell(
         env,
@@ -74,6 +81,7 @@ def main() -> None:
         "ratios": ratios,
         "runs": args.runs,
     }
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     write_json("platform_api", result)
     print(
         f"full stack: {result['full']['rps']:.0f} req/s p50 {result['full']['p50_ms']:.2f} ms p99 {result['full']['p99_ms']:.2f} ms\n"

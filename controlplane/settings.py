@@ -211,6 +211,17 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs page are public; every operation in them still needs a key.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Several apps name a choice field `kind` or `status`; give each choice set its own schema name.
+    "ENUM_NAME_OVERRIDES": {
+        "CheckKindEnum": "registry.models.CheckKind",
+        "CheckStatusEnum": "registry.models.CheckStatus",
+        "InstanceStatusEnum": "registry.models.InstanceStatus",
+        "ConfigSourceKindEnum": "configstore.models.SourceKind",
+        "ConfigRuleKindEnum": "configstore.models.RuleKindChoice",
+        "PipelineRunStatusEnum": "pipelines.models.RunStatus",
+        # Webhook and pipeline deliveries share one choice set (pending/delivered/failed).
+        "DeliveryStatusEnum": "controlplane.events.models.DeliveryStatus",
+    },
 }
 
 # --- Observability -----------------------------------------------------------------------------
@@ -275,6 +286,28 @@ else:
     CONFIG_ENCRYPTION_KEY = env_str("CONFIG_ENCRYPTION_KEY") or _embedded_secret(
         "config_encryption_key", lambda: Fernet.generate_key().decode()
     )
+
+# --- App tuning ----------------------------------------------------------------------------------
+# Where services reach this control plane (the demo services probe it; links in events point at it).
+CONTROLPLANE_PUBLIC_URL = env_str("CONTROLPLANE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Each app keeps its defaults in its own conf module; the environment overrides the ones operators tune.
+# A name absent from the environment is left unset here, so the app's default stays the only default.
+_APP_TUNABLES = (
+    "REGISTRY_RESULT_RETENTION_DAYS",
+    "REGISTRY_RESULT_RETENTION_PER_CHECK",
+    "REGISTRY_BATCH_CONCURRENCY",
+    "REGISTRY_DISPATCH_MAX_PER_TICK",
+    "CONFIG_MAX_ENTRIES",
+    "CONFIG_IMPORT_MAX_BYTES",
+    "CONFIG_WATCH_MAX_SECONDS",
+    "PIPELINE_MAX_BATCH",
+    "PIPELINE_MAX_PACKET_BYTES",
+    "PIPELINE_RUN_RETENTION_DAYS",
+    "PIPELINE_DELIVERY_MAX_ATTEMPTS",
+)
+for _name in _APP_TUNABLES:
+    if os.environ.get(_name):
+        globals()[_name] = env_int(_name, 0, minimum=1)
 
 # --- Security ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -26,7 +26,7 @@ AUDIT = {
 ORDERS = {
     "slug": "demo-orders",
     "name": "Demo: order intake",
-    "description": "Normalizes an order, validates it, drops test orders, adds the region from config and routes it.",
+    "description": "Normalizes an order, validates it, drops test orders, adds the settlement currency from config and routes it.",
     "error_policy": "stop",
     "steps": [
         {
@@ -63,10 +63,16 @@ ORDERS = {
         },
         {"name": "drop-tests", "kind": "filter", "priority": 30, "config": {"when": "payload.test == `true`"}},
         {
-            "name": "region",
+            "name": "settlement-currency",
             "kind": "enrich",
             "priority": 40,
-            "config": {"path": "metadata.region", "namespace": "demo", "key": "region", "default": "eu-west"},
+            # The config store's demo namespace: edit `payments/currency` and the next run picks it up.
+            "config": {
+                "path": "metadata.settlement_currency",
+                "namespace": "payments",
+                "key": "currency",
+                "default": "EUR",
+            },
         },
         {
             "name": "priority-tag",

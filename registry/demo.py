@@ -14,7 +14,7 @@ from registry.services import instance_register, service_create
 @transaction.atomic
 def load_demo() -> None:
     """Register the demo services once; running it again changes nothing (operators may have edited them)."""
-    url = urlsplit(getattr(settings, "CONTROLPLANE_PUBLIC_URL", "http://127.0.0.1:8000"))
+    url = urlsplit(settings.CONTROLPLANE_PUBLIC_URL)
     host, scheme = url.hostname or "127.0.0.1", url.scheme or "http"
     port = url.port or (443 if scheme == "https" else 80)
     demos = [

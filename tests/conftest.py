@@ -52,6 +52,23 @@ def _service_gates(request: pytest.FixtureRequest) -> None:
             )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_leftover_sessions(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """End sessions other threads left on the PostgreSQL test database, so it can be dropped at the end.
+
+    The config watch hub's database threads and the live server keep persistent connections
+    (`CONN_MAX_AGE`) that outlive the test which opened them.
+    """
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 def key_client(*scopes: str, **key_fields) -> APIClient:  # type: ignore[no-untyped-def]
     """An APIClient authenticated with a fresh key holding `scopes`."""
     _, raw = APIKeyFactory.create_with_plaintext(scopes=list(scopes), **key_fields)

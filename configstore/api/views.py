@@ -6,8 +6,9 @@ Namespace-limited keys get 404 for namespaces outside their list, as if those di
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, generics, status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +25,7 @@ from configstore.api.serializers import (
     mask_if,
 )
 from configstore.formats import CONTENT_TYPES, FORMATS, FormatError, nest, render_document
-from configstore.models import Namespace, Rule, Source
+from configstore.models import Namespace, Revision, Rule, Source
 from controlplane.access.scopes import Scope, grants
 from controlplane.actors import actor_from_request
 from controlplane.errors import PayloadTooLarge
@@ -53,6 +54,29 @@ def _revision_header(value: str | None) -> int | None:
     return int(token)
 
 
+def _schema_only(view) -> bool:  # type: ignore[no-untyped-def]
+    """True while drf-spectacular inspects the view: there is no key and no namespace to scope by."""
+    return getattr(view, "swagger_fake_view", False)
+
+
+IF_MATCH = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, description="Compare-and-swap: the revision the write expects."
+)
+# Import: the Content-Type names the format when `?format=` does not; anything else is read as YAML.
+IMPORT_TYPES = {
+    "application/yaml": "yaml",
+    "application/json": "json",
+    "application/toml": "toml",
+    "text/x-ini": "ini",
+    "text/x-env": "env",
+}
+ENTRY_BODY = OpenApiTypes.OBJECT  # the entry with every layer; its shape is in docs/configstore.md
+REVISION_RESULT = inline_serializer(
+    "ConfigRevisionResult",
+    {"changed": serializers.BooleanField(), "revision": serializers.IntegerField()},
+)
+
+
 class _IgnoreFormatNegotiation(DefaultContentNegotiation):
     """`?format=` selects the export format here, not a DRF renderer."""
 
@@ -67,6 +91,8 @@ class NamespaceListApi(generics.ListCreateAPIView):
     required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if _schema_only(self):
+            return Namespace.objects.none()
         return selectors.namespace_list(allowed=self.request.auth.namespaces or None)
 
     def create(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
@@ -87,7 +113,14 @@ class NamespaceConfigApi(APIView):
     required_scopes = {"GET": Scope.CONFIG_READ, "HEAD": Scope.CONFIG_READ}
     content_negotiation_class = _IgnoreFormatNegotiation
 
-    @extend_schema(parameters=[OpenApiParameter("format", str, enum=list(FORMATS))])
+    @extend_schema(
+        operation_id="config_namespace_retrieve",
+        parameters=[
+            OpenApiParameter("format", str, enum=list(FORMATS)),
+            OpenApiParameter("prefix", str, description="Variable prefix for `format=env`."),
+        ],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/plain"): OpenApiTypes.STR, 304: None},
+    )
     def get(self, request: Request, namespace: str) -> HttpResponse:
         if not request.auth.allows_namespace(namespace):
             raise exceptions.NotFound(f"No namespace {namespace!r}.")
@@ -172,12 +205,14 @@ class EntryApi(APIView):
         }
         return body, cas
 
+    @extend_schema(operation_id="config_entry_retrieve", responses=ENTRY_BODY)
     def get(self, request: Request, namespace: str, key: str) -> Response:
         if not request.auth.allows_namespace(namespace):
             raise exceptions.NotFound(f"No namespace {namespace!r}.")
         body, cas = self._entry_body(request, namespace, key)
         return Response(body, headers={"ETag": f'"{cas}"'})
 
+    @extend_schema(request=EntryWriteSerializer, parameters=[IF_MATCH], responses={200: ENTRY_BODY, 201: ENTRY_BODY})
     def put(self, request: Request, namespace: str, key: str) -> Response:
         ns = namespace_for(request, namespace)
         serializer = EntryWriteSerializer(data=request.data)
@@ -200,6 +235,7 @@ class EntryApi(APIView):
             body, status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED, headers={"ETag": f'"{cas}"'}
         )
 
+    @extend_schema(parameters=[IF_MATCH], responses={204: None})
     def delete(self, request: Request, namespace: str, key: str) -> Response:
         ns = namespace_for(request, namespace)
         existing = selectors.entry_database(ns, key)
@@ -224,6 +260,22 @@ class ImportApi(APIView):
     required_scopes = {"POST": Scope.CONFIG_WRITE}
     content_negotiation_class = _IgnoreFormatNegotiation
 
+    @extend_schema(
+        request={content_type: OpenApiTypes.STR for content_type in IMPORT_TYPES},
+        parameters=[
+            OpenApiParameter("format", str, enum=list(FORMATS)),
+            OpenApiParameter("replace", bool, description="Also delete keys the document does not hold."),
+            IF_MATCH,
+        ],
+        responses=inline_serializer(
+            "ConfigImportResult",
+            {
+                "changed": serializers.BooleanField(),
+                "revision": serializers.IntegerField(),
+                "keys": serializers.IntegerField(),
+            },
+        ),
+    )
     def post(self, request: Request, namespace: str) -> Response:
         ns = namespace_for(request, namespace)
         raw = request._request.body
@@ -257,9 +309,7 @@ class ImportApi(APIView):
 
 def _format_from_type(content_type: str) -> str:
     kind = (content_type or "").split(";")[0].strip().lower()
-    return {"application/json": "json", "application/toml": "toml", "text/x-ini": "ini", "text/x-env": "env"}.get(
-        kind, "yaml"
-    )
+    return IMPORT_TYPES.get(kind, "yaml")
 
 
 class HistoryApi(generics.ListAPIView):
@@ -269,6 +319,8 @@ class HistoryApi(generics.ListAPIView):
     required_scopes = {"GET": Scope.CONFIG_READ}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if _schema_only(self):
+            return Revision.objects.none()
         return selectors.revision_list(namespace_for(self.request, self.kwargs["namespace"]))
 
 
@@ -280,6 +332,8 @@ class RevisionApi(generics.RetrieveAPIView):
     lookup_field = "number"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if _schema_only(self):
+            return Revision.objects.none()
         return selectors.revision_list(namespace_for(self.request, self.kwargs["namespace"]))
 
 
@@ -288,6 +342,7 @@ class RollbackApi(APIView):
 
     required_scopes = {"POST": Scope.CONFIG_WRITE}
 
+    @extend_schema(request=RollbackSerializer, responses=REVISION_RESULT)
     def post(self, request: Request, namespace: str) -> Response:
         ns = namespace_for(request, namespace)
         serializer = RollbackSerializer(data=request.data)
@@ -311,6 +366,8 @@ class RuleListApi(generics.ListCreateAPIView):
     required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if _schema_only(self):
+            return Rule.objects.none()
         return selectors.rule_list(namespace_for(self.request, self.kwargs["namespace"]))
 
     def create(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
@@ -349,6 +406,8 @@ class SourceListApi(generics.ListCreateAPIView):
     required_scopes = {"GET": Scope.CONFIG_READ, "POST": Scope.CONFIG_WRITE}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if _schema_only(self):
+            return Source.objects.none()
         return selectors.source_list(namespace_for(self.request, self.kwargs["namespace"]))
 
     def create(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
@@ -394,6 +453,17 @@ class SourceReloadApi(APIView):
 
     required_scopes = {"POST": Scope.CONFIG_WRITE}
 
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "ConfigSourceReloadResult",
+            {
+                "status": serializers.CharField(),
+                "revision": serializers.IntegerField(allow_null=True),
+                "error": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
     def post(self, request: Request, namespace: str, pk: int) -> Response:
         ns = namespace_for(request, namespace)
         source = Source.objects.filter(namespace=ns, pk=pk).select_related("namespace").first()

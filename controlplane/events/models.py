@@ -46,6 +46,8 @@ class WebhookSubscription(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
+    """Where a webhook delivery is: waiting for an attempt, delivered, or given up after the last attempt."""
+
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"

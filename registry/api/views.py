@@ -91,12 +91,14 @@ class ServiceViewSet(GenericViewSet):
 
 @extend_schema(parameters=SERVICE_PATH)
 class InstanceListApi(GenericAPIView):
-    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """GET: a service's instances. POST: register (upsert by `instance_id`) an instance with its checks."""
+
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
 
     required_scopes = READ_WRITE
     serializer_class = s.InstanceSerializer
 
+    @extend_schema(operation_id="services_instances_list", responses=s.InstanceSerializer(many=True))
     def get(self, request, name: str):  # type: ignore[no-untyped-def]
         service = selectors.service_get(name=name)
         return Response(s.InstanceSerializer(service.instances.all(), many=True).data)
@@ -117,8 +119,9 @@ class InstanceListApi(GenericAPIView):
 
 @extend_schema(parameters=INSTANCE_PATH)
 class InstanceDetailApi(GenericAPIView):
-    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """GET: one instance. DELETE: deregister it."""
+
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
 
     required_scopes = READ_WRITE
     serializer_class = s.InstanceSerializer
@@ -134,8 +137,9 @@ class InstanceDetailApi(GenericAPIView):
 
 @extend_schema(parameters=INSTANCE_PATH)
 class HeartbeatApi(GenericAPIView):
-    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """PUT: pass the instance's TTL check(s), or set them to `warning`/`critical` with an output."""
+
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
 
     required_scopes = {"PUT": Scope.REGISTRY_WRITE}
     serializer_class = s.HeartbeatSerializer
@@ -161,8 +165,9 @@ class HeartbeatApi(GenericAPIView):
 
 @extend_schema(parameters=INSTANCE_PATH)
 class MaintenanceApi(GenericAPIView):
-    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
     """PUT: put an instance in or out of maintenance (it leaves discovery while in it)."""
+
+    queryset = Instance.objects.none()  # for the schema only; lookups go through selectors
 
     required_scopes = {"PUT": Scope.REGISTRY_WRITE}
     serializer_class = s.MaintenanceSerializer
@@ -177,8 +182,9 @@ class MaintenanceApi(GenericAPIView):
 
 
 class CheckDetailApi(GenericAPIView):
-    queryset = Check.objects.none()  # for the schema's path parameter type
     """GET: a check's configuration and state."""
+
+    queryset = Check.objects.none()  # for the schema's path parameter type
 
     required_scopes = {"GET": Scope.REGISTRY_READ}
     serializer_class = s.CheckSerializer
@@ -200,8 +206,9 @@ class CheckResultsApi(ListAPIView):
 
 
 class CheckRunApi(GenericAPIView):
-    queryset = Check.objects.none()  # for the schema's path parameter type
     """POST: probe the check now and return its updated state (409 while a batch is probing it)."""
+
+    queryset = Check.objects.none()  # for the schema's path parameter type
 
     required_scopes = {"POST": Scope.REGISTRY_WRITE}
     serializer_class = s.CheckSerializer

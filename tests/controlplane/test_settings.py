@@ -71,6 +71,8 @@ def _settings_in_child(tmp_path, **variables: str) -> subprocess.CompletedProces
         ),
         ({"DATABASE_URL": "postgres://x@127.0.0.1/db", "SECRET_KEY": "k"}, "REDIS_URL is required"),
         ({"EGRESS_DENY_NETWORKS": "169.254.0.0/16,nonsense"}, "nonsense"),
+        ({"PIPELINE_MAX_BATCH": "many"}, "PIPELINE_MAX_BATCH must be an integer"),
+        ({"REGISTRY_RESULT_RETENTION_DAYS": "0"}, "REGISTRY_RESULT_RETENTION_DAYS must be >= 1"),
     ],
 )
 def test_bad_environment_stops_start_up(tmp_path, variables, message) -> None:  # type: ignore[no-untyped-def]
@@ -84,6 +86,21 @@ def test_embedded_mode_generates_and_keeps_a_secret_key(tmp_path) -> None:  # ty
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert _settings_in_child(tmp_path).stdout == first.stdout
+
+
+def test_app_tunables_come_from_the_environment_else_the_app_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    child_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    child_env.update({"CONTROLPLANE_VAR_DIR": str(tmp_path), "PIPELINE_MAX_BATCH": "50"})
+    child_env.pop("REGISTRY_RESULT_RETENTION_DAYS", None)
+    script = (
+        "import django; django.setup(); from registry import conf; from pipelines.conf import max_batch_packets; "
+        "print(max_batch_packets(), conf.get('REGISTRY_RESULT_RETENTION_DAYS'))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=child_env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["50", "7"]
 
 
 @pytest.mark.django_db

@@ -84,7 +84,11 @@ def test_event_is_delivered_signed_by_a_real_worker(celery_worker_process, admin
     assert _wait(lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == 1)
     # The request id reached the worker's log lines for the task the request queued.
     worker_log = celery_worker_process.log_path.read_text()
-    assert any("webhook delivery" in line and "[trace-hook-1]" in line for line in worker_log.splitlines()), worker_log[-2000:]
+    # Text lines carry "[trace-hook-1]", JSON lines a request_id field; the format follows LOG_FORMAT.
+    traced = ("[trace-hook-1]", '"request_id": "trace-hook-1"')
+    assert any(
+        "webhook delivery" in line and any(marker in line for marker in traced) for line in worker_log.splitlines()
+    ), worker_log[-2000:]
 
 
 @pytest.mark.integration

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark, one after another (never in parallel: they share the two cores), median of 3 runs each.
+# Each script installs what it drives (wrk, nginx-light, etcd-server, prometheus-blackbox-exporter) and
+# writes its figures to var/bench-results/<name>.json; docs/BENCHMARKS.md records them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+echo "=== machine"; nproc; uptime
+echo "=== platform: full stack vs bare view";           $PY bench/platform_api.py --runs 3
+echo "=== registry: sweep vs blackbox_exporter";         BENCH_RUNS=3 $PY bench/registry_sweep.py
+echo "=== configstore: reads vs etcd, import, watchers"; $PY bench/configstore_bench.py --runs 3
+echo "=== pipelines: executor vs hand-written";          $PY bench/pipelines_executor.py --runs 3
+echo "=== pipelines: batch endpoint";                    $PY bench/pipelines_batch.py --runs 3
