@@ -7,6 +7,7 @@ import time
 
 import aiohttp
 import pytest
+from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
 from django_ratelimit.core import _get_window
@@ -43,6 +44,8 @@ def test_limited_responses_carry_ratelimit_headers_and_429_has_retry_after() -> 
 @pytest.mark.django_db
 def test_cache_down_fails_closed_and_readyz_reports_it() -> None:
     client = key_client("events:read")
+    # One request first, so the key and the counting connection are warm in this process.
+    assert client.get("/api/v1/events/").status_code == 200
     with override_settings(CACHES=DEAD_REDIS):
         caches._settings = None  # noqa: SLF001 - rebuild handlers from the overridden setting
         try:
@@ -54,6 +57,19 @@ def test_cache_down_fails_closed_and_readyz_reports_it() -> None:
             assert ready.json()["components"]["cache"]["status"] == "down"
         finally:
             caches._settings = None  # noqa: SLF001
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_counting_survives_redis_forgetting_its_scripts() -> None:
+    """A Redis restart (or SCRIPT FLUSH) drops the counting script; the next request loads it again."""
+    if not settings.REDIS_URL:
+        pytest.skip("the Redis counting path runs in production mode (production-mode pass)")
+    client = key_client("events:read", rate="5/m")
+    assert client.get("/api/v1/events/")["RateLimit-Remaining"] == "4"
+    caches["default"].client.get_client(write=True).script_flush()
+    response = client.get("/api/v1/events/")
+    assert response.status_code == 200 and response["RateLimit-Remaining"] == "3"
 
 
 async def _burst(url: str, raw_key: str, count: int) -> list[int]:
