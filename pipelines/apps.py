@@ -22,6 +22,7 @@ class PipelinesConfig(AppConfig):
                 [
                     ("pipelines: retry due deliveries", "pipelines.deliveries_sweep", 5),
                     ("pipelines: prune runs", "pipelines.runs_prune", 3600),
+                    ("pipelines: recover lost async runs", "pipelines.runs_recover", 30),
                 ]
             ),
             sender=self,

@@ -64,6 +64,21 @@ def delivery_timeout_seconds() -> float:
     return float(getattr(settings, "PIPELINE_DELIVERY_TIMEOUT_SECONDS", 10.0))
 
 
+def run_stalled_seconds() -> int:
+    """An async run `running` for longer than this lost its worker: it is queued again (or failed)."""
+    return int(getattr(settings, "PIPELINE_RUN_STALLED_SECONDS", 300))
+
+
+def run_pending_requeue_seconds() -> int:
+    """An async run still `pending` after this long lost its queue message: it is queued again."""
+    return int(getattr(settings, "PIPELINE_RUN_PENDING_REQUEUE_SECONDS", 60))
+
+
+def run_max_attempts() -> int:
+    """Workers that may claim one async run before it is failed instead of retried."""
+    return int(getattr(settings, "PIPELINE_RUN_MAX_ATTEMPTS", 3))
+
+
 def run_retention_days() -> int:
     """Runs and settled deliveries older than this are pruned."""
     return int(getattr(settings, "PIPELINE_RUN_RETENTION_DAYS", 14))

@@ -117,6 +117,9 @@ class Run(models.Model):
     request_id = models.CharField(max_length=100, blank=True)
     actor = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set when a worker claims an async run; a run still `running` long after it was lost with its worker.
+    started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = RunQuerySet.as_manager()

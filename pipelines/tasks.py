@@ -48,6 +48,14 @@ def deliveries_sweep_task() -> int:
     return len(ids)
 
 
+@shared_task(name="pipelines.runs_recover")
+def runs_recover_task() -> dict[str, int]:
+    """Queue again async runs lost with a worker or a queue message (beat, every 30 s)."""
+    from pipelines.services import runs_recover
+
+    return runs_recover()
+
+
 @shared_task(name="pipelines.runs_prune")
 def runs_prune_task() -> int:
     """Delete runs and settled deliveries past retention."""

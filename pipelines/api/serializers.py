@@ -117,6 +117,8 @@ class RunSerializer(serializers.ModelSerializer):
             "request_id",
             "actor",
             "created_at",
+            "started_at",
+            "attempts",
             "finished_at",
             "deliveries",
         ]

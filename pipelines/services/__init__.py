@@ -7,7 +7,14 @@ from pipelines.services.definitions import (
     pipeline_update,
 )
 from pipelines.services.deliveries import deliveries_create, delivery_attempt
-from pipelines.services.runs import pipeline_run, pipeline_run_batch, run_execute, run_submit_async, runs_prune
+from pipelines.services.runs import (
+    pipeline_run,
+    pipeline_run_batch,
+    run_execute,
+    run_submit_async,
+    runs_prune,
+    runs_recover,
+)
 
 __all__ = [
     "deliveries_create",
@@ -21,4 +28,5 @@ __all__ = [
     "run_execute",
     "run_submit_async",
     "runs_prune",
+    "runs_recover",
 ]

@@ -12,11 +12,18 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from controlplane.events.services import emit
 from controlplane.observability.context import current_request_id
-from pipelines.conf import run_failed_event_interval, run_retention_days
+from pipelines.conf import (
+    run_failed_event_interval,
+    run_max_attempts,
+    run_pending_requeue_seconds,
+    run_retention_days,
+    run_stalled_seconds,
+)
 from pipelines.models import Delivery, Run, RunMode, RunStatus
 from pipelines.paths import copy_json
 from pipelines.runtime import Outcome, run_packet
@@ -185,21 +192,68 @@ def run_submit_async(ref: PipelineRef, packets: list[dict], *, actor: str = "sys
         ]
     )
     ids = [run.pk for run in runs]
-
-    def queue() -> None:
-        from pipelines.tasks import run_execute_task
-
-        for start in range(0, len(ids), 100):
-            run_execute_task.delay(ids[start : start + 100])
-
-    transaction.on_commit(queue)
+    transaction.on_commit(lambda: _queue(ids))
     return runs
+
+
+def _queue(ids: list[int]) -> None:
+    from pipelines.tasks import run_execute_task
+
+    for start in range(0, len(ids), 100):
+        run_execute_task.delay(ids[start : start + 100])
+
+
+def runs_recover() -> dict[str, int]:
+    """Queue again the async runs a crash left behind; fail those that keep losing their worker.
+
+    A run `running` past `PIPELINE_RUN_STALLED_SECONDS` was claimed by a worker that died: it goes back
+    to `pending` and is queued again (steps are pure and deliveries are written with the result, so a
+    second execution repeats nothing), unless it has been claimed `PIPELINE_RUN_MAX_ATTEMPTS` times,
+    when it is failed with the reason. A run still `pending` past `PIPELINE_RUN_PENDING_REQUEUE_SECONDS`
+    lost its queue message and is queued again; a duplicate message is harmless (the claim is a
+    conditional update).
+    """
+    now = timezone.now()
+    stalled = Run.objects.filter(
+        mode=RunMode.ASYNC, status=RunStatus.RUNNING, started_at__lt=now - timedelta(seconds=run_stalled_seconds())
+    )
+    exhausted = list(stalled.filter(attempts__gte=run_max_attempts()).select_related("pipeline"))
+    failed: list[Run] = []
+    with transaction.atomic():
+        for run in exhausted:
+            error = f"The worker running it stopped {run.attempts} times; not retried."
+            if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                status=RunStatus.FAILED, error=error, finished_at=now
+            ):
+                run.status, run.error = RunStatus.FAILED, error
+                failed.append(run)
+        _notify_failed(failed, slugs={run.pipeline_id: run.pipeline.slug for run in failed}, actor="system")
+    requeued = list(stalled.filter(attempts__lt=run_max_attempts()).values_list("pk", flat=True))
+    requeued = [
+        pk for pk in requeued if Run.objects.filter(pk=pk, status=RunStatus.RUNNING).update(status=RunStatus.PENDING)
+    ]
+    lost = list(
+        Run.objects.filter(
+            mode=RunMode.ASYNC,
+            status=RunStatus.PENDING,
+            created_at__lt=now - timedelta(seconds=run_pending_requeue_seconds()),
+        )
+        .exclude(pk__in=requeued)
+        .values_list("pk", flat=True)[:10_000]
+    )
+    if requeued or lost:
+        logger.warning("Requeued %d stalled and %d unclaimed async runs", len(requeued), len(lost))
+        _queue(requeued + lost)
+    return {"requeued": len(requeued), "unclaimed": len(lost), "failed": len(failed)}
 
 
 def run_execute(*, run_id: int) -> str | None:
     """Execute a pending async run with the version it was submitted at; returns its status."""
     # A conditional UPDATE claims the run, so a redelivered task never executes it twice.
-    if not Run.objects.filter(pk=run_id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING):
+    claimed = Run.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
         return None
     run = Run.objects.select_related("pipeline").get(pk=run_id)
     ref = PipelineRef(id=run.pipeline_id, slug=run.pipeline.slug, version=run.version, enabled=run.pipeline.enabled)

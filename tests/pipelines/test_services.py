@@ -175,6 +175,7 @@ def test_periodic_tasks_are_created_once_by_migrate() -> None:
     assert tasks == {
         "pipelines: retry due deliveries": "pipelines.deliveries_sweep",
         "pipelines: prune runs": "pipelines.runs_prune",
+        "pipelines: recover lost async runs": "pipelines.runs_recover",
     }
 
 
@@ -206,3 +207,28 @@ def test_due_deliveries_and_pruning() -> None:
     Delivery.objects.update(created_at=old, status="delivered")
     assert services.runs_prune() == 1
     assert not Run.objects.exists() and not Delivery.objects.exists()
+
+
+def test_a_run_that_keeps_losing_its_worker_is_failed_with_the_reason(monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    queued: list[list[int]] = []
+    monkeypatch.setattr("pipelines.services.runs._queue", queued.append)  # the broker is not under test here
+    settings.PIPELINE_RUN_MAX_ATTEMPTS = 3
+    pipeline = PipelineFactory(slug="crashy")
+    old = timezone.now() - timedelta(hours=1)
+    doomed = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input={}, attempts=3)
+    retried = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input={}, attempts=1)
+    fresh = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input={}, attempts=1)
+    Run.objects.filter(pk__in=[doomed.pk, retried.pk]).update(started_at=old)
+    Run.objects.filter(pk=fresh.pk).update(started_at=timezone.now())  # still within its time: left alone
+
+    assert services.runs_recover() == {"requeued": 1, "unclaimed": 0, "failed": 1}
+    doomed.refresh_from_db()
+    assert doomed.status == "failed" and "stopped 3 times" in doomed.error and doomed.finished_at
+    assert Run.objects.get(pk=retried.pk).status == "pending" and queued == [[retried.pk]]
+    assert Run.objects.get(pk=fresh.pk).status == "running"
+    event = Event.objects.get(kind="pipeline.run_failed")
+    assert event.subject == "crashy" and event.data["run_id"] == doomed.pk

@@ -72,3 +72,30 @@ def test_async_runs_and_a_retried_delivery_through_the_worker(celery_worker_proc
     assert delivered.attempts == 2 and delivered.last_status_code == 200
     assert [r["json"]["payload"] for r in receiver.requests] == [{"send": True}, {"send": True}]
     assert client.get(url).json()["deliveries"][0]["status"] == "delivered"
+
+
+def test_a_run_lost_with_its_worker_is_queued_again_and_completes(celery_worker_process) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipelines.executor import prepare_packet
+    from pipelines.services import runs_recover
+
+    packet = prepare_packet({"payload": {"n": 1}})
+    pipeline = PipelineFactory(slug="lost", steps=[transform_step("done")])
+    # What a worker killed mid-run leaves: claimed (`running`) long ago, never finished; and a run whose
+    # queue message was lost (`pending`, old, never claimed).
+    long_ago = timezone.now() - timedelta(hours=1)
+    stalled = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input=packet, attempts=1)
+    unclaimed = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="pending", input=packet)
+    Run.objects.filter(pk__in=[stalled.pk, unclaimed.pk]).update(started_at=long_ago, created_at=long_ago)
+    Run.objects.filter(pk=unclaimed.pk).update(started_at=None)
+
+    assert runs_recover() == {"requeued": 1, "unclaimed": 1, "failed": 0}
+    for run in (stalled, unclaimed):
+        finished = wait_until(
+            lambda run=run: Run.objects.exclude(status__in=["pending", "running"]).filter(pk=run.pk).first()
+        )
+        assert (finished.status, finished.output["tags"]) == ("succeeded", ["done"]), finished.error
+    assert Run.objects.get(pk=stalled.pk).attempts == 2
