@@ -19,7 +19,7 @@ from typing import Any
 import tomli_w
 import yaml
 
-from controlplane.access.parsers import json_depth_exceeds, loads_bounded
+from controlplane.jsonbounds import json_depth_exceeds, loads_bounded
 
 FORMATS = ("yaml", "json", "ini", "toml", "env")
 CONTENT_TYPES = {

@@ -26,9 +26,9 @@ from configstore.metrics import CONFIG_REJECTED, CONFIG_REVISIONS, origin_kind
 from configstore.models import KEY_PATTERN, MASK, RESERVED_KEYS, Entry, Namespace, Revision, Rule, Source
 from configstore.selectors import compute_effective, entry_plain_value, layer_priority, layer_state, namespace_ruleset
 from configstore.signals import config_changed
-from controlplane.access.parsers import json_depth_exceeds
 from controlplane.errors import PreconditionFailed
 from controlplane.events.services import emit
+from controlplane.jsonbounds import json_depth_exceeds
 
 logger = logging.getLogger("configstore")
 _KEY_RE = re.compile(KEY_PATTERN)

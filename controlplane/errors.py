@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
-from rest_framework.response import Response
 
 from controlplane.observability.context import current_request_id
+
+if TYPE_CHECKING:
+    # Imported where used: rest_framework.response pulls in DRF's serializer machinery (and Pygments),
+    # which Celery workers and beat, importing this module through the services, never need.
+    from rest_framework.response import Response
 
 logger = logging.getLogger("controlplane.errors")
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -108,6 +112,7 @@ def _field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 def problem_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF exception handler: every exception becomes problem+json, unknown ones a bare 500."""
+    from rest_framework.response import Response
     from rest_framework.views import exception_handler  # here: rest_framework.views imports our permissions
 
     if isinstance(exc, DjangoValidationError):

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane.observability import views as observability
 
+admin.autodiscover()  # SimpleAdminConfig in INSTALLED_APPS: only URL-serving processes load the admin
 admin.site.site_header = "controlplane"
 admin.site.site_title = "controlplane"
 admin.site.index_title = "Services, configuration and pipelines"

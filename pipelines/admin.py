@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from controlplane.access.parsers import loads_bounded
+from controlplane.jsonbounds import loads_bounded
 from pipelines import selectors, services
 from pipelines.conf import max_packet_bytes
 from pipelines.executor import PacketError, prepare_packet, validate_steps

@@ -19,10 +19,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.access.parsers import loads_bounded
 from controlplane.access.scopes import Scope
 from controlplane.actors import actor_from_request
 from controlplane.errors import Conflict, PayloadTooLarge
+from controlplane.jsonbounds import loads_bounded
 from pipelines import selectors, services
 from pipelines.api.serializers import (
     PacketSerializer,

@@ -239,7 +239,7 @@ def _format(template: str, packet: dict) -> str:
 
 
 def _json_parse(text: str, where: str) -> Any:
-    from controlplane.access.parsers import json_depth_exceeds
+    from controlplane.jsonbounds import json_depth_exceeds
     from pipelines.conf import json_max_depth
 
     try:
