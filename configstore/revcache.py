@@ -37,6 +37,11 @@ def _key(namespace: str) -> str:
     return cache.make_key(f"configstore:rev:{namespace}")
 
 
+def cache_key(namespace: str) -> str:
+    """The full cache key of a namespace's revision, for reading it along with another Redis call."""
+    return _key(namespace)
+
+
 def _client():  # type: ignore[no-untyped-def]
     from django_redis import get_redis_connection
 
@@ -50,6 +55,11 @@ def cached(namespace: str) -> tuple[int, int] | None:
     except Exception:  # noqa: BLE001 - fall back to the database
         logger.warning("Revision cache unavailable; reading from the database", exc_info=True)
         return None
+    return parse(raw)
+
+
+def parse(raw: bytes | None) -> tuple[int, int] | None:
+    """`(namespace id, revision)` from a stored `<id>:<revision>` value; None when absent."""
     if not raw:
         return None
     namespace_id, _, revision = raw.decode().partition(":")

@@ -126,13 +126,17 @@ def _remember(store: dict, key: Any, value: Any) -> None:
         put()
 
 
-def _current_revision(namespace: str) -> tuple[int, int, Any] | None:
-    """`(id, revision, created_at or None)`: from the shared cache when there is one, else the database."""
+def _current_revision(namespace: str, cached: tuple[int, int] | None = None) -> tuple[int, int, Any] | None:
+    """`(id, revision, created_at or None)`: from the shared cache when there is one, else the database.
+
+    `cached`: the shared cache's value when the caller already read it (the API reads it in the same
+    Redis round trip as the rate limit).
+    """
     from configstore import revcache
 
     use_cache = revcache.enabled() and not connection.in_atomic_block
     if use_cache:
-        hit = revcache.cached(namespace)
+        hit = cached if cached is not None else revcache.cached(namespace)
         if hit is not None:
             return (*hit, None)
     row = Namespace.objects.filter(name=namespace).values_list("id", "revision", "created_at").first()
@@ -141,9 +145,12 @@ def _current_revision(namespace: str) -> tuple[int, int, Any] | None:
     return row
 
 
-def config_snapshot(namespace: str) -> Snapshot:
-    """The effective config of `namespace` (404 when it does not exist), cached per revision."""
-    row = _current_revision(namespace)
+def config_snapshot(namespace: str, *, cached_revision: tuple[int, int] | None = None) -> Snapshot:
+    """The effective config of `namespace` (404 when it does not exist), cached per revision.
+
+    `cached_revision`: `(id, revision)` already read from the shared cache, saving that lookup.
+    """
+    row = _current_revision(namespace, cached_revision)
     if row is None:
         raise Http404(f"No namespace {namespace!r}.")
     namespace_id, revision, created_at = row

@@ -53,7 +53,14 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         key = request.auth
         if not isinstance(key, APIKey):
             return True
-        self.usage = ratelimit_hit(request._request, key_prefix=key.prefix, rate=key.effective_rate)
+        # A view may name cache keys to read in the same round trip (`rate_limit_prefetch(request)`).
+        prefetch = getattr(view, "rate_limit_prefetch", None)
+        self.usage = ratelimit_hit(
+            request._request,
+            key_prefix=key.prefix,
+            rate=key.effective_rate,
+            also_get=prefetch(request) if prefetch is not None and keycache.enabled() else (),
+        )
         request._request.ratelimit_usage = self.usage
         if keycache.enabled() and not keycache.confirm(key.prefix, self.usage.generation or -1):
             # A key changed somewhere since this process cached this one: re-check it for real.

@@ -13,7 +13,8 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
@@ -38,12 +39,19 @@ class RateLimitUsage:
     reset: int
     limited: bool
     generation: int | None = None
+    # Values of the cache keys the view asked to read in the same round trip (see `ratelimit_hit`).
+    prefetched: dict[str, bytes | None] = field(default_factory=dict)
 
 
-def ratelimit_hit(request: HttpRequest, *, key_prefix: str, rate: str) -> RateLimitUsage:
-    """Count one request for `key_prefix` against `rate` and say whether it is over the limit."""
+def ratelimit_hit(request: HttpRequest, *, key_prefix: str, rate: str, also_get: Sequence[str] = ()) -> RateLimitUsage:
+    """Count one request for `key_prefix` against `rate` and say whether it is over the limit.
+
+    `also_get`: full cache keys (already `cache.make_key`-ed) to read in the same Redis round trip; a
+    read-heavy view learns what it needs first (the config store: a namespace's revision) without a
+    second trip. Their values are in `usage.prefetched`; without Redis nothing is prefetched.
+    """
     if keycache.enabled():
-        return _redis_hit(key_prefix, rate)
+        return _redis_hit(key_prefix, rate, also_get)
     try:
         usage = get_usage(request, group=GROUP, key=lambda _group, _request: key_prefix, rate=rate, increment=True)
     except Exception as exc:  # noqa: BLE001 - store down: fail closed
@@ -59,11 +67,14 @@ def ratelimit_hit(request: HttpRequest, *, key_prefix: str, rate: str) -> RateLi
     )
 
 
-# One round trip: read the key generation, start the window's counter if new, count this request.
+# One round trip: read the key generation, start the window's counter if new, count this request, and
+# read any keys the view asked for (GET gives false for a missing key, so the list has no holes).
 _COUNT_LUA = """
 local generation = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[2], 0, 'EX', ARGV[1], 'NX')
-return {generation, redis.call('INCR', KEYS[2])}
+local reply = {generation, redis.call('INCR', KEYS[2])}
+for i = 3, #KEYS do reply[i] = redis.call('GET', KEYS[i]) end
+return reply
 """
 _COUNT_SHA = hashlib.sha1(_COUNT_LUA.encode()).hexdigest().encode()  # noqa: S324 - Redis names scripts by SHA-1
 
@@ -100,16 +111,19 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-def _count(generation_key: bytes, counter_key: bytes, expiry: int) -> tuple[bytes | None, int]:
+def _count(
+    generation_key: bytes, counter_key: bytes, expiry: int, extra: Sequence[bytes] = ()
+) -> tuple[bytes | None, int, list[bytes | None]]:
     """Run the count script on this thread's connection; loads the script once if Redis lost it."""
     connection = _connection()
-    command = b"*6\r\n$7\r\nEVALSHA\r\n" + _bulk(_COUNT_SHA) + b"$1\r\n2\r\n"
-    command += _bulk(generation_key) + _bulk(counter_key) + _bulk(b"%d" % expiry)
+    command = b"*%d\r\n$7\r\nEVALSHA\r\n" % (6 + len(extra)) + _bulk(_COUNT_SHA) + _bulk(b"%d" % (2 + len(extra)))
+    command += _bulk(generation_key) + _bulk(counter_key) + b"".join(_bulk(key) for key in extra)
+    command += _bulk(b"%d" % expiry)
     for attempt in (1, 2):
         try:
             connection.send_packed_command([command], check_health=False)
             reply = connection.read_response()
-            return reply[0], int(reply[1])
+            return reply[0], int(reply[1]), list(reply[2:])
         except NoScriptError:
             connection.send_command("SCRIPT", "LOAD", _COUNT_LUA)
             connection.read_response()
@@ -131,12 +145,14 @@ def _counter_keys(key_prefix: str, rate: str, window: int) -> tuple[bytes, bytes
     return generation, counter
 
 
-def _redis_hit(key_prefix: str, rate: str) -> RateLimitUsage:
+def _redis_hit(key_prefix: str, rate: str, also_get: Sequence[str] = ()) -> RateLimitUsage:
     limit, period = _split_rate(rate)
     window = _get_window(key_prefix, period)
     generation_key, counter_key = _counter_keys(key_prefix, rate, window)
     try:
-        generation, count = _count(generation_key, counter_key, period + EXPIRATION_FUDGE)
+        generation, count, values = _count(
+            generation_key, counter_key, period + EXPIRATION_FUDGE, [key.encode() for key in also_get]
+        )
     except Exception as exc:  # noqa: BLE001 - store down: fail closed
         raise ServiceUnavailable("The rate-limit store is unavailable; request refused.") from exc
     return RateLimitUsage(
@@ -145,4 +161,5 @@ def _redis_hit(key_prefix: str, rate: str) -> RateLimitUsage:
         reset=max(window - int(time.time()), 0),
         limited=count > limit,
         generation=int(generation) if generation is not None else None,
+        prefetched=dict(zip(also_get, values, strict=True)),
     )

@@ -37,3 +37,33 @@ def test_a_deleted_namespace_is_gone_and_a_recreated_one_starts_empty():
         selectors.config_snapshot("revcached")
     again = services.namespace_create(name="revcached", actor="t")
     assert selectors.config_effective("revcached") == {} and again.revision == 0
+
+
+def test_an_api_read_costs_one_redis_round_trip_and_sees_a_write_from_elsewhere(monkeypatch):  # type: ignore[no-untyped-def]
+    """The revision rides along with the rate-limit count; a write made since is still seen."""
+    from redis.connection import AbstractConnection
+
+    from tests.conftest import key_client
+
+    namespace = services.namespace_create(name="oneround", actor="t")
+    services.config_entry_set(namespace=namespace, key="db.host", value="a", actor="t")
+    client = key_client("config:read")
+    assert client.get("/api/v1/config/oneround/db.host/").json()["value"] == "a"  # warm: key, snapshot
+
+    sent: list[int] = []
+    original = AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent.append(1)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    for path in ("/api/v1/config/oneround/db.host/", "/api/v1/config/oneround/"):
+        sent.clear()
+        response = client.get(path)
+        assert response.status_code == 200 and len(sent) == 1, (path, len(sent))
+
+    # A write (as if from another process: the revision reaches Redis on commit) is seen by the next read.
+    services.config_entry_set(namespace=namespace, key="db.host", value="b", actor="t")
+    assert client.get("/api/v1/config/oneround/db.host/").json()["value"] == "b"
+    assert client.get("/api/v1/config/oneround/")["ETag"] == '"2"'
