@@ -39,7 +39,7 @@ ORDERS = {
                     {"op": "upper", "path": "payload.currency"},
                     {"op": "cast", "path": "payload.qty", "type": "int"},
                     {"op": "default", "path": "payload.qty", "value": 1},
-                    {"op": "set", "path": "payload.total", "expr": "multiply(payload.price, payload.qty)"},
+                    {"op": "set", "path": "payload.total", "expr": "payload.price * payload.qty"},
                     {"op": "format", "path": "payload.label", "template": "{payload.customer} x{payload.qty}"},
                 ]
             },

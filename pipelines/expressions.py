@@ -1,8 +1,9 @@
 """JMESPath, the one expression language for conditions, `set`/`map` expressions, filters and routes.
 
 Standard JMESPath has no arithmetic operators, so a few pure functions are added: `add`, `subtract`,
-`multiply`, `divide`, `mod`, `round`, `concat`, `upper`, `lower`, `coalesce`. They are documented in
-docs/pipelines.md; e.g. `multiply(payload.price, payload.qty)`.
+`multiply`, `divide`, `mod`, `round`, `concat`, `upper`, `lower`, `coalesce`, and infix `+ - * / %`
+(JMESPath Community Edition's syntax) is rewritten into them by `pipelines.arithmetic` before parsing:
+`payload.price * payload.qty` is `multiply(payload.price, payload.qty)`. Documented in docs/pipelines.md.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 import jmespath
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
+
+from pipelines import arithmetic
 
 # jmespath's own helpers test `isinstance(x, numbers.Number)`, an ABC check that dominates evaluation time.
 # Packets are JSON, whose numbers are int and float, so these exact-type versions give the same answers.
@@ -437,9 +440,10 @@ def compile_expression(expr: Any) -> Expression:
     if not isinstance(expr, str) or not expr.strip():
         raise ValueError("An expression is a non-empty JMESPath string.")
     try:
-        compiled = Expression(expr)
-    except JMESPathError as exc:
+        compiled = Expression(arithmetic.rewrite(expr))
+    except (JMESPathError, arithmetic.ArithmeticSyntaxError) as exc:
         raise ValueError(f"Invalid JMESPath {expr!r}: {str(exc).splitlines()[0]}") from None
+    compiled.expression = expr  # as written; the parsed form holds the rewritten arithmetic
     unknown = sorted(_function_names(compiled._parsed.parsed) - set(OPTIONS.custom_functions.FUNCTION_TABLE))
     if unknown:
         raise ValueError(f"Invalid JMESPath {expr!r}: unknown function(s) {', '.join(unknown)}.")

@@ -48,3 +48,65 @@ def test_expressions_using_exprefs_fall_back_to_the_interpreter() -> None:
     expression = Expression("sort_by(items, &n)[0].n")
     assert expression.search == expression._interpret
     assert expression.search({"items": [{"n": 2}, {"n": 1}]}) == 1
+
+
+ARITHMETIC = {
+    "payload.price * payload.qty": 20,
+    "a + b * c": 12,
+    "(a + b) * c": 18,
+    "a - b - c": 1,
+    "a % b + c": 2,
+    "a / b": 2.0,
+    "items[?price * qty > `10`].name": ["x"],
+    "round(a / `4`, `1`)": 1.5,
+    "{t: a * b, u: c}": {"t": 18, "u": 2},
+    "payload.price * payload.qty > `19` && a <= b * c": True,
+}
+ARITHMETIC_PACKET = {
+    "a": 6,
+    "b": 3,
+    "c": 2,
+    "payload": {"price": 5, "qty": 4},
+    "items": [{"price": 2, "qty": 6, "name": "x"}, {"price": 1, "qty": 1, "name": "y"}],
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), list(ARITHMETIC.items()))
+def test_infix_arithmetic_is_evaluated_with_precedence(text: str, expected: object) -> None:
+    assert compile_expression(text).search(ARITHMETIC_PACKET) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["items[*].price", "payload.*", "*", "items[1:-1]", "items[-1]", "'a*b'", '`"1-2"`', "contains(tags, 'a+b')"],
+)
+def test_wildcards_slices_and_quoted_text_are_not_arithmetic(text: str) -> None:
+    packet = {**ARITHMETIC_PACKET, "tags": ["a+b"]}
+    assert compile_expression(text).search(packet) == jmespath.search(text, packet, options=OPTIONS)
+
+
+@pytest.mark.parametrize("text", ["a *", "a + + b", "(a + b", "a + 'b"])
+def test_broken_arithmetic_is_refused_with_the_expression_named(text: str) -> None:
+    with pytest.raises(ValueError, match="Invalid JMESPath"):
+        compile_expression(text)
+
+
+def test_the_issue_example_sets_a_total_in_a_transform() -> None:
+    from pipelines.executor import compile_pipeline, prepare_packet
+
+    definition = {
+        "slug": "totals",
+        "version": 1,
+        "error_policy": "stop",
+        "steps": [
+            {
+                "name": "total",
+                "kind": "transform",
+                "config": {
+                    "operations": [{"op": "set", "path": "payload.total", "expr": "payload.price * payload.qty"}]
+                },
+            }
+        ],
+    }
+    result = compile_pipeline(definition).run(prepare_packet({"payload": {"price": 30, "qty": 4}}))
+    assert result.status == "succeeded" and result.packet["payload"]["total"] == 120
