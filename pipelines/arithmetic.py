@@ -14,6 +14,8 @@ function arguments and multiselects.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 FUNCTIONS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "%": "mod"}
 _TIGHT = {"*", "/", "%"}
 # Boundaries that end an arithmetic chain: lower-precedence operators and list/hash/filter punctuation.
@@ -48,32 +50,42 @@ def _skip_quoted(text: str, start: int) -> int:
     raise ArithmeticSyntaxError(f"Unclosed {quote} in {text!r}.")
 
 
-def _rewrite_level(text: str) -> str:
-    """Rewrite one nesting level: brackets recursively, then each separator-delimited segment."""
-    pieces: list[str] = []  # separators and rewritten segments, in order
-    segment: list[str] = []
+def _units(text: str) -> Iterator[tuple[int, str, bool]]:
+    """`(index, unit, atomic)` over `text`: a quoted run or a whole bracketed group is one atomic unit,
+    anything else a single character."""
     i = 0
     while i < len(text):
         char = text[i]
         if char in _QUOTES:
             end = _skip_quoted(text, i)
-            segment.append(text[i:end])
-            i = end
+        elif char in _OPENERS:
+            end = _matching(text, i) + 1
+        else:
+            yield i, char, False
+            i += 1
             continue
-        if char in _OPENERS:
-            end = _matching(text, i)
-            segment.append(char + _rewrite_level(text[i + 1 : end]) + text[end])
-            i = end + 1
+        yield i, text[i:end], True
+        i = end
+
+
+def _rewrite_level(text: str) -> str:
+    """Rewrite one nesting level: brackets recursively, then each separator-delimited segment."""
+    pieces: list[str] = []  # separators and rewritten segments, in order
+    segment: list[str] = []
+    skip_to = 0
+    for i, unit, atomic in _units(text):
+        if i < skip_to:  # the rest of a two-character separator
+            continue
+        if atomic:
+            grouped = unit[0] in _OPENERS
+            segment.append(unit[0] + _rewrite_level(unit[1:-1]) + unit[-1] if grouped else unit)
             continue
         separator = next((s for s in _SEPARATORS if text.startswith(s, i)), None)
         if separator is not None:
-            pieces.append(_rewrite_segment("".join(segment)))
-            pieces.append(separator)
-            segment = []
-            i += len(separator)
+            pieces += [_rewrite_segment("".join(segment)), separator]
+            segment, skip_to = [], i + len(separator)
             continue
-        segment.append(char)
-        i += 1
+        segment.append(unit)
     pieces.append(_rewrite_segment("".join(segment)))
     return "".join(pieces)
 
@@ -105,29 +117,15 @@ def _rewrite_segment(segment: str) -> str:
     operators: list[str] = []
     current: list[str] = []
     last = ""  # last non-space character of the current operand
-    i = 0
-    while i < len(segment):
-        char = segment[i]
-        if char in _QUOTES:
-            end = _skip_quoted(segment, i)
-            current.append(segment[i:end])
-            last, i = char, end
-            continue
-        if char in _OPENERS:
-            end = _matching(segment, i)
-            current.append(segment[i : end + 1])
-            last, i = segment[end], end + 1
-            continue
-        if char in FUNCTIONS and last in _OPERAND_END:
+    for _, unit, atomic in _units(segment):
+        if not atomic and unit in FUNCTIONS and last in _OPERAND_END:
             operands.append("".join(current))
-            operators.append(char)
+            operators.append(unit)
             current, last = [], ""
-            i += 1
             continue
-        current.append(char)
-        if not char.isspace():
-            last = char
-        i += 1
+        current.append(unit)
+        if atomic or not unit.isspace():
+            last = unit[-1]
     operands.append("".join(current))
     if not operators:
         return segment
