@@ -70,8 +70,8 @@ def run_stalled_seconds() -> int:
 
 
 def run_pending_requeue_seconds() -> int:
-    """An async run still `pending` after this long lost its queue message: it is queued again."""
-    return int(getattr(settings, "PIPELINE_RUN_PENDING_REQUEUE_SECONDS", 60))
+    """An async run still `pending` this long after its message was sent is queued again (once per period)."""
+    return int(getattr(settings, "PIPELINE_RUN_PENDING_REQUEUE_SECONDS", 300))
 
 
 def run_max_attempts() -> int:

@@ -117,7 +117,9 @@ class Run(models.Model):
     request_id = models.CharField(max_length=100, blank=True)
     actor = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Set when a worker claims an async run; a run still `running` long after it was lost with its worker.
+    # Async bookkeeping for crash recovery (`services.runs_recover`): when its task message was last sent,
+    # when a worker claimed it, and how many claims it has had.
+    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from controlplane.events.services import emit
@@ -184,6 +184,7 @@ def run_submit_async(ref: PipelineRef, packets: list[dict], *, actor: str = "sys
                 version=ref.version,
                 mode=RunMode.ASYNC,
                 status=RunStatus.PENDING,
+                queued_at=timezone.now(),
                 input=packet,
                 request_id=request_id,
                 actor=actor[:150],
@@ -207,20 +208,20 @@ def runs_recover() -> dict[str, int]:
     """Queue again the async runs a crash left behind; fail those that keep losing their worker.
 
     A run `running` past `PIPELINE_RUN_STALLED_SECONDS` was claimed by a worker that died: it goes back
-    to `pending` and is queued again (steps are pure and deliveries are written with the result, so a
-    second execution repeats nothing), unless it has been claimed `PIPELINE_RUN_MAX_ATTEMPTS` times,
-    when it is failed with the reason. A run still `pending` past `PIPELINE_RUN_PENDING_REQUEUE_SECONDS`
-    lost its queue message and is queued again; a duplicate message is harmless (the claim is a
-    conditional update).
+    to `pending` (steps are pure and deliveries are written with the result, so a second execution
+    repeats nothing), unless it has been claimed `PIPELINE_RUN_MAX_ATTEMPTS` times, when it is failed
+    with the reason. Then every `pending` run whose message went out more than
+    `PIPELINE_RUN_PENDING_REQUEUE_SECONDS` ago (a lost message, or one of those just reset) is queued once
+    more and stamped, so a long backlog is not flooded with copies: at most one per run per period. A copy
+    is harmless: the claim is a conditional update.
     """
     now = timezone.now()
     stalled = Run.objects.filter(
         mode=RunMode.ASYNC, status=RunStatus.RUNNING, started_at__lt=now - timedelta(seconds=run_stalled_seconds())
     )
-    exhausted = list(stalled.filter(attempts__gte=run_max_attempts()).select_related("pipeline"))
     failed: list[Run] = []
     with transaction.atomic():
-        for run in exhausted:
+        for run in stalled.filter(attempts__gte=run_max_attempts()).select_related("pipeline"):
             error = f"The worker running it stopped {run.attempts} times; not retried."
             if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
                 status=RunStatus.FAILED, error=error, finished_at=now
@@ -228,23 +229,18 @@ def runs_recover() -> dict[str, int]:
                 run.status, run.error = RunStatus.FAILED, error
                 failed.append(run)
         _notify_failed(failed, slugs={run.pipeline_id: run.pipeline.slug for run in failed}, actor="system")
-    requeued = list(stalled.filter(attempts__lt=run_max_attempts()).values_list("pk", flat=True))
-    requeued = [
-        pk for pk in requeued if Run.objects.filter(pk=pk, status=RunStatus.RUNNING).update(status=RunStatus.PENDING)
-    ]
-    lost = list(
-        Run.objects.filter(
-            mode=RunMode.ASYNC,
-            status=RunStatus.PENDING,
-            created_at__lt=now - timedelta(seconds=run_pending_requeue_seconds()),
-        )
-        .exclude(pk__in=requeued)
+    reset = stalled.filter(attempts__lt=run_max_attempts()).update(status=RunStatus.PENDING, queued_at=None)
+    overdue = now - timedelta(seconds=run_pending_requeue_seconds())
+    ids = list(
+        Run.objects.filter(mode=RunMode.ASYNC, status=RunStatus.PENDING)
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=overdue))
         .values_list("pk", flat=True)[:10_000]
     )
-    if requeued or lost:
-        logger.warning("Requeued %d stalled and %d unclaimed async runs", len(requeued), len(lost))
-        _queue(requeued + lost)
-    return {"requeued": len(requeued), "unclaimed": len(lost), "failed": len(failed)}
+    if ids:
+        Run.objects.filter(pk__in=ids).update(queued_at=now)
+        logger.warning("Queued %d async runs again (%d had lost their worker)", len(ids), reset)
+        _queue(ids)
+    return {"stalled": reset, "queued": len(ids), "failed": len(failed)}
 
 
 def run_execute(*, run_id: int) -> str | None:

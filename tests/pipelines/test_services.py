@@ -218,17 +218,25 @@ def test_a_run_that_keeps_losing_its_worker_is_failed_with_the_reason(monkeypatc
     monkeypatch.setattr("pipelines.services.runs._queue", queued.append)  # the broker is not under test here
     settings.PIPELINE_RUN_MAX_ATTEMPTS = 3
     pipeline = PipelineFactory(slug="crashy")
-    old = timezone.now() - timedelta(hours=1)
-    doomed = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input={}, attempts=3)
-    retried = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input={}, attempts=1)
-    fresh = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input={}, attempts=1)
-    Run.objects.filter(pk__in=[doomed.pk, retried.pk]).update(started_at=old)
-    Run.objects.filter(pk=fresh.pk).update(started_at=timezone.now())  # still within its time: left alone
+    now, old = timezone.now(), timezone.now() - timedelta(hours=1)
 
-    assert services.runs_recover() == {"requeued": 1, "unclaimed": 0, "failed": 1}
+    def run(status: str, attempts: int = 0, **times) -> Run:  # type: ignore[no-untyped-def]
+        created = Run.objects.create(pipeline=pipeline, version=1, mode="async", status=status, input={})
+        Run.objects.filter(pk=created.pk).update(attempts=attempts, **times)
+        return created
+
+    doomed = run("running", 3, started_at=old, queued_at=old)
+    retried = run("running", 1, started_at=old, queued_at=old)
+    busy = run("running", 1, started_at=now, queued_at=old)  # within its time: left alone
+    waiting = run("pending", queued_at=now)  # message just sent: not copied
+    lost = run("pending", queued_at=old)  # message sent an hour ago and never claimed
+
+    assert services.runs_recover() == {"stalled": 1, "queued": 2, "failed": 1}
     doomed.refresh_from_db()
     assert doomed.status == "failed" and "stopped 3 times" in doomed.error and doomed.finished_at
-    assert Run.objects.get(pk=retried.pk).status == "pending" and queued == [[retried.pk]]
-    assert Run.objects.get(pk=fresh.pk).status == "running"
+    assert Run.objects.get(pk=retried.pk).status == "pending" and sorted(queued[0]) == sorted([retried.pk, lost.pk])
+    assert Run.objects.get(pk=busy.pk).status == "running" and Run.objects.get(pk=waiting.pk).queued_at == now
     event = Event.objects.get(kind="pipeline.run_failed")
     assert event.subject == "crashy" and event.data["run_id"] == doomed.pk
+    # The copies are stamped: the next sweep sends none until the period has passed again.
+    assert services.runs_recover() == {"stalled": 0, "queued": 0, "failed": 0} and len(queued) == 1

@@ -89,10 +89,10 @@ def test_a_run_lost_with_its_worker_is_queued_again_and_completes(celery_worker_
     long_ago = timezone.now() - timedelta(hours=1)
     stalled = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="running", input=packet, attempts=1)
     unclaimed = Run.objects.create(pipeline=pipeline, version=1, mode="async", status="pending", input=packet)
-    Run.objects.filter(pk__in=[stalled.pk, unclaimed.pk]).update(started_at=long_ago, created_at=long_ago)
+    Run.objects.filter(pk__in=[stalled.pk, unclaimed.pk]).update(started_at=long_ago, queued_at=long_ago)
     Run.objects.filter(pk=unclaimed.pk).update(started_at=None)
 
-    assert runs_recover() == {"requeued": 1, "unclaimed": 1, "failed": 0}
+    assert runs_recover() == {"stalled": 1, "queued": 2, "failed": 0}
     for run in (stalled, unclaimed):
         finished = wait_until(
             lambda run=run: Run.objects.exclude(status__in=["pending", "running"]).filter(pk=run.pk).first()
