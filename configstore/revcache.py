@@ -33,13 +33,9 @@ def enabled() -> bool:
     return bool(conf.redis_url()) and conf.revision_cache_seconds() > 0
 
 
-def _key(namespace: str) -> str:
-    return cache.make_key(f"configstore:rev:{namespace}")
-
-
 def cache_key(namespace: str) -> str:
-    """The full cache key of a namespace's revision, for reading it along with another Redis call."""
-    return _key(namespace)
+    """The full (prefixed) cache key of a namespace's revision; the API reads it with the rate limit."""
+    return cache.make_key(f"configstore:rev:{namespace}")
 
 
 def _client():  # type: ignore[no-untyped-def]
@@ -51,7 +47,7 @@ def _client():  # type: ignore[no-untyped-def]
 def cached(namespace: str) -> tuple[int, int] | None:
     """`(namespace id, revision)` from Redis, or None when unknown (or Redis is not answering)."""
     try:
-        raw = _client().get(_key(namespace))
+        raw = _client().get(cache_key(namespace))
     except Exception:  # noqa: BLE001 - fall back to the database
         logger.warning("Revision cache unavailable; reading from the database", exc_info=True)
         return None
@@ -73,7 +69,9 @@ def store(namespace: str, namespace_id: int, revision: int) -> None:
         client = _client()
         if _script is None:
             _script = client.register_script(_SET_IF_NEWER)
-        _script(keys=[_key(namespace)], args=[namespace_id, revision, conf.revision_cache_seconds()], client=client)
+        _script(
+            keys=[cache_key(namespace)], args=[namespace_id, revision, conf.revision_cache_seconds()], client=client
+        )
     except Exception:  # noqa: BLE001 - readers fall back to the database once the key expires
         logger.warning("Could not record revision %s of %s in the cache", revision, namespace, exc_info=True)
 
@@ -81,6 +79,6 @@ def store(namespace: str, namespace_id: int, revision: int) -> None:
 def forget(namespace: str) -> None:
     """Drop a namespace's entry (after it is deleted)."""
     try:
-        _client().delete(_key(namespace))
+        _client().delete(cache_key(namespace))
     except Exception:  # noqa: BLE001
         logger.warning("Could not drop the cached revision of %s", namespace, exc_info=True)

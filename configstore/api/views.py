@@ -88,10 +88,8 @@ class _RevisionPrefetch:
 
     @staticmethod
     def cached_revision(request: Request, namespace: str) -> tuple[int, int] | None:
-        usage = getattr(request._request, "ratelimit_usage", None)
-        if usage is None or not revcache.enabled():
-            return None
-        return revcache.parse(usage.prefetched.get(revcache.cache_key(namespace)))
+        usage = getattr(request._request, "ratelimit_usage", None)  # nothing prefetched without Redis
+        return revcache.parse(usage.prefetched.get(revcache.cache_key(namespace))) if usage else None
 
 
 class _IgnoreFormatNegotiation(DefaultContentNegotiation):

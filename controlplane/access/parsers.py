@@ -5,9 +5,7 @@ from __future__ import annotations
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from controlplane.jsonbounds import json_depth_exceeds, loads_bounded
-
-__all__ = ["BoundedJSONParser", "json_depth_exceeds", "loads_bounded"]
+from controlplane.jsonbounds import loads_bounded
 
 
 class BoundedJSONParser(JSONParser):
