@@ -259,6 +259,8 @@ def test_bad_batch_input(runner, settings) -> None:  # type: ignore[no-untyped-d
     _problem(runner.post(url, data="[{]", content_type="application/json"), 400)
     _problem(post_json(runner, "/api/v1/pipelines/nope/batch/", [{"payload": 1}]), 404)
     assert post_json(runner, url, [{"payload": {"price": 1, "qty": 1}}] * 1000).json()["summary"]["succeeded"] == 1000
+    Pipeline.objects.filter(slug="orders").update(enabled=False)
+    assert "disabled" in _problem(post_json(runner, url, [{"payload": 1}]), 409)["detail"]
     assert not Run.objects.exists()
 
 

@@ -64,6 +64,15 @@ def test_batch_records_results_and_reschedules(http_target):
 
 
 @pytest.mark.django_db
+def test_stored_output_is_cut_to_4_kb(http_target):
+    check = http_check(http_target, path="/huge")  # a 10 MB answer: the probe reads 64 KB into its output
+    assert tick() == 1
+    check.refresh_from_db()
+    result = CheckResult.objects.get(health_check=check)
+    assert 0 < len(check.output.encode()) <= 4096 and len(result.output.encode()) <= 4096
+
+
+@pytest.mark.django_db
 def test_thresholds_delay_transitions_consul_style(http_target):
     check = http_check(http_target, successes_before_passing=2, failures_before_warning=1, failures_before_critical=3)
     statuses = []
