@@ -82,6 +82,7 @@ def test_create_read_update_delete(writer) -> None:  # type: ignore[no-untyped-d
     [
         ([{"name": "a", "kind": "teleport", "config": {}}], "steps.0.kind", "unknown kind"),
         ([{"name": "a", "kind": "filter", "config": {"when": "x[["}}], "steps.0.config", "Invalid JMESPath"),
+        ([{"name": "a", "kind": "filter", "config": {"when": "payload.a * > `1`"}}], "steps.0.config", "operand"),
         (
             [{"name": "a", "kind": "filter", "condition": "(", "config": {"when": "x"}}],
             "steps.0.condition",
