@@ -17,6 +17,7 @@ from rest_framework import exceptions
 
 from configstore import conf
 from configstore.notify import WatchHub
+from controlplane.access import keycache
 from controlplane.access.authentication import authenticate_key
 from controlplane.access.ratelimit import ratelimit_hit
 from controlplane.access.scopes import Scope, grants
@@ -63,6 +64,10 @@ def _authorize(request: HttpRequest, namespace: str, *, own_thread: bool = False
         raise exceptions.PermissionDenied(f"The API key lacks the scope {Scope.CONFIG_READ}.")
     usage = ratelimit_hit(request, key_prefix=key.prefix, rate=key.effective_rate)
     request.ratelimit_usage = usage  # type: ignore[attr-defined]
+    if keycache.enabled() and not keycache.confirm(key, usage.generation):
+        key = authenticate_key(request)  # a key changed somewhere since this process cached this one
+        if not grants(key.scopes, Scope.CONFIG_READ):
+            raise exceptions.PermissionDenied(f"The API key lacks the scope {Scope.CONFIG_READ}.")
     if usage.limited:
         raise exceptions.Throttled(wait=max(usage.reset, 1))
     row = (

@@ -8,6 +8,9 @@ and again on commit). The per-request rate-limit round trip to Redis also reads 
 request goes on — so a revocation made in any process binds every process on its very next request,
 for one Redis round trip per request in the steady state.
 
+A serving process that runs the coherence listener (`coherence`) knows the current generation without
+asking, so the per-request round trip goes away too; records are then tagged with that generation.
+
 Without a shared cache (the embedded default) there is nothing to coordinate on, so every request
 reads the database.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +28,7 @@ from django.db import transaction
 
 GENERATION_KEY = "access:apikey-generation"
 _lock = threading.Lock()
-_records: dict[str, tuple[Any, int]] = {}
+_records: dict[str, Any] = {}
 
 
 def enabled() -> bool:
@@ -49,51 +53,78 @@ def current_generation() -> int:
     return int(value)
 
 
+def shared_pool() -> Any:
+    """The shared cache's Redis connection pool (django-redis); its identity changes when the cache is rebuilt."""
+    return cache.client.get_client(write=True).connection_pool
+
+
+def trusted_generation() -> int | None:
+    """The generation this process knows without a round trip (see `coherence`), else None."""
+    from controlplane.access import coherence
+
+    return coherence.trusted_generation(shared_pool())
+
+
 def lookup(prefix: str, loader: Callable[[str], Any]) -> Any:
-    """The record for `prefix`: this process's copy if it has one, else loaded (and kept) via `loader`."""
+    """The record for `prefix`: this process's copy if it has one, else loaded (and kept) via `loader`.
+
+    A loaded record carries `cached_generation`, the generation read *before* loading it, which
+    `confirm` compares with the current one.
+    """
     if not enabled():
         return loader(prefix)
     with _lock:
         hit = _records.get(prefix)
     if hit is not None:
-        return hit[0]
-    generation = current_generation()  # read before loading: a change after this bumps past it
+        return hit
+    generation = trusted_generation()
+    if generation is None:
+        generation = current_generation()  # read before loading: a change after this bumps past it
     record = loader(prefix)
     if record is not None:
+        record.cached_generation = generation
         with _lock:
-            _records[prefix] = (record, generation)
+            _records[prefix] = record
     return record
 
 
-def confirm(prefix: str, generation: int) -> bool:
-    """Whether the cached record for `prefix` is still current at `generation`.
+def confirm(record: Any, generation: int | None) -> bool:
+    """Whether `record` (as returned by `lookup`) is still current at `generation`.
 
     False means some key changed since it was loaded: every cached record is dropped and the caller
     must authenticate again from the database.
     """
+    if getattr(record, "cached_generation", None) == generation:
+        return True
+    drop_all()
+    return False
+
+
+def drop_all() -> None:
+    """Forget every cached record (the generation moved)."""
     with _lock:
-        hit = _records.get(prefix)
-        if hit is None or hit[1] == generation:
-            return True
         _records.clear()
-        return False
 
 
 def invalidate_on_commit() -> None:
     """Call from any service that changes a key, inside its transaction.
 
     Bumps the generation now (every process drops its copies on its next request) and again on commit,
-    since another process may have re-read the old row in between.
+    since another process may have re-read the old row in between. The commit-time bump waits at the
+    coherence barrier, so when the change's caller returns no process can still use an old copy.
     """
     _bump()
-    transaction.on_commit(_bump)
+    transaction.on_commit(partial(_bump, wait=True))
 
 
-def _bump() -> None:
-    with _lock:
-        _records.clear()
+def _bump(wait: bool = False) -> None:
+    drop_all()
     if enabled():
         try:
             cache.incr(GENERATION_KEY)
         except ValueError:  # missing: the next reader creates it, which also forces a reload
             cache.add(GENERATION_KEY, 1, timeout=None)
+        if wait:
+            from controlplane.access import coherence
+
+            coherence.barrier()

@@ -55,14 +55,20 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
             return True
         # A view may name cache keys to read in the same round trip (`rate_limit_prefetch(request)`).
         prefetch = getattr(view, "rate_limit_prefetch", None)
+        shared = keycache.enabled()
+        also_get = prefetch(request) if prefetch is not None and shared else ()
+        # Knowing the key generation without asking (see `coherence`) lets the count come from a lease.
+        trusted = keycache.trusted_generation() if shared and not also_get else None
         self.usage = ratelimit_hit(
             request._request,
             key_prefix=key.prefix,
             rate=key.effective_rate,
-            also_get=prefetch(request) if prefetch is not None and keycache.enabled() else (),
+            also_get=also_get,
+            leased=trusted is not None,
         )
         request._request.ratelimit_usage = self.usage
-        if keycache.enabled() and not keycache.confirm(key.prefix, self.usage.generation or -1):
+        generation = trusted if trusted is not None else self.usage.generation
+        if shared and not keycache.confirm(key, generation):
             # A key changed somewhere since this process cached this one: re-check it for real.
             key = authenticate_key(request._request)
             if not grants(key.scopes, scope_for(view, request.method) or ""):

@@ -5,6 +5,15 @@ through its `get_usage` on the embedded local-memory cache. On Redis the same co
 round trip (a small Lua script) that also reads the API-key generation (see `keycache`): SET NX EX + INCR are
 atomic, so the count is exact across every gunicorn worker and host. When the store cannot
 be reached the request is refused with 503, never let through unlimited.
+
+A process that trusts its API-key generation without asking (`coherence`) need not ask Redis per
+request at all: it takes a *lease* of several consecutive counts in one INCRBY and hands them out
+locally. Counts are still taken from the one shared counter, so no more than the limit is ever
+admitted in a window; a lease is at most 1/`LEASE_SHARE` of what the window has left (so a key near
+its limit, or with a small limit, is counted one request at a time, exactly as before) and at most
+`LEASE_MAX`. The price: counts leased by a process that then gets no more traffic for that key are not
+used in that window. Once a lease shows the window is spent, the process answers 429 until the window
+ends without asking again.
 """
 
 from __future__ import annotations
@@ -43,14 +52,24 @@ class RateLimitUsage:
     prefetched: dict[str, bytes | None] = field(default_factory=dict)
 
 
-def ratelimit_hit(request: HttpRequest, *, key_prefix: str, rate: str, also_get: Sequence[str] = ()) -> RateLimitUsage:
+LEASE_MAX = 64
+LEASE_SHARE = 256
+
+
+def ratelimit_hit(
+    request: HttpRequest, *, key_prefix: str, rate: str, also_get: Sequence[str] = (), leased: bool = False
+) -> RateLimitUsage:
     """Count one request for `key_prefix` against `rate` and say whether it is over the limit.
 
     `also_get`: full cache keys (already `cache.make_key`-ed) to read in the same Redis round trip; a
     read-heavy view learns what it needs first (the config store: a namespace's revision) without a
     second trip. Their values are in `usage.prefetched`; without Redis nothing is prefetched.
+    `leased`: the caller does not need the generation from Redis (it trusts its own), so the count may
+    come from this thread's lease; `usage.generation` is then None.
     """
     if keycache.enabled():
+        if leased and not also_get:
+            return _leased_hit(key_prefix, rate)
         return _redis_hit(key_prefix, rate, also_get)
     try:
         usage = get_usage(request, group=GROUP, key=lambda _group, _request: key_prefix, rate=rate, increment=True)
@@ -67,12 +86,13 @@ def ratelimit_hit(request: HttpRequest, *, key_prefix: str, rate: str, also_get:
     )
 
 
-# One round trip: read the key generation, start the window's counter if new, count this request, and
-# read any keys the view asked for (GET gives false for a missing key, so the list has no holes).
+# One round trip: read the key generation, start the window's counter if new, count this request (or
+# take a lease of ARGV[2] counts), and read any keys the view asked for (GET gives false for a missing
+# key, so the list has no holes).
 _COUNT_LUA = """
 local generation = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[2], 0, 'EX', ARGV[1], 'NX')
-local reply = {generation, redis.call('INCR', KEYS[2])}
+local reply = {generation, redis.call('INCRBY', KEYS[2], ARGV[2])}
 for i = 3, #KEYS do reply[i] = redis.call('GET', KEYS[i]) end
 return reply
 """
@@ -92,6 +112,16 @@ class _Counter(threading.local):
     pool: Any = None
     pid: int = 0
     keys: tuple[tuple[str, str, int], bytes, bytes] | None = None
+    leases: dict[tuple[str, str], _Lease] | None = None
+
+
+@dataclass
+class _Lease:
+    """Counts `next`..`last` of `window`, taken from the shared counter for this thread to hand out."""
+
+    window: int
+    next: int
+    last: int
 
 
 _counter = _Counter()
@@ -99,7 +129,7 @@ _counter = _Counter()
 
 def _connection():  # type: ignore[no-untyped-def]
     # Tied to the cache's current pool, so a cache reconfigured at runtime (tests do) is followed.
-    pool = cache.client.get_client(write=True).connection_pool  # django-redis: the cache's redis pool
+    pool = keycache.shared_pool()
     if _counter.connection is None or _counter.pool is not pool or _counter.pid != os.getpid():
         _counter.connection = pool.make_connection()
         _counter.pool = pool
@@ -112,13 +142,13 @@ def _bulk(value: bytes) -> bytes:
 
 
 def _count(
-    generation_key: bytes, counter_key: bytes, expiry: int, extra: Sequence[bytes] = ()
+    generation_key: bytes, counter_key: bytes, expiry: int, extra: Sequence[bytes] = (), amount: int = 1
 ) -> tuple[bytes | None, int, list[bytes | None]]:
     """Run the count script on this thread's connection; loads the script once if Redis lost it."""
     connection = _connection()
-    command = b"*%d\r\n$7\r\nEVALSHA\r\n" % (6 + len(extra)) + _bulk(_COUNT_SHA) + _bulk(b"%d" % (2 + len(extra)))
+    command = b"*%d\r\n$7\r\nEVALSHA\r\n" % (7 + len(extra)) + _bulk(_COUNT_SHA) + _bulk(b"%d" % (2 + len(extra)))
     command += _bulk(generation_key) + _bulk(counter_key) + b"".join(_bulk(key) for key in extra)
-    command += _bulk(b"%d" % expiry)
+    command += _bulk(b"%d" % expiry) + _bulk(b"%d" % amount)
     for attempt in (1, 2):
         try:
             connection.send_packed_command([command], check_health=False)
@@ -162,4 +192,38 @@ def _redis_hit(key_prefix: str, rate: str, also_get: Sequence[str] = ()) -> Rate
         limited=count > limit,
         generation=int(generation) if generation is not None else None,
         prefetched=dict(zip(also_get, values, strict=True)),
+    )
+
+
+def _leased_hit(key_prefix: str, rate: str) -> RateLimitUsage:
+    """Count one request from this thread's lease for the key, taking a new lease when it is used up."""
+    limit, period = _split_rate(rate)
+    window = _get_window(key_prefix, period)
+    leases = _counter.leases
+    if leases is None or len(leases) > 1024:  # bounded: a thread serving very many keys starts over
+        leases = _counter.leases = {}
+    lease = leases.get((key_prefix, rate))
+    if lease is None or lease.window != window:
+        lease = None
+    elif lease.next > lease.last and lease.last < limit:
+        lease = None  # used up, and the window may have counts left: take another
+    if lease is None:
+        previous = leases.get((key_prefix, rate))
+        left = limit - previous.last if previous is not None and previous.window == window else 0
+        size = max(1, min(LEASE_MAX, left // LEASE_SHARE))
+        generation_key, counter_key = _counter_keys(key_prefix, rate, window)
+        try:
+            _, count, _ = _count(generation_key, counter_key, period + EXPIRATION_FUDGE, (), size)
+        except Exception as exc:  # noqa: BLE001 - store down: fail closed
+            raise ServiceUnavailable("The rate-limit store is unavailable; request refused.") from exc
+        lease = leases[(key_prefix, rate)] = _Lease(window=window, next=count - size + 1, last=count)
+    # Past the end of a spent lease the window is over its limit: every further request is refused.
+    taken = lease.next
+    if taken <= lease.last:
+        lease.next += 1
+    return RateLimitUsage(
+        limit=limit,
+        remaining=max(limit - taken, 0),
+        reset=max(window - int(time.time()), 0),
+        limited=taken > limit,
     )

@@ -1,0 +1,205 @@
+"""Process-local trust in the API-key generation, kept strict by a push, a heartbeat and a barrier.
+
+Every API request must see a key change (a revocation above all) made anywhere, on its very next
+request. The plain way is one Redis round trip per request that reads the shared generation (see
+`keycache`); on two small cores that round trip is the largest single cost of a request. This module
+lets a serving process know the generation without asking:
+
+- A **listener** thread per process subscribes to a channel, and heartbeats (every
+  `HEARTBEAT_SECONDS`, and at once on a message): one script reads the generation and the change
+  *epoch*, registers the process until `LISTENER_TTL_MS` from now (Redis's clock), and records the epoch
+  the process had *applied* before this beat as its acknowledgement. The process applies what it read
+  (dropping its cached key records when the generation moved) and, if the epoch moved, beats again at
+  once to acknowledge it.
+- The process **trusts** its applied generation only until `TRUST_SECONDS` after the start of the
+  beat that read it, which is well inside its registration: if the listener stalls or loses Redis, the
+  process falls back to the per-request round trip long before its registration lapses.
+- A **writer** (`barrier()`, run when a key change commits) increments the epoch, publishes it, and
+  waits until every registered process has acknowledged it or let its registration lapse. So when the
+  revoking call returns, no process can still trust a generation from before the change.
+
+Residual window, stated plainly: if Redis loses its data (restart without persistence) the registrations
+go with it, and a revocation within `TRUST_SECONDS` of that may return before every process has heard
+of it. Rate-limit counts are lost in the same event.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from django.core.cache import cache
+
+logger = logging.getLogger("controlplane.access")
+
+EPOCH_KEY = "access:coherence-epoch"
+LISTENERS_KEY = "access:coherence-listeners"
+ACK_KEY = "access:coherence-ack:%s"
+CHANNEL = "access:coherence"
+LISTENER_TTL_MS = 1000
+HEARTBEAT_SECONDS = 0.2
+TRUST_SECONDS = 0.6  # < LISTENER_TTL_MS: trust ends well before the registration can lapse
+BARRIER_TIMEOUT_SECONDS = LISTENER_TTL_MS / 1000 + 0.5
+
+# KEYS: epoch, listeners zset, generation, this process's ack key. ARGV: process id, ttl ms, applied epoch.
+_HEARTBEAT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[3], 1, 'NX')
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2])
+return {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[3])}
+"""
+# KEYS: epoch, listeners zset. ARGV: channel. Returns the new epoch and the registered processes.
+_BARRIER_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local epoch = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], epoch)
+return {epoch, redis.call('ZRANGE', KEYS[2], 0, -1)}
+"""
+
+
+class _State:
+    """What this process has applied, and until when it may trust it without asking Redis."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = 0
+        self.pool: Any = None
+        self.generation = 0
+        self.epoch = 0
+        self.trusted_until = 0.0
+        self.listener: _Listener | None = None
+
+
+_state = _State()
+
+
+def _client():  # type: ignore[no-untyped-def]
+    return cache.client.get_client(write=True)  # django-redis: the cache's redis client
+
+
+def trusted_generation(pool: Any) -> int | None:
+    """The API-key generation this process may use without a round trip, or None (ask Redis).
+
+    `pool` is the cache's current connection pool: trust is tied to the Redis the listener listens
+    to, so a reconfigured cache (tests do it) is never answered from another server's state. The
+    first call in a process starts its listener; it trusts nothing until the first beat.
+    """
+    state = _state
+    if state.pid != os.getpid() or state.pool is not pool:
+        _start(pool)
+        return None
+    if time.monotonic() < state.trusted_until:
+        return state.generation
+    return None
+
+
+def _start(pool: Any) -> None:
+    with _state.lock:
+        if _state.pid == os.getpid() and _state.pool is pool:
+            return
+        if _state.listener is not None:
+            _state.listener.stop()
+        _state.pid = os.getpid()
+        _state.pool = pool
+        _state.trusted_until = 0.0
+        _state.epoch = 0
+        _state.listener = _Listener(pool)
+        _state.listener.start()
+
+
+class _Listener(threading.Thread):
+    """Subscribes to key changes and heartbeats; see the module docstring for the protocol."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(name="apikey-coherence", daemon=True)
+        self.pool = pool
+        self.ident_token = uuid.uuid4().hex
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        backoff = 0.05
+        while not self.stopping.is_set():
+            try:
+                self._listen()
+                backoff = 0.05
+            except Exception as exc:  # noqa: BLE001 - any Redis trouble: stop trusting, retry
+                _state.trusted_until = 0.0
+                logger.debug("API-key coherence listener reconnecting: %s", exc)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _listen(self) -> None:
+        import redis
+
+        from controlplane.access.keycache import GENERATION_KEY
+
+        client = redis.Redis(connection_pool=self.pool)
+        keys = [cache.make_key(name) for name in (EPOCH_KEY, LISTENERS_KEY, GENERATION_KEY)]
+        keys.append(cache.make_key(ACK_KEY % self.ident_token))
+        heartbeat = client.register_script(_HEARTBEAT_LUA)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(cache.make_key(CHANNEL))
+            while not self.stopping.is_set() and _state.listener is self:
+                started = time.monotonic()
+                acknowledged = _state.epoch  # what this beat reports as applied
+                epoch, generation = heartbeat(keys=keys, args=[self.ident_token, LISTENER_TTL_MS, acknowledged])
+                self._apply(int(epoch), int(generation), started)
+                if int(epoch) != acknowledged:
+                    continue  # beat again at once: that beat acknowledges the epoch just applied
+                # Wait for a change message or the next beat; either way, beat again.
+                pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+                while pubsub.get_message(timeout=0) is not None:
+                    pass
+        finally:
+            _state.trusted_until = 0.0
+            pubsub.close()
+
+    def _apply(self, epoch: int, generation: int, started: float) -> None:
+        from controlplane.access import keycache
+
+        if _state.listener is not self:
+            return
+        if generation != _state.generation:
+            keycache.drop_all()
+            _state.generation = generation
+        _state.epoch = epoch
+        _state.trusted_until = started + TRUST_SECONDS
+
+
+def barrier() -> None:
+    """After a key change has committed: return once no process can still trust the old generation.
+
+    Each registered process either acknowledges the new epoch (normally within a millisecond or two of
+    the publish) or its registration lapses (at most `LISTENER_TTL_MS`); past that a warning is logged.
+    """
+    client = _client()
+    script = client.register_script(_BARRIER_LUA)
+    epoch, members = script(
+        keys=[cache.make_key(EPOCH_KEY), cache.make_key(LISTENERS_KEY)], args=[cache.make_key(CHANNEL)]
+    )
+    epoch = int(epoch)
+    pending = [member.decode() if isinstance(member, bytes) else member for member in members]
+    deadline = time.monotonic() + BARRIER_TIMEOUT_SECONDS
+    pause = 0.0005
+    while pending:
+        acks = client.mget([cache.make_key(ACK_KEY % member) for member in pending])
+        pending = [member for member, ack in zip(pending, acks, strict=True) if ack is not None and int(ack) < epoch]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            logger.warning("API-key change: %d process(es) neither acknowledged nor lapsed in time", len(pending))
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)

@@ -1,0 +1,176 @@
+"""Knowing the API-key generation without a round trip, counting from leases, and the revocation barrier.
+
+These run in the production-mode pass (Redis): without a shared cache there is nothing to coordinate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django_ratelimit.core import _get_window
+
+from controlplane.access import coherence, keycache, ratelimit
+from controlplane.access.services import api_key_revoke
+from tests.conftest import key_client, subprocess_env
+from tests.controlplane.test_ratelimit import _burst
+from tests.factories import APIKeyFactory
+from tests.processes import gunicorn
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(autouse=True)
+def _production_mode() -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("coherence and leases need the shared cache (production-mode pass)")
+
+
+def _wait_trusted(timeout: float = 3.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        generation = keycache.trusted_generation()
+        if generation is not None:
+            return generation
+        time.sleep(0.01)
+    raise AssertionError("the coherence listener never reported in")
+
+
+class _CountCalls:
+    """Counts round trips to the rate-limit script (wraps the real call; Redis still answers)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = ratelimit._count
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(ratelimit, "_count", counted)
+
+
+@pytest.mark.django_db
+def test_listener_learns_the_generation_and_follows_a_bump() -> None:
+    _wait_trusted()
+    coherence.barrier()  # settle what earlier tests changed
+    generation = keycache.trusted_generation()
+    assert generation == keycache.current_generation()
+    cache.incr(keycache.GENERATION_KEY)  # as another process would
+    coherence.barrier()  # returns only once this process's listener acknowledged it
+    assert keycache.trusted_generation() == generation + 1
+
+
+@pytest.mark.django_db
+def test_a_trusting_process_counts_a_busy_key_from_leases(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = key_client("events:read", rate="1000000/h")
+    assert client.get("/api/v1/events/").status_code == 200
+    _wait_trusted()
+    trips = _CountCalls(monkeypatch)
+    remaining = []
+    for _ in range(200):
+        response = client.get("/api/v1/events/")
+        assert response.status_code == 200
+        remaining.append(int(response["RateLimit-Remaining"]))
+    assert trips.calls <= 200 // ratelimit.LEASE_MAX + 2  # 4 leases of 64, not 200 round trips
+    assert remaining == sorted(remaining, reverse=True) and len(set(remaining)) == 200
+
+
+@pytest.mark.django_db
+def test_a_small_limit_is_still_counted_request_by_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = key_client("events:read", rate="100/h")
+    _wait_trusted()
+    trips = _CountCalls(monkeypatch)
+    statuses = [client.get("/api/v1/events/").status_code for _ in range(102)]
+    assert statuses == [200] * 100 + [429] * 2
+    # One count per admitted request; the window is spent, so the refusals are answered locally.
+    assert trips.calls == 100
+
+
+@pytest.mark.django_db
+def test_a_key_revoked_elsewhere_is_refused_while_the_process_trusts_its_copy() -> None:
+    client = key_client("events:read", rate="1000000/h")
+    assert client.get("/api/v1/events/").status_code == 200
+    _wait_trusted()
+    key = keycache.lookup(client.raw_key.split(".")[0], lambda prefix: None)
+    assert key is not None  # cached in this process
+    # Another process revokes: the row changes and the shared generation moves; this process's cache is
+    # not touched directly.
+    type(key).objects.filter(pk=key.pk).update(revoked=True)
+    cache.incr(keycache.GENERATION_KEY)
+    coherence.barrier()
+    response = client.get("/api/v1/events/")
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The API key has been revoked."
+
+
+@pytest.mark.django_db
+def test_barrier_waits_for_a_silent_process_only_until_its_registration_lapses() -> None:
+    _wait_trusted()
+    client = cache.client.get_client(write=True)
+    # A process that registered and then stopped beating (killed, or stuck): its registration lapses.
+    lapse_ms = 300
+    now_ms = int(time.time() * 1000)
+    client.zadd(cache.make_key(coherence.LISTENERS_KEY), {"silent": now_ms + lapse_ms})
+    client.set(cache.make_key(coherence.ACK_KEY % "silent"), 0, px=lapse_ms)
+    started = time.monotonic()
+    coherence.barrier()
+    waited = time.monotonic() - started
+    assert 0.15 < waited < coherence.BARRIER_TIMEOUT_SECONDS
+
+
+@pytest.mark.django_db
+def test_a_stalled_listener_stops_trust_and_requests_fall_back_to_the_round_trip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = key_client("events:read", rate="1000000/h")
+    assert client.get("/api/v1/events/").status_code == 200
+    _wait_trusted()
+    monkeypatch.setattr(coherence._state, "trusted_until", 0.0)  # as if the last beat were long ago
+    monkeypatch.setattr(coherence, "TRUST_SECONDS", 0.0)  # and no beat may restore it
+    trips = _CountCalls(monkeypatch)
+    for _ in range(5):
+        assert client.get("/api/v1/events/").status_code == 200
+    assert trips.calls == 5
+
+
+def _fresh_key(rate: str, seconds: int = 120) -> tuple[object, str]:
+    while True:
+        key, raw = APIKeyFactory.create_with_plaintext(scopes=["events:read"], rate=rate)
+        if _get_window(key.prefix, 3600) - time.time() > seconds:
+            return key, raw
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_leases_never_admit_more_than_the_limit_under_4_gunicorn_workers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Large limits are leased out in blocks; the total admitted still never passes the limit."""
+    with gunicorn(subprocess_env(), tmp_path, workers=4) as base:
+        url = f"{base}/api/v1/events/"
+        asyncio.run(_burst(url, _fresh_key("100000/h")[1], 40))  # every worker's listener is up
+        time.sleep(0.5)
+        for _ in range(2):
+            _, raw = _fresh_key("3000/h")
+            statuses = asyncio.run(_burst(url, raw, 3400))
+            # Leases shrink to one count as the window runs out, so at most one count per worker is
+            # left unused when the burst ends.
+            assert 3000 - 4 <= statuses.count(200) <= 3000, statuses.count(200)
+            assert statuses.count(200) + statuses.count(429) == 3400
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_revocation_from_another_process_binds_trusting_workers_on_the_next_request(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The workers answer from leases and trusted copies; the revoking call returns only after all know."""
+    with gunicorn(subprocess_env(), tmp_path, workers=4) as base:
+        url = f"{base}/api/v1/events/"
+        for _ in range(5):
+            key, raw = _fresh_key("1000000/h")
+            assert set(asyncio.run(_burst(url, raw, 60))) == {200}
+            api_key_revoke(key)  # this process: commits, bumps, waits at the barrier
+            assert set(asyncio.run(_burst(url, raw, 60))) == {401}
