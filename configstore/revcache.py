@@ -3,7 +3,9 @@
 Every read of the effective config first learns the namespace's current revision; the process then
 serves its cached snapshot for that revision. In production that lookup is one Redis GET: writers set
 `<id>:<revision>` after commit (only ever upward, by a small Lua script), readers fill a missing key
-from the database. The key expires after `CONFIG_REVISION_CACHE_SECONDS` (default 5), which bounds how
+from the database. Web processes that follow the key in their coherence beat
+(`controlplane.access.coherence`) skip even that GET; a writer runs the coherence barrier after storing a
+new revision, so a write is visible to every process's reads once it returns. The key expires after `CONFIG_REVISION_CACHE_SECONDS` (default 5), which bounds how
 long a lost update to Redis could leave readers behind. Without Redis (embedded mode) the database is
 read directly.
 """
@@ -80,5 +82,16 @@ def forget(namespace: str) -> None:
     """Drop a namespace's entry (after it is deleted)."""
     try:
         _client().delete(cache_key(namespace))
+        barrier()
     except Exception:  # noqa: BLE001
         logger.warning("Could not drop the cached revision of %s", namespace, exc_info=True)
+
+
+def barrier() -> None:
+    """Wait until every web process has seen the revisions just stored (see `coherence.barrier`)."""
+    from controlplane.access import coherence
+
+    try:
+        coherence.barrier()
+    except Exception:  # noqa: BLE001 - the write has committed; readers catch up within a beat or TTL
+        logger.warning("Coherence barrier after a config write failed", exc_info=True)

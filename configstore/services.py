@@ -352,6 +352,7 @@ def _after_commit(namespace: str, namespace_id: int, revision: int, keys: list[s
     CONFIG_REVISIONS.labels(origin_kind(origin)).inc()
     if revcache.enabled():
         revcache.store(namespace, namespace_id, revision)
+        revcache.barrier()  # returns once every web process reads this revision
     config_changed.send(sender=Namespace, namespace=namespace, revision=revision, keys=keys)
     notify.publish(namespace, revision, namespace_id)
 

@@ -18,6 +18,11 @@ lets a serving process know the generation without asking:
   waits until every registered process has acknowledged it or let its registration lapse. So when the
   revoking call returns, no process can still trust a generation from before the change.
 
+The same beat can carry other shared values a process wants to read on every request without a round
+trip: a caller names cache keys (`trusted_values`), the listener reads them in every beat, and a writer
+that changes one runs the same barrier after its commit (the config store does this with namespace
+revisions, so a config write is visible to every process's reads once the write returns).
+
 Residual window, stated plainly: if Redis loses its data (restart without persistence) the registrations
 go with it, and a revocation within `TRUST_SECONDS` of that may return before every process has heard
 of it. Rate-limit counts are lost in the same event.
@@ -30,6 +35,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import cache
@@ -44,15 +50,19 @@ LISTENER_TTL_MS = 1000
 HEARTBEAT_SECONDS = 0.2
 TRUST_SECONDS = 0.6  # < LISTENER_TTL_MS: trust ends well before the registration can lapse
 BARRIER_TIMEOUT_SECONDS = LISTENER_TTL_MS / 1000 + 0.5
+TRACKED_MAX = 1024  # cache keys one process follows in its beat
 
-# KEYS: epoch, listeners zset, generation, this process's ack key. ARGV: process id, ttl ms, applied epoch.
+# KEYS: epoch, listeners zset, generation, this process's ack key, then tracked keys.
+# ARGV: process id, ttl ms, applied epoch. GET gives false for a missing key, so the reply has no holes.
 _HEARTBEAT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[3], 1, 'NX')
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2])
-return {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[3])}
+local reply = {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[3])}
+for i = 5, #KEYS do reply[#reply + 1] = redis.call('GET', KEYS[i]) end
+return reply
 """
 # KEYS: epoch, listeners zset. ARGV: channel. Returns the new epoch and the registered processes.
 _BARRIER_LUA = """
@@ -76,6 +86,8 @@ class _State:
         self.epoch = 0
         self.trusted_until = 0.0
         self.listener: _Listener | None = None
+        self.values: dict[str, bytes | None] = {}  # tracked cache key -> value as of the last beat
+        self.wanted: set[str] = set()  # cache keys to track from the next beat on
 
 
 _state = _State()
@@ -101,6 +113,25 @@ def trusted_generation(pool: Any) -> int | None:
     return None
 
 
+def trusted_values(pool: Any, keys: Sequence[str]) -> dict[str, bytes | None] | None:
+    """The values of the shared-cache `keys` (full, prefixed names) as this process knows them, or None.
+
+    None when the process does not trust its state, or does not follow one of the keys yet; those keys
+    are followed from the next beat on, so the caller reads them from Redis this once. A value is None
+    when the key is absent in Redis.
+    """
+    state = _state
+    if state.pid != os.getpid() or state.pool is not pool or time.monotonic() >= state.trusted_until:
+        return None
+    values = state.values
+    try:
+        return {key: values[key] for key in keys}
+    except KeyError:
+        if len(state.wanted) + len(keys) <= TRACKED_MAX:
+            state.wanted.update(keys)
+        return None
+
+
 def _start(pool: Any) -> None:
     with _state.lock:
         if _state.pid == os.getpid() and _state.pool is pool:
@@ -111,6 +142,8 @@ def _start(pool: Any) -> None:
         _state.pool = pool
         _state.trusted_until = 0.0
         _state.epoch = 0
+        _state.values = {}
+        _state.wanted = set()
         _state.listener = _Listener(pool)
         _state.listener.start()
 
@@ -145,8 +178,8 @@ class _Listener(threading.Thread):
         from controlplane.access.keycache import GENERATION_KEY
 
         client = redis.Redis(connection_pool=self.pool)
-        keys = [cache.make_key(name) for name in (EPOCH_KEY, LISTENERS_KEY, GENERATION_KEY)]
-        keys.append(cache.make_key(ACK_KEY % self.ident_token))
+        base = [cache.make_key(name) for name in (EPOCH_KEY, LISTENERS_KEY, GENERATION_KEY)]
+        base.append(cache.make_key(ACK_KEY % self.ident_token))
         heartbeat = client.register_script(_HEARTBEAT_LUA)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -154,8 +187,10 @@ class _Listener(threading.Thread):
             while not self.stopping.is_set() and _state.listener is self:
                 started = time.monotonic()
                 acknowledged = _state.epoch  # what this beat reports as applied
-                epoch, generation = heartbeat(keys=keys, args=[self.ident_token, LISTENER_TTL_MS, acknowledged])
-                self._apply(int(epoch), int(generation), started)
+                tracked = sorted(_state.wanted)
+                reply = heartbeat(keys=base + tracked, args=[self.ident_token, LISTENER_TTL_MS, acknowledged])
+                epoch, generation = reply[0], reply[1]
+                self._apply(int(epoch), int(generation), dict(zip(tracked, reply[2:], strict=True)), started)
                 if int(epoch) != acknowledged:
                     continue  # beat again at once: that beat acknowledges the epoch just applied
                 # Wait for a change message or the next beat; either way, beat again.
@@ -166,11 +201,12 @@ class _Listener(threading.Thread):
             _state.trusted_until = 0.0
             pubsub.close()
 
-    def _apply(self, epoch: int, generation: int, started: float) -> None:
+    def _apply(self, epoch: int, generation: int, values: dict[str, bytes | None], started: float) -> None:
         from controlplane.access import keycache
 
         if _state.listener is not self:
             return
+        _state.values = values  # one reference swap: readers see one beat's values or the next's
         if generation != _state.generation:
             keycache.drop_all()
             _state.generation = generation
@@ -179,7 +215,7 @@ class _Listener(threading.Thread):
 
 
 def barrier() -> None:
-    """After a key change has committed: return once no process can still trust the old generation.
+    """After a change has committed: return once no process can still trust what it knew before.
 
     Each registered process either acknowledges the new epoch (normally within a millisecond or two of
     the publish) or its registration lapses (at most `LISTENER_TTL_MS`); past that a warning is logged.

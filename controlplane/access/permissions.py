@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rest_framework import exceptions, permissions, throttling
 
-from controlplane.access import keycache
+from controlplane.access import coherence, keycache
 from controlplane.access.authentication import authenticate_key
 from controlplane.access.models import APIKey
 from controlplane.access.ratelimit import RateLimitUsage, ratelimit_hit
@@ -57,14 +57,19 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         prefetch = getattr(view, "rate_limit_prefetch", None)
         shared = keycache.enabled()
         also_get = prefetch(request) if prefetch is not None and shared else ()
-        # Knowing the key generation without asking (see `coherence`) lets the count come from a lease.
-        trusted = keycache.trusted_generation() if shared and not also_get else None
+        # Knowing the key generation (and the prefetched values) without asking, see `coherence`, lets
+        # the count come from a lease: no round trip at all.
+        trusted = keycache.trusted_generation() if shared else None
+        known = coherence.trusted_values(keycache.shared_pool(), also_get) if trusted is not None and also_get else None
+        if also_get and known is None:
+            trusted = None  # ask Redis this time; the keys are followed from the listener's next beat
         self.usage = ratelimit_hit(
             request._request,
             key_prefix=key.prefix,
             rate=key.effective_rate,
             also_get=also_get,
             leased=trusted is not None,
+            known=known,
         )
         request._request.ratelimit_usage = self.usage
         generation = trusted if trusted is not None else self.usage.generation

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.cache import cache
@@ -57,7 +57,13 @@ LEASE_SHARE = 256
 
 
 def ratelimit_hit(
-    request: HttpRequest, *, key_prefix: str, rate: str, also_get: Sequence[str] = (), leased: bool = False
+    request: HttpRequest,
+    *,
+    key_prefix: str,
+    rate: str,
+    also_get: Sequence[str] = (),
+    leased: bool = False,
+    known: dict[str, bytes | None] | None = None,
 ) -> RateLimitUsage:
     """Count one request for `key_prefix` against `rate` and say whether it is over the limit.
 
@@ -65,9 +71,12 @@ def ratelimit_hit(
     read-heavy view learns what it needs first (the config store: a namespace's revision) without a
     second trip. Their values are in `usage.prefetched`; without Redis nothing is prefetched.
     `leased`: the caller does not need the generation from Redis (it trusts its own), so the count may
-    come from this thread's lease; `usage.generation` is then None.
+    come from this thread's lease; `usage.generation` is then None. `known`: the `also_get` values the
+    caller already knows the same way (see `coherence.trusted_values`); with them no trip is needed.
     """
     if keycache.enabled():
+        if leased and known is not None and set(known) >= set(also_get):
+            return replace(_leased_hit(key_prefix, rate), prefetched={key: known[key] for key in also_get})
         if leased and not also_get:
             return _leased_hit(key_prefix, rate)
         return _redis_hit(key_prefix, rate, also_get)

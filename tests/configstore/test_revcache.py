@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.http import Http404
 
@@ -39,7 +42,7 @@ def test_a_deleted_namespace_is_gone_and_a_recreated_one_starts_empty():
     assert selectors.config_effective("revcached") == {} and again.revision == 0
 
 
-def test_an_api_read_costs_one_redis_round_trip_and_sees_a_write_from_elsewhere(monkeypatch):  # type: ignore[no-untyped-def]
+def test_an_api_read_costs_at_most_one_redis_round_trip_and_sees_a_write_from_elsewhere(monkeypatch):  # type: ignore[no-untyped-def]
     """The revision rides along with the rate-limit count; a write made since is still seen."""
     from redis.connection import AbstractConnection
 
@@ -47,14 +50,16 @@ def test_an_api_read_costs_one_redis_round_trip_and_sees_a_write_from_elsewhere(
 
     namespace = services.namespace_create(name="oneround", actor="t")
     services.config_entry_set(namespace=namespace, key="db.host", value="a", actor="t")
-    client = key_client("config:read")
+    client = key_client("config:read", rate="100/m")  # small limit: counted request by request
     assert client.get("/api/v1/config/oneround/db.host/").json()["value"] == "a"  # warm: key, snapshot
 
     sent: list[int] = []
     original = AbstractConnection.send_packed_command
+    request_thread = threading.current_thread()
 
     def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        sent.append(1)
+        if threading.current_thread() is request_thread:  # not the coherence listener's beats
+            sent.append(1)
         return original(self, command, check_health)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
@@ -67,3 +72,78 @@ def test_an_api_read_costs_one_redis_round_trip_and_sees_a_write_from_elsewhere(
     services.config_entry_set(namespace=namespace, key="db.host", value="b", actor="t")
     assert client.get("/api/v1/config/oneround/db.host/").json()["value"] == "b"
     assert client.get("/api/v1/config/oneround/")["ETag"] == '"2"'
+
+
+def test_a_process_that_follows_the_namespace_reads_with_no_round_trip_and_still_sees_writes(monkeypatch):  # type: ignore[no-untyped-def]
+    """With the coherence listener following the revision and a leased count, a read asks Redis nothing;
+    a write returns only after every process's listener has the new revision, so the next read has it."""
+    from redis.connection import AbstractConnection
+
+    from controlplane.access import coherence, keycache
+    from tests.conftest import key_client
+
+    namespace = services.namespace_create(name="noround", actor="t")
+    services.config_entry_set(namespace=namespace, key="db.host", value="a", actor="t")
+    client = key_client("config:read", rate="1000000/h")
+    assert client.get("/api/v1/config/noround/db.host/").json()["value"] == "a"
+    deadline = time.monotonic() + 3
+    while coherence.trusted_values(keycache.shared_pool(), [revcache.cache_key("noround")]) is None:
+        assert time.monotonic() < deadline, "the listener never followed the namespace revision"
+        client.get("/api/v1/config/noround/db.host/")
+        time.sleep(0.05)
+
+    sent: list[int] = []
+    original = AbstractConnection.send_packed_command
+    request_thread = threading.current_thread()
+
+    def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is request_thread:
+            sent.append(1)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    for value in ("b", "c", "d"):
+        sent.clear()
+        for _ in range(20):
+            assert client.get("/api/v1/config/noround/db.host/").status_code == 200
+        # No revision GET; counts come from leases (the first lease of a window is one count, to learn
+        # what the window has left; the next is 64).
+        assert len(sent) <= 2, len(sent)
+        services.config_entry_set(namespace=namespace, key="db.host", value=value, actor="t")
+        assert client.get("/api/v1/config/noround/db.host/").json()["value"] == value
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_a_write_through_one_gunicorn_worker_is_read_by_every_worker_at_once(tmp_path):  # type: ignore[no-untyped-def]
+    """Workers read revisions from their listeners; a PUT returns only once all of them have the new one."""
+    import asyncio
+
+    import aiohttp
+
+    from tests.conftest import key_client, subprocess_env
+    from tests.processes import gunicorn
+
+    services.namespace_create(name="fanout", actor="t")
+    raw = key_client("config:read", "config:write", rate="1000000/h").raw_key
+    headers = {"Authorization": f"Api-Key {raw}"}
+
+    async def scenario(base: str) -> None:
+        url = f"{base}/api/v1/config/fanout/db.host/"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=40)) as session:
+
+            async def read() -> object:
+                async with session.get(url, headers=headers) as response:
+                    return (await response.json()).get("value")
+
+            async with session.put(url, json={"value": "v0"}, headers=headers) as response:
+                assert response.status in (200, 201)
+            await asyncio.gather(*(read() for _ in range(80)))
+            await asyncio.sleep(0.5)  # every worker follows the namespace now
+            for i in range(1, 8):
+                async with session.put(url, json={"value": f"v{i}"}, headers=headers) as response:
+                    assert response.status == 200
+                assert set(await asyncio.gather(*(read() for _ in range(40)))) == {f"v{i}"}
+
+    with gunicorn(subprocess_env(), tmp_path, workers=4) as base:
+        asyncio.run(scenario(base))
