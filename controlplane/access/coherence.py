@@ -30,6 +30,7 @@ of it. Rate-limit counts are lost in the same event.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -88,6 +89,7 @@ class _State:
         self.listener: _Listener | None = None
         self.values: dict[str, bytes | None] = {}  # tracked cache key -> value as of the last beat
         self.wanted: set[str] = set()  # cache keys to track from the next beat on
+        self.exit_hook = False
 
 
 _state = _State()
@@ -146,6 +148,25 @@ def _start(pool: Any) -> None:
         _state.wanted = set()
         _state.listener = _Listener(pool)
         _state.listener.start()
+        if not _state.exit_hook:
+            atexit.register(_deregister)
+            _state.exit_hook = True
+
+
+def _deregister() -> None:
+    """At a clean exit (a gunicorn worker recycled), leave the registry so writers need not wait 1 s."""
+    listener = _state.listener
+    if listener is None or _state.pid != os.getpid():
+        return
+    listener.stop()
+    try:
+        import redis
+
+        client = redis.Redis(connection_pool=listener.pool)
+        client.zrem(cache.make_key(LISTENERS_KEY), listener.ident_token)
+        client.delete(cache.make_key(ACK_KEY % listener.ident_token))
+    except Exception as exc:  # noqa: BLE001 - the registration lapses by itself within LISTENER_TTL_MS
+        logger.debug("Could not leave the coherence registry at exit: %s", exc)
 
 
 class _Listener(threading.Thread):

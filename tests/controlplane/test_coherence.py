@@ -174,3 +174,18 @@ def test_revocation_from_another_process_binds_trusting_workers_on_the_next_requ
             assert set(asyncio.run(_burst(url, raw, 60))) == {200}
             api_key_revoke(key)  # this process: commits, bumps, waits at the barrier
             assert set(asyncio.run(_burst(url, raw, 60))) == {401}
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_workers_that_exit_cleanly_leave_the_registry_so_writers_do_not_wait_for_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _wait_trusted()
+    with gunicorn(subprocess_env(), tmp_path, workers=2) as base:
+        _, raw = _fresh_key("1000000/h")
+        asyncio.run(_burst(f"{base}/api/v1/events/", raw, 20))
+        time.sleep(0.5)  # both workers registered
+    started = time.monotonic()
+    coherence.barrier()
+    # Registrations of workers that vanished would hold a writer for up to LISTENER_TTL_MS (1 s).
+    assert time.monotonic() - started < 0.4
