@@ -122,6 +122,7 @@ class _Counter(threading.local):
     pid: int = 0
     keys: tuple[tuple[str, str, int], bytes, bytes] | None = None
     leases: dict[tuple[str, str], _Lease] | None = None
+    leases_pid: int = 0
 
 
 @dataclass
@@ -209,8 +210,11 @@ def _leased_hit(key_prefix: str, rate: str) -> RateLimitUsage:
     limit, period = _split_rate(rate)
     window = _get_window(key_prefix, period)
     leases = _counter.leases
-    if leases is None or len(leases) > 1024:  # bounded: a thread serving very many keys starts over
+    # Bounded (a thread serving very many keys starts over), and never inherited through fork: a child
+    # handing out its parent's counts would admit them twice.
+    if leases is None or len(leases) > 1024 or _counter.leases_pid != os.getpid():
         leases = _counter.leases = {}
+        _counter.leases_pid = os.getpid()
     lease = leases.get((key_prefix, rate))
     if lease is None or lease.window != window:
         lease = None
