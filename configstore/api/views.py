@@ -87,6 +87,14 @@ class _RevisionPrefetch:
         return [revcache.cache_key(namespace)]
 
     @staticmethod
+    def follow_revision(namespace: str) -> None:
+        """After a permitted read of an existing namespace: this process follows its revision from now on."""
+        if revcache.enabled():
+            from controlplane.access import coherence
+
+            coherence.follow([revcache.cache_key(namespace)])
+
+    @staticmethod
     def cached_revision(request: Request, namespace: str) -> tuple[int, int] | None:
         usage = getattr(request._request, "ratelimit_usage", None)  # nothing prefetched without Redis
         return revcache.parse(usage.prefetched.get(revcache.cache_key(namespace))) if usage else None
@@ -140,6 +148,7 @@ class NamespaceConfigApi(_RevisionPrefetch, APIView):
         if not request.auth.allows_namespace(namespace):
             raise exceptions.NotFound(f"No namespace {namespace!r}.")
         snapshot = selectors.config_snapshot(namespace, cached_revision=self.cached_revision(request, namespace))
+        self.follow_revision(namespace)
         etag = f'"{snapshot.revision}"'
         fmt = request.query_params.get("format")
         if fmt is not None and fmt not in FORMATS:
@@ -226,7 +235,13 @@ class EntryApi(_RevisionPrefetch, APIView):
     def get(self, request: Request, namespace: str, key: str) -> Response:
         if not request.auth.allows_namespace(namespace):
             raise exceptions.NotFound(f"No namespace {namespace!r}.")
-        body, cas = self._entry_body(request, namespace, key, self.cached_revision(request, namespace))
+        try:
+            body, cas = self._entry_body(request, namespace, key, self.cached_revision(request, namespace))
+        except exceptions.NotFound:
+            if selectors.namespace_revision(namespace) is not None:
+                self.follow_revision(namespace)  # the namespace exists; only the key does not
+            raise
+        self.follow_revision(namespace)
         return Response(body, headers={"ETag": f'"{cas}"'})
 
     @extend_schema(request=EntryWriteSerializer, parameters=[IF_MATCH], responses={200: ENTRY_BODY, 201: ENTRY_BODY})

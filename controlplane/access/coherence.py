@@ -23,9 +23,11 @@ trip: a caller names cache keys (`trusted_values`), the listener reads them in e
 that changes one runs the same barrier after its commit (the config store does this with namespace
 revisions, so a config write is visible to every process's reads once the write returns).
 
-Residual window, stated plainly: if Redis loses its data (restart without persistence) the registrations
-go with it, and a revocation within `TRUST_SECONDS` of that may return before every process has heard
-of it. Rate-limit counts are lost in the same event.
+A process that does not acknowledge is waited for only until its trust must have lapsed
+(`SAFE_AFTER_SECONDS` after the epoch was counted); if Redis lost its state recently (the epoch was
+counted from scratch within that time plus a beat), the barrier waits that long regardless. Known
+limits: a forward jump of Redis's clock can drop a registration early; generations restart at 1 after
+Redis loses its data.
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ CHANNEL = "access:coherence"
 LISTENER_TTL_MS = 1000
 HEARTBEAT_SECONDS = 0.2
 TRUST_SECONDS = 0.6  # < LISTENER_TTL_MS: trust ends well before the registration can lapse
-BARRIER_TIMEOUT_SECONDS = LISTENER_TTL_MS / 1000 + 0.5
+# A process that has not acknowledged an epoch this long after it was counted cannot still trust anything
+# read before it: every beat that read older state started before the count, and trust ends
+# TRUST_SECONDS after a beat's start.
+SAFE_AFTER_SECONDS = TRUST_SECONDS + 0.05
+EPOCH_BORN_KEY = "access:coherence-epoch-born"
 TRACKED_MAX = 1024  # cache keys one process follows in its beat
 
 # KEYS: epoch, listeners zset, generation, this process's ack key, then tracked keys.
@@ -60,19 +66,25 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[3], 1, 'NX')
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2])
+local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
+local applied = tonumber(ARGV[3])
+if applied > epoch then applied = -1 end  -- Redis lost its state: what we applied says nothing now
+redis.call('SET', KEYS[4], applied, 'PX', ARGV[2])
 local reply = {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[3])}
 for i = 5, #KEYS do reply[#reply + 1] = redis.call('GET', KEYS[i]) end
 return reply
 """
-# KEYS: epoch, listeners zset. ARGV: channel. Returns the new epoch and the registered processes.
+# KEYS: epoch, listeners zset, epoch birth time. ARGV: channel. Returns the new epoch, the epoch's age in
+# ms (how long since Redis last started counting from scratch) and the registered processes.
 _BARRIER_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], now) end
+local born = tonumber(redis.call('GET', KEYS[3]) or now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local epoch = redis.call('INCR', KEYS[1])
 redis.call('PUBLISH', ARGV[1], epoch)
-return {epoch, redis.call('ZRANGE', KEYS[2], 0, -1)}
+return {epoch, now - born, redis.call('ZRANGE', KEYS[2], 0, -1)}
 """
 
 
@@ -118,9 +130,8 @@ def trusted_generation(pool: Any) -> int | None:
 def trusted_values(pool: Any, keys: Sequence[str]) -> dict[str, bytes | None] | None:
     """The values of the shared-cache `keys` (full, prefixed names) as this process knows them, or None.
 
-    None when the process does not trust its state, or does not follow one of the keys yet; those keys
-    are followed from the next beat on, so the caller reads them from Redis this once. A value is None
-    when the key is absent in Redis.
+    None when the process does not trust its state, or does not follow one of the keys (`follow`); the
+    caller then reads them from Redis. A value is None when the key is absent in Redis.
     """
     state = _state
     if state.pid != os.getpid() or state.pool is not pool or time.monotonic() >= state.trusted_until:
@@ -129,8 +140,6 @@ def trusted_values(pool: Any, keys: Sequence[str]) -> dict[str, bytes | None] | 
     try:
         return {key: values[key] for key in keys}
     except KeyError:
-        if len(state.wanted) + len(keys) <= TRACKED_MAX:
-            state.wanted.update(keys)
         return None
 
 
@@ -138,8 +147,13 @@ def _start(pool: Any) -> None:
     with _state.lock:
         if _state.pid == os.getpid() and _state.pool is pool:
             return
+        _state.trusted_until = 0.0  # first: nothing learnt from another server or parent is trusted
         if _state.listener is not None:
             _state.listener.stop()
+        from controlplane.access import keycache
+
+        keycache.drop_all()
+        _state.generation = 0
         _state.pid = os.getpid()
         _state.pool = pool
         _state.trusted_until = 0.0
@@ -159,6 +173,7 @@ def _deregister() -> None:
     if listener is None or _state.pid != os.getpid():
         return
     listener.stop()
+    listener.join(timeout=1.0)  # a beat in flight would register the process again
     try:
         import redis
 
@@ -188,7 +203,8 @@ class _Listener(threading.Thread):
                 self._listen()
                 backoff = 0.05
             except Exception as exc:  # noqa: BLE001 - any Redis trouble: stop trusting, retry
-                _state.trusted_until = 0.0
+                if _state.listener is self:
+                    _state.trusted_until = 0.0
                 logger.debug("API-key coherence listener reconnecting: %s", exc)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -219,14 +235,19 @@ class _Listener(threading.Thread):
                 while pubsub.get_message(timeout=0) is not None:
                     pass
         finally:
-            _state.trusted_until = 0.0
+            if _state.listener is self:
+                _state.trusted_until = 0.0
             pubsub.close()
 
     def _apply(self, epoch: int, generation: int, values: dict[str, bytes | None], started: float) -> None:
         from controlplane.access import keycache
 
-        if _state.listener is not self:
-            return
+        with _state.lock:  # a listener replaced meanwhile (pool change) must not write the new state
+            if _state.listener is not self:
+                return
+            self._apply_locked(epoch, generation, values, started, keycache)
+
+    def _apply_locked(self, epoch, generation, values, started, keycache) -> None:  # type: ignore[no-untyped-def]
         _state.values = values  # one reference swap: readers see one beat's values or the next's
         if generation != _state.generation:
             keycache.drop_all()
@@ -238,25 +259,38 @@ class _Listener(threading.Thread):
 def barrier() -> None:
     """After a change has committed: return once no process can still trust what it knew before.
 
-    Each registered process either acknowledges the new epoch (normally within a millisecond or two of
-    the publish) or its registration lapses (at most `LISTENER_TTL_MS`); past that a warning is logged.
+    Normally every registered process acknowledges the new epoch within a millisecond or two of the
+    publish. A process that does not (it died, stalls, or its acknowledgement was evicted) is waited for
+    only until `SAFE_AFTER_SECONDS` after the epoch was counted, when its trust has lapsed by
+    construction. If Redis started counting epochs from scratch recently (data lost, flushed), the
+    registry and acknowledgements say nothing, so the barrier waits that full time.
     """
     client = _client()
     script = client.register_script(_BARRIER_LUA)
-    epoch, members = script(
-        keys=[cache.make_key(EPOCH_KEY), cache.make_key(LISTENERS_KEY)], args=[cache.make_key(CHANNEL)]
-    )
+    keys = [cache.make_key(EPOCH_KEY), cache.make_key(LISTENERS_KEY), cache.make_key(EPOCH_BORN_KEY)]
+    epoch, age_ms, members = script(keys=keys, args=[cache.make_key(CHANNEL)])
+    safe_at = time.monotonic() + SAFE_AFTER_SECONDS
     epoch = int(epoch)
+    if int(age_ms) < (SAFE_AFTER_SECONDS + HEARTBEAT_SECONDS) * 1000:
+        time.sleep(max(safe_at - time.monotonic(), 0))
+        return
     pending = [member.decode() if isinstance(member, bytes) else member for member in members]
-    deadline = time.monotonic() + BARRIER_TIMEOUT_SECONDS
     pause = 0.0005
     while pending:
         acks = client.mget([cache.make_key(ACK_KEY % member) for member in pending])
-        pending = [member for member, ack in zip(pending, acks, strict=True) if ack is not None and int(ack) < epoch]
-        if not pending:
+        pending = [member for member, ack in zip(pending, acks, strict=True) if ack is None or int(ack) < epoch]
+        if not pending or time.monotonic() >= safe_at:
             return
-        if time.monotonic() > deadline:
-            logger.warning("API-key change: %d process(es) neither acknowledged nor lapsed in time", len(pending))
-            return
-        time.sleep(pause)
+        time.sleep(min(pause, max(safe_at - time.monotonic(), 0)))
         pause = min(pause * 2, 0.02)
+
+
+def follow(keys: Sequence[str]) -> None:
+    """Follow the shared-cache `keys` in this process's beat from now on (see `trusted_values`).
+
+    Callers follow only keys they have just served a real, permitted read of (the config store: a
+    namespace that exists and the key may read), so a client cannot fill the list with made-up names.
+    """
+    state = _state
+    if state.pid == os.getpid() and len(state.wanted) + len(keys) <= TRACKED_MAX:
+        state.wanted.update(keys)

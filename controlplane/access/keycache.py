@@ -17,6 +17,7 @@ reads the database.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -27,6 +28,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 GENERATION_KEY = "access:apikey-generation"
+logger = logging.getLogger("controlplane.access")
 _lock = threading.Lock()
 _records: dict[str, Any] = {}
 
@@ -125,6 +127,12 @@ def _bump(wait: bool = False) -> None:
         except ValueError:  # missing: the next reader creates it, which also forces a reload
             cache.add(GENERATION_KEY, 1, timeout=None)
         if wait:
+            import time
+
             from controlplane.access import coherence
 
-            coherence.barrier()
+            try:
+                coherence.barrier()
+            except Exception:  # noqa: BLE001 - committed already: wait out every process's trust instead
+                logger.warning("Coherence barrier failed after a key change; waiting out trust", exc_info=True)
+                time.sleep(coherence.SAFE_AFTER_SECONDS)

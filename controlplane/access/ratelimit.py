@@ -96,13 +96,20 @@ def ratelimit_hit(
 
 
 # One round trip: read the key generation, start the window's counter if new, count this request (or
-# take a lease of ARGV[2] counts), and read any keys the view asked for (GET gives false for a missing
-# key, so the list has no holes).
+# take a lease: up to ARGV[2] counts, at most 1/ARGV[4] of what the window has left below the limit
+# ARGV[3], sized here from the shared counter itself), and read any keys the view asked for (GET gives
+# false for a missing key, so the list has no holes). Reply: generation, count, lease size, values.
 _COUNT_LUA = """
 local generation = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[2], 0, 'EX', ARGV[1], 'NX')
-local reply = {generation, redis.call('INCRBY', KEYS[2], ARGV[2])}
-for i = 3, #KEYS do reply[i] = redis.call('GET', KEYS[i]) end
+local size = 1
+local most = tonumber(ARGV[2])
+if most > 1 then
+  local left = tonumber(ARGV[3]) - tonumber(redis.call('GET', KEYS[2]))
+  size = math.max(1, math.min(most, math.floor(left / tonumber(ARGV[4]))))
+end
+local reply = {generation, redis.call('INCRBY', KEYS[2], size), size}
+for i = 3, #KEYS do reply[#reply + 1] = redis.call('GET', KEYS[i]) end
 return reply
 """
 _COUNT_SHA = hashlib.sha1(_COUNT_LUA.encode()).hexdigest().encode()  # noqa: S324 - Redis names scripts by SHA-1
@@ -152,18 +159,19 @@ def _bulk(value: bytes) -> bytes:
 
 
 def _count(
-    generation_key: bytes, counter_key: bytes, expiry: int, extra: Sequence[bytes] = (), amount: int = 1
-) -> tuple[bytes | None, int, list[bytes | None]]:
+    generation_key: bytes, counter_key: bytes, expiry: int, extra: Sequence[bytes] = (), lease: tuple[int, int] = (1, 0)
+) -> tuple[bytes | None, int, int, list[bytes | None]]:
     """Run the count script on this thread's connection; loads the script once if Redis lost it."""
     connection = _connection()
-    command = b"*%d\r\n$7\r\nEVALSHA\r\n" % (7 + len(extra)) + _bulk(_COUNT_SHA) + _bulk(b"%d" % (2 + len(extra)))
+    command = b"*%d\r\n$7\r\nEVALSHA\r\n" % (9 + len(extra)) + _bulk(_COUNT_SHA) + _bulk(b"%d" % (2 + len(extra)))
     command += _bulk(generation_key) + _bulk(counter_key) + b"".join(_bulk(key) for key in extra)
-    command += _bulk(b"%d" % expiry) + _bulk(b"%d" % amount)
+    most, limit = lease
+    command += _bulk(b"%d" % expiry) + _bulk(b"%d" % most) + _bulk(b"%d" % limit) + _bulk(b"%d" % LEASE_SHARE)
     for attempt in (1, 2):
         try:
             connection.send_packed_command([command], check_health=False)
             reply = connection.read_response()
-            return reply[0], int(reply[1]), list(reply[2:])
+            return reply[0], int(reply[1]), int(reply[2]), list(reply[3:])
         except NoScriptError:
             connection.send_command("SCRIPT", "LOAD", _COUNT_LUA)
             connection.read_response()
@@ -190,7 +198,7 @@ def _redis_hit(key_prefix: str, rate: str, also_get: Sequence[str] = ()) -> Rate
     window = _get_window(key_prefix, period)
     generation_key, counter_key = _counter_keys(key_prefix, rate, window)
     try:
-        generation, count, values = _count(
+        generation, count, _, values = _count(
             generation_key, counter_key, period + EXPIRATION_FUDGE, [key.encode() for key in also_get]
         )
     except Exception as exc:  # noqa: BLE001 - store down: fail closed
@@ -221,12 +229,9 @@ def _leased_hit(key_prefix: str, rate: str) -> RateLimitUsage:
     elif lease.next > lease.last and lease.last < limit:
         lease = None  # used up, and the window may have counts left: take another
     if lease is None:
-        previous = leases.get((key_prefix, rate))
-        left = limit - previous.last if previous is not None and previous.window == window else 0
-        size = max(1, min(LEASE_MAX, left // LEASE_SHARE))
         generation_key, counter_key = _counter_keys(key_prefix, rate, window)
         try:
-            _, count, _ = _count(generation_key, counter_key, period + EXPIRATION_FUDGE, (), size)
+            _, count, size, _ = _count(generation_key, counter_key, period + EXPIRATION_FUDGE, (), (LEASE_MAX, limit))
         except Exception as exc:  # noqa: BLE001 - store down: fail closed
             raise ServiceUnavailable("The rate-limit store is unavailable; request refused.") from exc
         lease = leases[(key_prefix, rate)] = _Lease(window=window, next=count - size + 1, last=count)

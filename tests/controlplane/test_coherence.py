@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django_ratelimit.core import _get_window
+from rest_framework.test import APIClient
 
 from controlplane.access import coherence, keycache, ratelimit
 from controlplane.access.services import api_key_revoke
@@ -37,6 +38,20 @@ def _wait_trusted(timeout: float = 3.0) -> int:
             return generation
         time.sleep(0.01)
     raise AssertionError("the coherence listener never reported in")
+
+
+def _fresh_key(rate: str, seconds: int = 120) -> tuple[object, str]:
+    """A key whose hourly window does not roll over during the test."""
+    while True:
+        key, raw = APIKeyFactory.create_with_plaintext(scopes=["events:read"], rate=rate)
+        if _get_window(key.prefix, 3600) - time.time() > seconds:
+            return key, raw
+
+
+def _client_for_fresh_key(rate: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {_fresh_key(rate)[1]}")
+    return client
 
 
 class _CountCalls:
@@ -66,7 +81,7 @@ def test_listener_learns_the_generation_and_follows_a_bump() -> None:
 
 @pytest.mark.django_db
 def test_a_trusting_process_counts_a_busy_key_from_leases(monkeypatch: pytest.MonkeyPatch) -> None:
-    client = key_client("events:read", rate="1000000/h")
+    client = _client_for_fresh_key("1000000/h")
     assert client.get("/api/v1/events/").status_code == 200
     _wait_trusted()
     trips = _CountCalls(monkeypatch)
@@ -81,7 +96,7 @@ def test_a_trusting_process_counts_a_busy_key_from_leases(monkeypatch: pytest.Mo
 
 @pytest.mark.django_db
 def test_a_small_limit_is_still_counted_request_by_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    client = key_client("events:read", rate="100/h")
+    client = _client_for_fresh_key("100/h")
     _wait_trusted()
     trips = _CountCalls(monkeypatch)
     statuses = [client.get("/api/v1/events/").status_code for _ in range(102)]
@@ -108,18 +123,20 @@ def test_a_key_revoked_elsewhere_is_refused_while_the_process_trusts_its_copy() 
 
 
 @pytest.mark.django_db
-def test_barrier_waits_for_a_silent_process_only_until_its_registration_lapses() -> None:
+def test_barrier_waits_for_a_silent_process_only_until_its_trust_must_have_lapsed() -> None:
     _wait_trusted()
+    coherence.barrier()  # settle (a recently flushed Redis makes the first barrier wait the full time)
     client = cache.client.get_client(write=True)
-    # A process that registered and then stopped beating (killed, or stuck): its registration lapses.
-    lapse_ms = 300
-    now_ms = int(time.time() * 1000)
-    client.zadd(cache.make_key(coherence.LISTENERS_KEY), {"silent": now_ms + lapse_ms})
-    client.set(cache.make_key(coherence.ACK_KEY % "silent"), 0, px=lapse_ms)
+    # A process that registered and then stopped beating (killed, or stuck), whose acknowledgement is
+    # stale: it is waited for until SAFE_AFTER_SECONDS, never longer, and never assumed gone early.
+    redis_now_ms = int(client.time()[0]) * 1000 + int(client.time()[1]) // 1000
+    client.zadd(cache.make_key(coherence.LISTENERS_KEY), {"silent": redis_now_ms + 900})
+    client.set(cache.make_key(coherence.ACK_KEY % "silent"), 0, px=100)  # even if its ack vanishes early
     started = time.monotonic()
     coherence.barrier()
     waited = time.monotonic() - started
-    assert 0.15 < waited < coherence.BARRIER_TIMEOUT_SECONDS
+    client.zrem(cache.make_key(coherence.LISTENERS_KEY), "silent")
+    assert coherence.SAFE_AFTER_SECONDS - 0.05 < waited < coherence.SAFE_AFTER_SECONDS + 0.5
 
 
 @pytest.mark.django_db
@@ -129,19 +146,13 @@ def test_a_stalled_listener_stops_trust_and_requests_fall_back_to_the_round_trip
     client = key_client("events:read", rate="1000000/h")
     assert client.get("/api/v1/events/").status_code == 200
     _wait_trusted()
+    monkeypatch.setattr(coherence, "TRUST_SECONDS", 0.0)  # no beat may extend trust from now on
+    time.sleep(3 * coherence.HEARTBEAT_SECONDS)  # let a beat in flight finish
     monkeypatch.setattr(coherence._state, "trusted_until", 0.0)  # as if the last beat were long ago
-    monkeypatch.setattr(coherence, "TRUST_SECONDS", 0.0)  # and no beat may restore it
     trips = _CountCalls(monkeypatch)
     for _ in range(5):
         assert client.get("/api/v1/events/").status_code == 200
     assert trips.calls == 5
-
-
-def _fresh_key(rate: str, seconds: int = 120) -> tuple[object, str]:
-    while True:
-        key, raw = APIKeyFactory.create_with_plaintext(scopes=["events:read"], rate=rate)
-        if _get_window(key.prefix, 3600) - time.time() > seconds:
-            return key, raw
 
 
 @pytest.mark.postgres
