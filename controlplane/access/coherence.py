@@ -15,11 +15,11 @@ lets a serving process know the generation without asking:
   beat that read it, which is well inside its registration: if the listener stalls or loses Redis, the
   process falls back to the per-request round trip long before its registration lapses.
 - A **writer** (`barrier()`, run when a key change commits) increments the epoch, publishes it, and
-  waits until every registered process has acknowledged it or let its registration lapse. So when the
-  revoking call returns, no process can still trust a generation from before the change.
+  waits until every registered process has acknowledged it or can no longer trust anything older. So
+  when the revoking call returns, no process can still trust a generation from before the change.
 
 The same beat can carry other shared values a process wants to read on every request without a round
-trip: a caller names cache keys (`trusted_values`), the listener reads them in every beat, and a writer
+trip: a caller names cache keys (`follow`, then `trusted_values`), the listener reads them in every beat, and a writer
 that changes one runs the same barrier after its commit (the config store does this with namespace
 revisions, so a config write is visible to every process's reads once the write returns).
 
