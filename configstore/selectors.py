@@ -39,6 +39,8 @@ class Snapshot:
     layers: dict[str, list[Entry]] = field(default_factory=dict, repr=False)
     created_at: Any = None
     _bodies: dict[bool, bytes] = field(default_factory=dict, repr=False)
+    # Responses derived from this snapshot that views render once per revision (the API's entry bodies).
+    rendered: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def visible_flat(self, *, reveal: bool) -> dict[str, Any]:
         """The flat config, secret values replaced by the mask unless `reveal`."""

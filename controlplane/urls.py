@@ -12,11 +12,13 @@ admin.site.site_header = "controlplane"
 admin.site.site_title = "controlplane"
 admin.site.index_title = "Services, configuration and pipelines"
 
+# Apps mount distinct prefixes, so order only decides how many patterns a request tries: config reads,
+# the most frequent API call (every service reads and watches its config), come first.
 api_v1 = [
+    path("", include("configstore.api.urls")),
     path("", include("controlplane.access.api.urls")),
     path("", include("controlplane.events.api.urls")),
     path("", include("registry.api.urls")),
-    path("", include("configstore.api.urls")),
     path("", include("pipelines.api.urls")),
 ]
 

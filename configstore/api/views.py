@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, generics, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -70,6 +71,7 @@ IMPORT_TYPES = {
     "text/x-ini": "ini",
     "text/x-env": "env",
 }
+ENTRY_BODIES_PER_SNAPSHOT = 4096  # rendered entry bodies kept per namespace revision (memory bound)
 ENTRY_BODY = OpenApiTypes.OBJECT  # the entry with every layer; its shape is in docs/configstore.md
 REVISION_RESULT = inline_serializer(
     "ConfigRevisionResult",
@@ -182,13 +184,16 @@ class EntryApi(_RevisionPrefetch, APIView):
 
     required_scopes = READ_WRITE
 
-    @staticmethod
+    @classmethod
     def _entry_body(
-        request: Request, namespace: str, key: str, cached_revision: tuple[int, int] | None = None
+        cls, request: Request, namespace: str, key: str, cached_revision: tuple[int, int] | None = None
     ) -> tuple[dict, int]:
         """The entry as every layer holds it, from the namespace snapshot (one query per read)."""
         snapshot = selectors.config_snapshot(namespace, cached_revision=cached_revision)
-        reveal = _reveal(request)
+        return cls._entry_body_of(snapshot, namespace, key, _reveal(request))
+
+    @staticmethod
+    def _entry_body_of(snapshot: selectors.Snapshot, namespace: str, key: str, reveal: bool) -> tuple[dict, int]:
         layers = snapshot.layers.get(key, [])
         if not layers:
             prefix = key + "."
@@ -235,14 +240,19 @@ class EntryApi(_RevisionPrefetch, APIView):
     def get(self, request: Request, namespace: str, key: str) -> Response:
         if not request.auth.allows_namespace(namespace):
             raise exceptions.NotFound(f"No namespace {namespace!r}.")
-        try:
-            body, cas = self._entry_body(request, namespace, key, self.cached_revision(request, namespace))
-        except exceptions.NotFound:
-            if selectors.namespace_revision(namespace) is not None:
-                self.follow_revision(namespace)  # the namespace exists; only the key does not
-            raise
-        self.follow_revision(namespace)
-        return Response(body, headers={"ETag": f'"{cas}"'})
+        snapshot = selectors.config_snapshot(namespace, cached_revision=self.cached_revision(request, namespace))
+        self.follow_revision(namespace)  # the namespace exists and this key may read it
+        reveal = _reveal(request)
+        # Rendered once per snapshot (revision), key and visibility, like the namespace body.
+        rendered = snapshot.rendered.get(("entry", key, reveal))
+        if rendered is None:
+            body, cas = self._entry_body_of(snapshot, namespace, key, reveal)
+            rendered = (JSONRenderer().render(body), cas)
+            if len(snapshot.rendered) < ENTRY_BODIES_PER_SNAPSHOT:
+                snapshot.rendered[("entry", key, reveal)] = rendered
+        response = HttpResponse(rendered[0], content_type="application/json")
+        response["ETag"] = f'"{rendered[1]}"'
+        return response
 
     @extend_schema(request=EntryWriteSerializer, parameters=[IF_MATCH], responses={200: ENTRY_BODY, 201: ENTRY_BODY})
     def put(self, request: Request, namespace: str, key: str) -> Response:
