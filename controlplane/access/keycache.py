@@ -25,7 +25,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
 
 GENERATION_KEY = "access:apikey-generation"
 logger = logging.getLogger("controlplane.access")
@@ -33,8 +35,22 @@ _lock = threading.Lock()
 _records: dict[str, Any] = {}
 
 
+_enabled: bool | None = None  # memo: asked several times per request; reset when a setting changes
+
+
 def enabled() -> bool:
-    return bool(settings.REDIS_URL) and getattr(settings, "APIKEY_CACHE", True)
+    """Whether key records are cached and checked against the shared generation (needs Redis)."""
+    global _enabled
+    if _enabled is None:
+        _enabled = bool(settings.REDIS_URL) and getattr(settings, "APIKEY_CACHE", True)
+    return _enabled
+
+
+@receiver(setting_changed)
+def _forget_enabled(setting: str, **kwargs: Any) -> None:
+    global _enabled
+    if setting in ("REDIS_URL", "APIKEY_CACHE", "CACHES"):
+        _enabled = None
 
 
 def current_generation() -> int:

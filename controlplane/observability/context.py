@@ -6,8 +6,8 @@ request that queued them through a message header (see `celery_hooks`).
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -19,7 +19,7 @@ def sane_request_id(candidate: str | None) -> str:
     """The client's id when it is <= 128 chars of [A-Za-z0-9._-], else a fresh one."""
     if candidate and REQUEST_ID_RE.match(candidate):
         return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, like uuid4().hex, without building a UUID
 
 
 def current_request_id() -> str | None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+import time
 
 from controlplane.observability.context import current_key_prefix, current_request_id
+
+# No caller lookup (a stack walk per record): no formatter here prints file or line. This is the
+# optimization the logging documentation suggests ("Optimization": set logging._srcfile to None).
+logging._srcfile = None  # type: ignore[attr-defined]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "key_prefix"}
 
@@ -25,9 +29,20 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id and any `extra` fields."""
 
+    _second: tuple[int, str] = (-1, "")  # the last whole second formatted, as one tuple (thread-safe swap)
+
+    def _time(self, created: float) -> str:
+        """`created` as ISO 8601 UTC with milliseconds, e.g. 2026-11-26T04:27:40.423+00:00."""
+        whole = int(created)
+        second, text = self._second
+        if second != whole:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            self._second = (whole, text)
+        return f"{text}.{int((created - whole) * 1000):03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         payload = {
-            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

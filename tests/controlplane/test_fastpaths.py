@@ -42,3 +42,22 @@ def test_negotiation_shortcut_keeps_drf_behaviour_for_everything_else() -> None:
     assert refused.status_code == 406 and refused["Content-Type"] == "application/problem+json"
     assert client.get("/api/v1/events/?format=json").status_code == 200
     assert client.get("/api/v1/events/?format=xml").status_code == 404  # DRF: unknown format suffix
+
+
+def test_json_log_time_matches_iso_8601_with_milliseconds() -> None:
+    from datetime import UTC, datetime
+
+    from controlplane.observability.logging import JsonFormatter
+
+    formatter = JsonFormatter()
+    for created in (1764131260.4239, 1764131260.0, 1764131261.999, 1764131261.5):
+        expected = datetime.fromtimestamp(created, tz=UTC).isoformat(timespec="milliseconds")
+        assert formatter._time(created) == expected
+
+
+def test_generated_request_ids_are_32_hex_chars_and_differ() -> None:
+    from controlplane.observability.context import sane_request_id
+
+    ids = {sane_request_id(None) for _ in range(100)}
+    assert len(ids) == 100 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert sane_request_id("bad id!") in ids or len(sane_request_id("bad id!")) == 32
