@@ -124,6 +124,10 @@ def trusted_generation(pool: Any) -> int | None:
         return None
     if time.monotonic() < state.trusted_until:
         return state.generation
+    listener = state.listener
+    if listener is not None and not listener.is_alive() and not listener.stopping.is_set():
+        logger.warning("API-key coherence listener had died; starting a new one")
+        _start(pool, restart=True)
     return None
 
 
@@ -143,9 +147,9 @@ def trusted_values(pool: Any, keys: Sequence[str]) -> dict[str, bytes | None] | 
         return None
 
 
-def _start(pool: Any) -> None:
+def _start(pool: Any, *, restart: bool = False) -> None:
     with _state.lock:
-        if _state.pid == os.getpid() and _state.pool is pool:
+        if not restart and _state.pid == os.getpid() and _state.pool is pool:
             return
         _state.trusted_until = 0.0  # first: nothing learnt from another server or parent is trusted
         if _state.listener is not None:
@@ -197,15 +201,19 @@ class _Listener(threading.Thread):
         self.stopping.set()
 
     def run(self) -> None:
-        backoff = 0.05
+        backoff, failures = 0.05, 0
         while not self.stopping.is_set():
             try:
                 self._listen()
-                backoff = 0.05
+                backoff, failures = 0.05, 0
             except Exception as exc:  # noqa: BLE001 - any Redis trouble: stop trusting, retry
                 if _state.listener is self:
                     _state.trusted_until = 0.0
-                logger.debug("API-key coherence listener reconnecting: %s", exc)
+                failures += 1
+                # Requests are still served (one round trip each), so a blip is not worth a warning;
+                # a listener that keeps failing is.
+                log = logger.warning if failures == 5 or failures % 100 == 0 else logger.debug
+                log("API-key coherence listener reconnecting (%d failures in a row): %s", failures, exc)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
 

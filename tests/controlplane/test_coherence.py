@@ -200,3 +200,22 @@ def test_workers_that_exit_cleanly_leave_the_registry_so_writers_do_not_wait_for
     coherence.barrier()
     # Registrations of workers that vanished would hold a writer for up to LISTENER_TTL_MS (1 s).
     assert time.monotonic() - started < 0.4
+
+
+@pytest.mark.django_db
+def test_a_listener_thread_that_died_is_replaced() -> None:
+    import threading
+
+    _wait_trusted()
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    dead.stopping = threading.Event()  # type: ignore[attr-defined]
+    dead.stop = dead.stopping.set  # type: ignore[attr-defined]
+    previous = coherence._state.listener
+    previous.stop()  # the real one stops; the process now holds a dead thread as its listener
+    coherence._state.listener = dead  # type: ignore[assignment]
+    coherence._state.trusted_until = 0.0
+    assert keycache.trusted_generation() is None  # notices, starts a new listener
+    assert coherence._state.listener is not dead and coherence._state.listener.is_alive()
+    _wait_trusted()
