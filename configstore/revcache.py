@@ -21,6 +21,7 @@ from configstore import conf
 logger = logging.getLogger("configstore")
 _SET_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
+if current == 'gone:' .. ARGV[1] then return 0 end
 if current then
   local cid, crev = string.match(current, '^(%d+):(%d+)$')
   if cid == ARGV[1] and tonumber(crev) >= tonumber(ARGV[2]) then return 0 end
@@ -58,7 +59,7 @@ def cached(namespace: str) -> tuple[int, int] | None:
 
 def parse(raw: bytes | None) -> tuple[int, int] | None:
     """`(namespace id, revision)` from a stored `<id>:<revision>` value; None when absent."""
-    if not raw:
+    if not raw or raw.startswith(b"gone:"):
         return None
     namespace_id, _, revision = raw.decode().partition(":")
     return int(namespace_id), int(revision)
@@ -76,12 +77,24 @@ def store(namespace: str, namespace_id: int, revision: int) -> None:
         )
     except Exception:  # noqa: BLE001 - readers fall back to the database once the key expires
         logger.warning("Could not record revision %s of %s in the cache", revision, namespace, exc_info=True)
+        try:  # an old revision must not stay readable until it expires: drop it, readers use the database
+            _client().delete(cache_key(namespace))
+        except Exception:  # noqa: BLE001 - Redis is down: processes stop trusting it within a beat
+            logger.warning("Could not drop the cached revision of %s either", namespace, exc_info=True)
 
 
-def forget(namespace: str) -> None:
-    """Drop a namespace's entry (after it is deleted)."""
+def forget(namespace: str, deleted_id: int | None = None) -> None:
+    """Drop a namespace's entry; after a deletion, leave a tombstone for the deleted id.
+
+    The tombstone (`gone:<id>`, same expiry) stops a reader that loaded the row just before the delete
+    from storing the deleted namespace's revision again; a namespace created later under the same name
+    has another id and replaces it.
+    """
     try:
-        _client().delete(cache_key(namespace))
+        if deleted_id is None:
+            _client().delete(cache_key(namespace))
+        else:
+            _client().set(cache_key(namespace), f"gone:{deleted_id}", ex=conf.revision_cache_seconds())
         barrier()
     except Exception:  # noqa: BLE001
         logger.warning("Could not drop the cached revision of %s", namespace, exc_info=True)

@@ -489,7 +489,7 @@ def namespace_delete(*, namespace: Namespace, actor: str) -> None:
     namespace.delete()
     emit("config.namespace_deleted", subject=name, data={"namespace": name}, actor=actor)
     if revcache.enabled():
-        transaction.on_commit(lambda: revcache.forget(name))
+        transaction.on_commit(lambda: revcache.forget(name, deleted_id=namespace_id))
     transaction.on_commit(lambda: notify.publish(name, -1, namespace_id))
 
 

@@ -147,3 +147,32 @@ def test_a_write_through_one_gunicorn_worker_is_read_by_every_worker_at_once(tmp
 
     with gunicorn(subprocess_env(), tmp_path, workers=4) as base:
         asyncio.run(scenario(base))
+
+
+def test_a_reader_that_loaded_a_deleted_namespace_cannot_bring_its_revision_back():
+    namespace = services.namespace_create(name="tomb", actor="t")
+    services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    namespace_id = namespace.pk
+    services.namespace_delete(namespace=namespace, actor="t")
+    revcache.store("tomb", namespace_id, 1)  # a reader that read the row just before the delete
+    assert revcache.cached("tomb") is None
+    with pytest.raises(Http404):
+        selectors.config_snapshot("tomb")
+    again = services.namespace_create(name="tomb", actor="t")  # same name, new id: not blocked
+    services.config_entry_set(namespace=again, key="a", value=2, actor="t")
+    assert revcache.cached("tomb") == (again.pk, 1)
+    assert selectors.config_value("tomb", "a") == 2
+
+
+def test_a_failed_revision_store_drops_the_old_revision(monkeypatch):  # type: ignore[no-untyped-def]
+    namespace = services.namespace_create(name="dropped", actor="t")
+    services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    assert revcache.cached("dropped") == (namespace.pk, 1)
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("redis went away mid-write")
+
+    monkeypatch.setattr(revcache, "_script", broken)
+    revcache.store("dropped", namespace.pk, 2)
+    monkeypatch.undo()
+    assert revcache.cached("dropped") is None  # readers go to the database, not to revision 1
