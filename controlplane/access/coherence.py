@@ -253,15 +253,12 @@ class _Listener(threading.Thread):
         with _state.lock:  # a listener replaced meanwhile (pool change) must not write the new state
             if _state.listener is not self:
                 return
-            self._apply_locked(epoch, generation, values, started, keycache)
-
-    def _apply_locked(self, epoch, generation, values, started, keycache) -> None:  # type: ignore[no-untyped-def]
-        _state.values = values  # one reference swap: readers see one beat's values or the next's
-        if generation != _state.generation:
-            keycache.drop_all()
-            _state.generation = generation
-        _state.epoch = epoch
-        _state.trusted_until = started + TRUST_SECONDS
+            _state.values = values  # one reference swap: readers see one beat's values or the next's
+            if generation != _state.generation:
+                keycache.drop_all()
+                _state.generation = generation
+            _state.epoch = epoch
+            _state.trusted_until = started + TRUST_SECONDS
 
 
 def barrier() -> None:

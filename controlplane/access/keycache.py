@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -76,11 +76,22 @@ def shared_pool() -> Any:
     return cache.client.get_client(write=True).connection_pool
 
 
-def trusted_generation() -> int | None:
-    """The generation this process knows without a round trip (see `coherence`), else None."""
+def trusted(keys: Sequence[str] = ()) -> tuple[int | None, dict[str, bytes | None] | None]:
+    """What this process knows without a round trip (see `coherence`): the generation, and the values of
+    the shared-cache `keys` when asked for. `(None, None)` when it must ask Redis for any of it."""
     from controlplane.access import coherence
 
-    return coherence.trusted_generation(shared_pool())
+    pool = shared_pool()
+    generation = coherence.trusted_generation(pool)
+    if generation is None or not keys:
+        return generation, None
+    known = coherence.trusted_values(pool, keys)
+    return (generation, known) if known is not None else (None, None)
+
+
+def trusted_generation() -> int | None:
+    """The generation this process knows without a round trip, else None."""
+    return trusted()[0]
 
 
 def lookup(prefix: str, loader: Callable[[str], Any]) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rest_framework import exceptions, permissions, throttling
 
-from controlplane.access import coherence, keycache
+from controlplane.access import keycache
 from controlplane.access.authentication import authenticate_key
 from controlplane.access.models import APIKey
 from controlplane.access.ratelimit import RateLimitUsage, ratelimit_hit
@@ -59,10 +59,7 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         also_get = prefetch(request) if prefetch is not None and shared else ()
         # Knowing the key generation (and the prefetched values) without asking, see `coherence`, lets
         # the count come from a lease: no round trip at all.
-        trusted = keycache.trusted_generation() if shared else None
-        known = coherence.trusted_values(keycache.shared_pool(), also_get) if trusted is not None and also_get else None
-        if also_get and known is None:
-            trusted = None  # ask Redis this time; the keys are followed from the listener's next beat
+        trusted, known = keycache.trusted(also_get) if shared else (None, None)
         self.usage = ratelimit_hit(
             request._request,
             key_prefix=key.prefix,

@@ -75,10 +75,9 @@ def ratelimit_hit(
     caller already knows the same way (see `coherence.trusted_values`); with them no trip is needed.
     """
     if keycache.enabled():
-        if leased and known is not None and set(known) >= set(also_get):
-            return replace(_leased_hit(key_prefix, rate), prefetched={key: known[key] for key in also_get})
-        if leased and not also_get:
-            return _leased_hit(key_prefix, rate)
+        if leased and (known is not None or not also_get):
+            usage = _leased_hit(key_prefix, rate)
+            return replace(usage, prefetched=known) if known else usage
         return _redis_hit(key_prefix, rate, also_get)
     try:
         usage = get_usage(request, group=GROUP, key=lambda _group, _request: key_prefix, rate=rate, increment=True)
