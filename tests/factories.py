@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import factory
 
 from controlplane.access.models import APIKey
@@ -27,6 +29,21 @@ class APIKeyFactory(factory.django.DjangoModelFactory):
     def create_with_plaintext(cls, **kwargs) -> tuple[APIKey, str]:  # type: ignore[no-untyped-def]
         key = cls.create(**kwargs)
         return key, key.plaintext
+
+    @classmethod
+    def create_with_hour_left(cls, rate: str, seconds: int = 120, **kwargs) -> tuple[APIKey, str]:  # type: ignore[no-untyped-def]
+        """A key (and its plaintext) whose hourly rate window does not roll over in the next `seconds`.
+
+        django-ratelimit windows end at a per-key offset; a window ending mid-test would legitimately
+        admit a second batch, which is correct behaviour but not what count-exactness tests measure.
+        """
+        from django_ratelimit.core import _get_window
+
+        kwargs.setdefault("scopes", ["events:read"])
+        while True:
+            key, raw = cls.create_with_plaintext(rate=rate, **kwargs)
+            if _get_window(key.prefix, 3600) - time.time() > seconds:
+                return key, raw
 
 
 class EventFactory(factory.django.DjangoModelFactory):

@@ -11,7 +11,6 @@ import time
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django_ratelimit.core import _get_window
 from rest_framework.test import APIClient
 
 from controlplane.access import coherence, keycache, ratelimit
@@ -40,17 +39,9 @@ def _wait_trusted(timeout: float = 3.0) -> int:
     raise AssertionError("the coherence listener never reported in")
 
 
-def _fresh_key(rate: str, seconds: int = 120) -> tuple[object, str]:
-    """A key whose hourly window does not roll over during the test."""
-    while True:
-        key, raw = APIKeyFactory.create_with_plaintext(scopes=["events:read"], rate=rate)
-        if _get_window(key.prefix, 3600) - time.time() > seconds:
-            return key, raw
-
-
 def _client_for_fresh_key(rate: str) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {_fresh_key(rate)[1]}")
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {APIKeyFactory.create_with_hour_left(rate)[1]}")
     return client
 
 
@@ -162,10 +153,12 @@ def test_leases_never_admit_more_than_the_limit_under_4_gunicorn_workers(tmp_pat
     """Large limits are leased out in blocks; the total admitted still never passes the limit."""
     with gunicorn(subprocess_env(), tmp_path, workers=4) as base:
         url = f"{base}/api/v1/events/"
-        asyncio.run(_burst(url, _fresh_key("100000/h")[1], 40))  # every worker's listener is up
+        asyncio.run(
+            _burst(url, APIKeyFactory.create_with_hour_left("100000/h")[1], 40)
+        )  # every worker's listener is up
         time.sleep(0.5)
         for _ in range(2):
-            _, raw = _fresh_key("3000/h")
+            _, raw = APIKeyFactory.create_with_hour_left("3000/h")
             statuses = asyncio.run(_burst(url, raw, 3400))
             # Leases shrink to one count as the window runs out, so at most one count per worker is
             # left unused when the burst ends.
@@ -181,7 +174,7 @@ def test_revocation_from_another_process_binds_trusting_workers_on_the_next_requ
     with gunicorn(subprocess_env(), tmp_path, workers=4) as base:
         url = f"{base}/api/v1/events/"
         for _ in range(5):
-            key, raw = _fresh_key("1000000/h")
+            key, raw = APIKeyFactory.create_with_hour_left("1000000/h")
             assert set(asyncio.run(_burst(url, raw, 60))) == {200}
             api_key_revoke(key)  # this process: commits, bumps, waits at the barrier
             assert set(asyncio.run(_burst(url, raw, 60))) == {401}
@@ -193,7 +186,7 @@ def test_revocation_from_another_process_binds_trusting_workers_on_the_next_requ
 def test_workers_that_exit_cleanly_leave_the_registry_so_writers_do_not_wait_for_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
     _wait_trusted()
     with gunicorn(subprocess_env(), tmp_path, workers=2) as base:
-        _, raw = _fresh_key("1000000/h")
+        _, raw = APIKeyFactory.create_with_hour_left("1000000/h")
         asyncio.run(_burst(f"{base}/api/v1/events/", raw, 20))
         time.sleep(0.5)  # both workers registered
     started = time.monotonic()
