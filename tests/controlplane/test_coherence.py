@@ -212,3 +212,25 @@ def test_a_listener_thread_that_died_is_replaced() -> None:
     assert keycache.trusted_generation() is None  # notices, starts a new listener
     assert coherence._state.listener is not dead and coherence._state.listener.is_alive()
     _wait_trusted()
+
+
+@pytest.mark.django_db
+def test_the_watch_path_refuses_a_key_revoked_by_another_process() -> None:
+    """The watch server authenticates outside DRF; it too must notice a key changed elsewhere."""
+    from django.test import RequestFactory
+    from rest_framework import exceptions
+
+    from configstore import services as config_services
+    from configstore.api.watch import _authorize
+
+    config_services.namespace_create(name="watched", actor="t")
+    key, raw = APIKeyFactory.create_with_plaintext(scopes=["config:read"])
+    _wait_trusted()
+    coherence.barrier()  # this process has applied the key creation's bump: what it caches now stays
+    request = RequestFactory().get("/api/v1/config/watched/watch/", HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert _authorize(request, "watched")[0]  # authenticated; the record is now cached in this process
+    type(key).objects.filter(pk=key.pk).update(revoked=True)  # as another process would, without
+    cache.incr(keycache.GENERATION_KEY)  # touching this process's cache
+    request = RequestFactory().get("/api/v1/config/watched/watch/", HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    with pytest.raises(exceptions.AuthenticationFailed, match="revoked"):
+        _authorize(request, "watched")
