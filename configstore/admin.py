@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from configstore import selectors, services, source_services
+from configstore import selectors, services
 from configstore.models import MASK, Entry, Namespace, Revision, Rule, Source
 from configstore.rules import validate_rule_params
 from controlplane.errors import PreconditionFailed
@@ -348,26 +348,26 @@ class SourceAdmin(admin.ModelAdmin):
             for k in ("name", "kind", "path", "format", "prefix", "priority", "enabled", "reload")
         }
         if change:
-            source_services.source_update(source=Source.objects.get(pk=obj.pk), actor=_actor(request), **fields)
+            services.source_update(source=Source.objects.get(pk=obj.pk), actor=_actor(request), **fields)
         else:
             namespace = form.cleaned_data["namespace"]
-            created = source_services.source_create(namespace=namespace, actor=_actor(request), **fields)
+            created = services.source_create(namespace=namespace, actor=_actor(request), **fields)
             obj.pk = created.pk
-            result = source_services.source_reload(source=created, force=True, actor=_actor(request))
+            result = services.source_reload(source=created, force=True, actor=_actor(request))
             if result.error:
                 messages.error(request, f"Source saved but not applied: {result.error}")
 
     def delete_model(self, request: HttpRequest, obj: Source) -> None:
-        source_services.source_delete(source=obj, actor=_actor(request))
+        services.source_delete(source=obj, actor=_actor(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
         for source in queryset.select_related("namespace"):
-            source_services.source_delete(source=source, actor=_actor(request))
+            services.source_delete(source=source, actor=_actor(request))
 
     @admin.action(description="Reload now (apply the pending changes)")
     def reload_now(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
         for source in queryset.select_related("namespace"):
-            result = source_services.source_reload(source=source, force=True, actor=_actor(request))
+            result = services.source_reload(source=source, force=True, actor=_actor(request))
             level = messages.ERROR if result.error else messages.SUCCESS
             detail = (
                 f" (revision {result.revision})" if result.revision else f": {result.error}" if result.error else ""

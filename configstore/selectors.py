@@ -246,7 +246,7 @@ def source_pending_diff(source: Source) -> tuple[list[dict[str, Any]], str]:
     """
     from django.core.exceptions import ValidationError
 
-    from configstore.source_services import _error_text, source_document
+    from configstore.services.sources import _error_text, source_document
     from configstore.sources import SourceReadError
 
     try:

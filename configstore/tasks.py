@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from configstore.models import Source
-from configstore.source_services import source_reload, sources_reload
+from configstore.services import source_reload, sources_reload
 
 
 @shared_task(name="configstore.tasks.reload_sources")

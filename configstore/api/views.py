@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from configstore import conf, revcache, selectors, services, source_services
+from configstore import conf, revcache, selectors, services
 from configstore.api.serializers import (
     EntryWriteSerializer,
     NamespaceSerializer,
@@ -456,10 +456,10 @@ class SourceListApi(generics.ListCreateAPIView):
         ns = namespace_for(request, kwargs["namespace"])
         serializer = SourceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        source = source_services.source_create(
+        source = services.source_create(
             namespace=ns, actor=actor_from_request(request), **serializer.validated_data
         )
-        result = source_services.source_reload(source=source, force=True, actor=actor_from_request(request))
+        result = services.source_reload(source=source, force=True, actor=actor_from_request(request))
         source.refresh_from_db()
         return Response({**SourceSerializer(source).data, "load": result.status}, status=status.HTTP_201_CREATED)
 
@@ -479,14 +479,14 @@ class SourceDetailApi(generics.RetrieveUpdateDestroyAPIView):
         source = self.get_object()
         serializer = SourceSerializer(source, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        source = source_services.source_update(
+        source = services.source_update(
             source=source, actor=actor_from_request(request), **serializer.validated_data
         )
         source.refresh_from_db()
         return Response(SourceSerializer(source).data)
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
-        source_services.source_delete(source=self.get_object(), actor=actor_from_request(request))
+        services.source_delete(source=self.get_object(), actor=actor_from_request(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -511,5 +511,5 @@ class SourceReloadApi(APIView):
         source = Source.objects.filter(namespace=ns, pk=pk).select_related("namespace").first()
         if source is None:
             raise exceptions.NotFound("No such source.")
-        result = source_services.source_reload(source=source, force=True, actor=actor_from_request(request))
+        result = services.source_reload(source=source, force=True, actor=actor_from_request(request))
         return Response({"status": result.status, "revision": result.revision, "error": result.error})

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from configstore import selectors, services, source_services
+from configstore import selectors, services
 from configstore.models import Entry, Revision
 
 
@@ -44,8 +44,8 @@ def test_the_entry_page_shows_every_layer_and_the_winner_and_masks_secrets(admin
     services.config_entry_set(namespace=namespace, key="db.host", value="from-db", actor="t")
     services.config_entry_set(namespace=namespace, key="pw", value="hunter2", secret=True, actor="t")
     (source_root / "app.yaml").write_text("db:\n  host: from-file\n")
-    source = source_services.source_create(namespace=namespace, name="app", kind="file", path="app.yaml", actor="t")
-    source_services.source_reload(source=source, actor="t")
+    source = services.source_create(namespace=namespace, name="app", kind="file", path="app.yaml", actor="t")
+    services.source_reload(source=source, actor="t")
     entry = Entry.objects.get(key="db.host", source__isnull=True)
     page = admin_client.get(f"/admin/configstore/entry/{entry.pk}/change/").content.decode()
     assert "file:app" in page and "from-file" in page and "wins" in page and "overridden" in page
@@ -75,8 +75,8 @@ def test_rollback_action(admin_client, namespace):
 
 def test_source_page_shows_pending_diff_and_reload_now_applies_it(admin_client, namespace, source_root):
     (source_root / "app.yaml").write_text("a: 1\n")
-    source = source_services.source_create(namespace=namespace, name="app", kind="file", path="app.yaml", actor="t")
-    source_services.source_reload(source=source, actor="t")
+    source = services.source_create(namespace=namespace, name="app", kind="file", path="app.yaml", actor="t")
+    services.source_reload(source=source, actor="t")
     (source_root / "app.yaml").write_text("a: 2\n")
     page = admin_client.get(f"/admin/configstore/source/{source.pk}/change/").content.decode()
     assert "pending changes" in page.lower() and "<td>update</td>" in page

@@ -9,13 +9,13 @@ import yaml
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from configstore import selectors, services, source_services
+from configstore import selectors, services
 from configstore.models import Entry, Revision
 from controlplane.events.models import Event
 
 
 def file_source(namespace, path="app.yaml", **kwargs):  # type: ignore[no-untyped-def]
-    return source_services.source_create(
+    return services.source_create(
         namespace=namespace, name=kwargs.pop("name", "app"), kind="file", path=path, actor="t", **kwargs
     )
 
@@ -25,10 +25,10 @@ def test_precedence_env_over_file_over_database(namespace, source_root, monkeypa
     services.config_entry_set(namespace=namespace, key="db.port", value=1, actor="t")
     services.config_entry_set(namespace=namespace, key="only_db", value=True, actor="t")
     (source_root / "app.yaml").write_text("db:\n  host: from-file\n  port: 2\n")
-    source_services.source_reload(source=file_source(namespace), actor="t")
+    services.source_reload(source=file_source(namespace), actor="t")
     monkeypatch.setenv("PAYMENTS_DB__PORT", "3")
-    env = source_services.source_create(namespace=namespace, name="env", kind="env", prefix="PAYMENTS_", actor="t")
-    assert source_services.source_reload(source=env, actor="t").status == "applied"
+    env = services.source_create(namespace=namespace, name="env", kind="env", prefix="PAYMENTS_", actor="t")
+    assert services.source_reload(source=env, actor="t").status == "applied"
     assert selectors.config_effective("payments") == {"db": {"host": "from-file", "port": 3}, "only_db": True}
     assert selectors.config_snapshot("payments").winners == {
         "db.host": "file:app",
@@ -37,7 +37,7 @@ def test_precedence_env_over_file_over_database(namespace, source_root, monkeypa
     }
     assert [e.layer for e in selectors.entry_layers(namespace, "db.port")] == ["env:env", "file:app", "database"]
     # A database layer with a higher priority than a file wins: priority, not kind, decides.
-    source_services.source_update(source=namespace.sources.get(name="app"), priority=50, actor="t")
+    services.source_update(source=namespace.sources.get(name="app"), priority=50, actor="t")
     assert selectors.config_value("payments", "db.host") == "from-db"
 
 
@@ -52,7 +52,7 @@ def test_precedence_env_over_file_over_database(namespace, source_root, monkeypa
 )
 def test_file_formats(namespace, source_root, name, text, expected):
     (source_root / name).write_text(text)
-    assert source_services.source_reload(source=file_source(namespace, path=name), actor="t").status == "applied"
+    assert services.source_reload(source=file_source(namespace, path=name), actor="t").status == "applied"
     assert selectors.config_effective("payments") == expected
 
 
@@ -64,18 +64,18 @@ def test_a_500_entry_file_with_one_bad_value_applies_nothing_then_the_fix_is_one
     values["svc123"]["port"] = 70000
     (source_root / "app.yaml").write_text(yaml.safe_dump({"svc": values}))
     source = file_source(namespace)
-    result = source_services.source_reload(source=source, actor="t")
+    result = services.source_reload(source=source, actor="t")
     assert result.status == "failed" and "svc.svc123.port" in result.error
     assert not Entry.objects.exists() and Revision.objects.count() == 0
     source.refresh_from_db()
     assert "svc.svc123.port" in source.last_error
     assert Event.objects.filter(kind="config.source_failed", data__source="app").count() == 1
     assert (
-        source_services.source_reload(source=source, actor="t").status == "unchanged"
+        services.source_reload(source=source, actor="t").status == "unchanged"
     )  # same bad content: no retry storm
     values["svc123"]["port"] = 8123
     (source_root / "app.yaml").write_text(yaml.safe_dump({"svc": values}))
-    result = source_services.source_reload(source=source, actor="t")
+    result = services.source_reload(source=source, actor="t")
     assert result.status == "applied" and result.revision == 1
     assert Entry.objects.count() == 500 and Revision.objects.count() == 1
     source.refresh_from_db()
@@ -89,9 +89,9 @@ def test_a_500_entry_file_with_one_bad_value_applies_nothing_then_the_fix_is_one
 def test_truncated_yaml_applies_nothing_and_keeps_old_values(namespace, source_root, truncated):
     (source_root / "app.yaml").write_text("db:\n  host: h\n  port: 5432\n")
     source = file_source(namespace)
-    source_services.source_reload(source=source, actor="t")
+    services.source_reload(source=source, actor="t")
     (source_root / "app.yaml").write_text(truncated)
-    result = source_services.source_reload(source=source, actor="t")
+    result = services.source_reload(source=source, actor="t")
     assert result.status == "failed" and "Invalid YAML" in result.error
     assert selectors.config_effective("payments") == {"db": {"host": "h", "port": 5432}}
 
@@ -99,26 +99,26 @@ def test_truncated_yaml_applies_nothing_and_keeps_old_values(namespace, source_r
 def test_a_file_truncated_at_a_line_boundary_is_caught_by_required_rules(namespace, source_root, add_rule):
     (source_root / "app.yaml").write_text("db:\n  host: h\n  port: 5432\n")
     source = file_source(namespace)
-    source_services.source_reload(source=source, actor="t")
+    services.source_reload(source=source, actor="t")
     add_rule("db.port", "required")
     (source_root / "app.yaml").write_text("db:\n  host: h\n")
-    assert source_services.source_reload(source=source, actor="t").status == "failed"
+    assert services.source_reload(source=source, actor="t").status == "failed"
     assert selectors.config_value("payments", "db.port") == 5432
 
 
 def test_too_large_missing_and_escaping_files_fail_without_applying(namespace, source_root, tmp_path):
     (source_root / "app.yaml").write_text("a: 1\n")
     source = file_source(namespace)
-    source_services.source_reload(source=source, actor="t")
+    services.source_reload(source=source, actor="t")
     (source_root / "app.yaml").write_text("a: 2\npadding: " + "x" * 200 + "\n")
     with override_settings(CONFIG_SOURCE_MAX_BYTES=100):
-        assert "larger than 100 bytes" in source_services.source_reload(source=source, actor="t").error
+        assert "larger than 100 bytes" in services.source_reload(source=source, actor="t").error
     (source_root / "app.yaml").unlink()
     (tmp_path / "evil.yaml").write_text("a: 3\n")
     (source_root / "app.yaml").symlink_to(tmp_path / "evil.yaml")
-    assert "leaves the source root" in source_services.source_reload(source=source, actor="t").error
+    assert "leaves the source root" in services.source_reload(source=source, actor="t").error
     (source_root / "app.yaml").unlink()
-    assert "Cannot open" in source_services.source_reload(source=source, actor="t").error
+    assert "Cannot open" in services.source_reload(source=source, actor="t").error
     assert selectors.config_effective("payments") == {"a": 1}
 
 
@@ -134,7 +134,7 @@ def test_source_definitions_are_validated(namespace, source_root):
         with pytest.raises(ValidationError):
             file_source(namespace, **kwargs)
     with pytest.raises(ValidationError):
-        source_services.source_create(namespace=namespace, name="e", kind="env", prefix="no_trailing", actor="t")
+        services.source_create(namespace=namespace, name="e", kind="env", prefix="no_trailing", actor="t")
 
 
 def test_config_reload_command(namespace, source_root):
@@ -151,7 +151,7 @@ def test_config_reload_command(namespace, source_root):
 def test_pending_diff(namespace, source_root):
     (source_root / "app.yaml").write_text("a: 1\nb: 2\n")
     source = file_source(namespace)
-    source_services.source_reload(source=source, actor="t")
+    services.source_reload(source=source, actor="t")
     (source_root / "app.yaml").write_text("a: 1\nb: 3\nc: 4\n")
     diff, error = selectors.source_pending_diff(source)
     assert error == "" and diff == [
@@ -175,7 +175,7 @@ def test_the_reload_task_applies_a_dropped_file_in_the_worker(celery_worker_proc
     path = root / "workerns-test.yaml"
     path.write_text("feature:\n  enabled: true\n")
     try:
-        source_services.source_create(namespace=namespace, name="app", kind="file", path=path.name, actor="t")
+        services.source_create(namespace=namespace, name="app", kind="file", path=path.name, actor="t")
         reload_sources.delay()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and selectors.namespace_revision("workerns") == 0:

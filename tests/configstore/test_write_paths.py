@@ -10,7 +10,7 @@ import yaml
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from configstore import selectors, source_services
+from configstore import selectors, services
 from configstore.models import Entry, Namespace, Revision
 from tests.conftest import key_client
 
@@ -73,10 +73,10 @@ def write_file(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no
     root.mkdir(exist_ok=True)
     monkeypatch.setattr("configstore.conf.source_root", lambda: root)
     (root / "app.yaml").write_text(yaml.safe_dump(_nested(_document(key, value))))
-    source = namespace.sources.filter(name="app").first() or source_services.source_create(
+    source = namespace.sources.filter(name="app").first() or services.source_create(
         namespace=namespace, name="app", kind="file", path="app.yaml", actor="test"
     )
-    result = source_services.source_reload(source=source, actor="test")
+    result = services.source_reload(source=source, actor="test")
     source.refresh_from_db()
     return result.status == "applied", {key: [source.last_error]} if result.error else {}
 
@@ -86,10 +86,10 @@ def write_env(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no-
         monkeypatch.delenv(name)
     for k, v in _document(key, value).items():
         monkeypatch.setenv("TESTCS_" + k.replace(".", "__").upper(), v if isinstance(v, str) else json.dumps(v))
-    source = namespace.sources.filter(name="env").first() or source_services.source_create(
+    source = namespace.sources.filter(name="env").first() or services.source_create(
         namespace=namespace, name="env", kind="env", prefix="TESTCS_", actor="test"
     )
-    result = source_services.source_reload(source=source, actor="test")
+    result = services.source_reload(source=source, actor="test")
     source.refresh_from_db()
     return result.status == "applied", {key: [source.last_error]} if result.error else {}
 

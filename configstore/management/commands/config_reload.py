@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from configstore.source_services import sources_reload
+from configstore.services import sources_reload
 
 
 class Command(BaseCommand):

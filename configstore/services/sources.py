@@ -19,7 +19,8 @@ from django.utils import timezone
 from configstore import conf
 from configstore.formats import FormatError, flatten
 from configstore.models import Namespace, Source, SourceKind
-from configstore.services import EntryChange, config_changes_apply, object_keys, parse_config_text
+from configstore.services.changes import EntryChange, config_changes_apply
+from configstore.services.entries import object_keys, parse_config_text
 from configstore.sources import SOURCE_KINDS, SourceReader, SourceReadError
 from controlplane.events.services import emit
 
