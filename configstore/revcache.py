@@ -4,7 +4,7 @@ Every read of the effective config first learns the namespace's current revision
 serves its cached snapshot for that revision. In production that lookup is one Redis GET: writers set
 `<id>:<revision>` after commit (only ever upward, by a small Lua script), readers fill a missing key
 from the database. Web processes that follow the key in their coherence beat
-(`controlplane.access.coherence`) skip even that GET; a writer runs the coherence barrier after storing a
+(`controlplane.coherence`) skip even that GET; a writer runs the coherence barrier after storing a
 new revision, so a write is visible to every process's reads once it returns. The key expires after `CONFIG_REVISION_CACHE_SECONDS` (default 5), which bounds how
 long a lost update to Redis could leave readers behind. Without Redis (embedded mode) the database is
 read directly.
@@ -102,7 +102,7 @@ def forget(namespace: str, deleted_id: int | None = None) -> None:
 
 def barrier() -> None:
     """Wait until every web process has seen the revisions just stored (see `coherence.barrier`)."""
-    from controlplane.access import coherence
+    from controlplane import coherence
 
     try:
         coherence.barrier()

@@ -1,20 +1,23 @@
-"""Process-local trust in the API-key generation, kept strict by a push, a heartbeat and a barrier.
+"""Process-local trust in shared generation counters, kept strict by a push, a heartbeat and a barrier.
 
 Every API request must see a key change (a revocation above all) made anywhere, on its very next
 request. The plain way is one Redis round trip per request that reads the shared generation (see
-`keycache`); on two small cores that round trip is the largest single cost of a request. This module
-lets a serving process know the generation without asking:
+`controlplane.access.keycache`); on two small cores that round trip is the largest single cost of a
+request. This module lets a serving process know such a generation without asking. It knows nothing
+about API keys: an app *registers* the generation counters it needs (`register_generation`, with a
+callback run whenever the value this process knows may have moved), and follows other shared values
+(`follow`). Nothing here imports an app.
 
 - A **listener** thread per process subscribes to a channel, and heartbeats (every
-  `HEARTBEAT_SECONDS`, and at once on a message): one script reads the generation and the change
+  `HEARTBEAT_SECONDS`, and at once on a message): one script reads the registered generations and the change
   *epoch*, registers the process until `LISTENER_TTL_MS` from now (Redis's clock), and records the epoch
   the process had *applied* before this beat as its acknowledgement. The process applies what it read
-  (dropping its cached key records when the generation moved) and, if the epoch moved, beats again at
-  once to acknowledge it.
+  (running a generation's callback when it moved: the access app drops its cached key records) and,
+  if the epoch moved, beats again at once to acknowledge it.
 - The process **trusts** its applied generation only until `TRUST_SECONDS` after the start of the
   beat that read it, which is well inside its registration: if the listener stalls or loses Redis, the
   process falls back to the per-request round trip long before its registration lapses.
-- A **writer** (`barrier()`, run when a key change commits) increments the epoch, publishes it, and
+- A **writer** (`barrier()`, run when a change commits) increments the epoch, publishes it, and
   waits until every registered process has acknowledged it or can no longer trust anything older. So
   when the revoking call returns, no process can still trust a generation from before the change.
 
@@ -28,6 +31,15 @@ A process that does not acknowledge is waited for only until its trust must have
 counted from scratch within that time plus a beat), the barrier waits that long regardless. Known
 limits: a forward jump of Redis's clock can drop a registration early; generations restart at 1 after
 Redis loses its data.
+
+What it needs from Redis (checked by `redis_properties`, reported by /readyz and `check --deploy`):
+- one server (or a primary with replicas), not Redis Cluster: the scripts touch keys that do not share
+  a hash slot, and pub/sub is not routed across a cluster's shards;
+- keys without a TTL are not evicted: the listener registry (a sorted set), the epoch and the
+  generations have none, so an `allkeys-*` `maxmemory-policy` can evict them under memory pressure.
+  An evicted registry makes a barrier return without waiting for processes that still trust old state,
+  so such a policy is reported as a failure. `noeviction` or `volatile-*` are safe;
+- server-side Lua (`EVAL`) and `TIME`, `PUBLISH`/`SUBSCRIBE` (not renamed or disabled).
 """
 
 from __future__ import annotations
@@ -38,12 +50,12 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.cache import cache
 
-logger = logging.getLogger("controlplane.access")
+logger = logging.getLogger("controlplane.coherence")
 
 EPOCH_KEY = "access:coherence-epoch"
 LISTENERS_KEY = "access:coherence-listeners"
@@ -59,19 +71,21 @@ SAFE_AFTER_SECONDS = TRUST_SECONDS + 0.05
 EPOCH_BORN_KEY = "access:coherence-epoch-born"
 TRACKED_MAX = 1024  # cache keys one process follows in its beat
 
-# KEYS: epoch, listeners zset, generation, this process's ack key, then tracked keys.
-# ARGV: process id, ttl ms, applied epoch. GET gives false for a missing key, so the reply has no holes.
+# KEYS: epoch, listeners zset, this process's ack key, then ARGV[4] generation keys, then tracked keys.
+# ARGV: process id, ttl ms, applied epoch, number of generation keys. A missing generation starts at 1;
+# GET gives false for a missing tracked key, so the reply has no holes.
 _HEARTBEAT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('SET', KEYS[3], 1, 'NX')
+local generations = tonumber(ARGV[4])
+for i = 4, 3 + generations do redis.call('SET', KEYS[i], 1, 'NX') end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
 local applied = tonumber(ARGV[3])
 if applied > epoch then applied = -1 end  -- Redis lost its state: what we applied says nothing now
-redis.call('SET', KEYS[4], applied, 'PX', ARGV[2])
-local reply = {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[3])}
-for i = 5, #KEYS do reply[#reply + 1] = redis.call('GET', KEYS[i]) end
+redis.call('SET', KEYS[3], applied, 'PX', ARGV[2])
+local reply = {redis.call('GET', KEYS[1]) or '0'}
+for i = 4, #KEYS do reply[#reply + 1] = redis.call('GET', KEYS[i]) end
 return reply
 """
 # KEYS: epoch, listeners zset, epoch birth time. ARGV: channel. Returns the new epoch, the epoch's age in
@@ -95,7 +109,7 @@ class _State:
         self.lock = threading.Lock()
         self.pid = 0
         self.pool: Any = None
-        self.generation = 0
+        self.generations: dict[str, int] = {}  # registered generation name -> value as of the last beat
         self.epoch = 0
         self.trusted_until = 0.0
         self.listener: _Listener | None = None
@@ -105,14 +119,27 @@ class _State:
 
 
 _state = _State()
+# Registered generation counters: cache key name (unprefixed) -> what to run when the value moves (and
+# when this process starts over, since then nothing it knew counts).
+_generations: dict[str, Callable[[], None]] = {}
+
+
+def register_generation(name: str, on_change: Callable[[], None]) -> None:
+    """Have every beat read the shared counter `name` (a cache key) and run `on_change` when it moves.
+
+    Called by an app at import time (the access app registers its API-key generation). A counter
+    registered after a process's listener started is picked up by its next start; `trusted_generation`
+    answers None for it until then.
+    """
+    _generations[name] = on_change
 
 
 def _client():  # type: ignore[no-untyped-def]
     return cache.client.get_client(write=True)  # django-redis: the cache's redis client
 
 
-def trusted_generation(pool: Any) -> int | None:
-    """The API-key generation this process may use without a round trip, or None (ask Redis).
+def trusted_generation(pool: Any, name: str) -> int | None:
+    """The registered generation `name` as this process may use it without a round trip, or None (ask Redis).
 
     `pool` is the cache's current connection pool: trust is tied to the Redis the listener listens
     to, so a reconfigured cache (tests do it) is never answered from another server's state. The
@@ -123,10 +150,10 @@ def trusted_generation(pool: Any) -> int | None:
         _start(pool)
         return None
     if time.monotonic() < state.trusted_until:
-        return state.generation
+        return state.generations.get(name)
     listener = state.listener
     if listener is not None and not listener.is_alive() and not listener.stopping.is_set():
-        logger.warning("API-key coherence listener had died; starting a new one")
+        logger.warning("Coherence listener had died; starting a new one")
         _start(pool, restart=True)
     return None
 
@@ -154,10 +181,9 @@ def _start(pool: Any, *, restart: bool = False) -> None:
         _state.trusted_until = 0.0  # first: nothing learnt from another server or parent is trusted
         if _state.listener is not None:
             _state.listener.stop()
-        from controlplane.access import keycache
-
-        keycache.drop_all()
-        _state.generation = 0
+        for on_change in list(_generations.values()):
+            on_change()
+        _state.generations = {}
         _state.pid = os.getpid()
         _state.pool = pool
         _state.trusted_until = 0.0
@@ -189,10 +215,10 @@ def _deregister() -> None:
 
 
 class _Listener(threading.Thread):
-    """Subscribes to key changes and heartbeats; see the module docstring for the protocol."""
+    """Subscribes to change messages and heartbeats; see the module docstring for the protocol."""
 
     def __init__(self, pool: Any) -> None:
-        super().__init__(name="apikey-coherence", daemon=True)
+        super().__init__(name="coherence-listener", daemon=True)
         self.pool = pool
         self.ident_token = uuid.uuid4().hex
         self.stopping = threading.Event()
@@ -213,18 +239,17 @@ class _Listener(threading.Thread):
                 # Requests are still served (one round trip each), so a blip is not worth a warning;
                 # a listener that keeps failing is.
                 log = logger.warning if failures == 5 or failures % 100 == 0 else logger.debug
-                log("API-key coherence listener reconnecting (%d failures in a row): %s", failures, exc)
+                log("Coherence listener reconnecting (%d failures in a row): %s", failures, exc)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
 
     def _listen(self) -> None:
         import redis
 
-        from controlplane.access.keycache import GENERATION_KEY
-
         client = redis.Redis(connection_pool=self.pool)
-        base = [cache.make_key(name) for name in (EPOCH_KEY, LISTENERS_KEY, GENERATION_KEY)]
-        base.append(cache.make_key(ACK_KEY % self.ident_token))
+        names = sorted(_generations)
+        base = [cache.make_key(EPOCH_KEY), cache.make_key(LISTENERS_KEY), cache.make_key(ACK_KEY % self.ident_token)]
+        base += [cache.make_key(name) for name in names]
         heartbeat = client.register_script(_HEARTBEAT_LUA)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -233,9 +258,13 @@ class _Listener(threading.Thread):
                 started = time.monotonic()
                 acknowledged = _state.epoch  # what this beat reports as applied
                 tracked = sorted(_state.wanted)
-                reply = heartbeat(keys=base + tracked, args=[self.ident_token, LISTENER_TTL_MS, acknowledged])
-                epoch, generation = reply[0], reply[1]
-                self._apply(int(epoch), int(generation), dict(zip(tracked, reply[2:], strict=True)), started)
+                reply = heartbeat(
+                    keys=base + tracked, args=[self.ident_token, LISTENER_TTL_MS, acknowledged, len(names)]
+                )
+                epoch = reply[0]
+                generations = {name: int(value) for name, value in zip(names, reply[1 : 1 + len(names)], strict=True)}
+                values = dict(zip(tracked, reply[1 + len(names) :], strict=True))
+                self._apply(int(epoch), generations, values, started)
                 if int(epoch) != acknowledged:
                     continue  # beat again at once: that beat acknowledges the epoch just applied
                 # Wait for a change message or the next beat; either way, beat again.
@@ -247,16 +276,16 @@ class _Listener(threading.Thread):
                 _state.trusted_until = 0.0
             pubsub.close()
 
-    def _apply(self, epoch: int, generation: int, values: dict[str, bytes | None], started: float) -> None:
-        from controlplane.access import keycache
-
+    def _apply(self, epoch: int, generations: dict[str, int], values: dict[str, bytes | None], started: float) -> None:
         with _state.lock:  # a listener replaced meanwhile (pool change) must not write the new state
             if _state.listener is not self:
                 return
             _state.values = values  # one reference swap: readers see one beat's values or the next's
-            if generation != _state.generation:
-                keycache.drop_all()
-                _state.generation = generation
+            if generations != _state.generations:
+                for name, value in generations.items():
+                    if _state.generations.get(name) != value:
+                        _generations[name]()
+                _state.generations = generations
             _state.epoch = epoch
             _state.trusted_until = started + TRUST_SECONDS
 
@@ -299,3 +328,42 @@ def follow(keys: Sequence[str]) -> None:
     state = _state
     if state.pid == os.getpid() and len(state.wanted) + len(keys) <= TRACKED_MAX:
         state.wanted.update(keys)
+
+
+# Eviction policies that may evict keys without a TTL: the listener registry, the epoch and the
+# generations have none, and losing the registry makes a barrier stop waiting for live processes.
+UNSAFE_EVICTION = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+
+
+def redis_properties() -> dict[str, Any]:
+    """What the shared Redis says about the properties this module relies on (see the module docstring).
+
+    `maxmemory_policy` is "unknown" when `CONFIG` is disabled or renamed (managed services often do
+    that); `cluster` is None when `INFO` is not allowed. `problems` lists what breaks the guarantees
+    (an `allkeys-*` policy, Redis Cluster); `warnings` what cannot be verified.
+    """
+    from redis.exceptions import ResponseError
+
+    client = _client()
+    try:
+        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy") or "unknown")
+    except ResponseError:
+        policy = "unknown"
+    try:
+        cluster: bool | None = int(client.info("cluster").get("cluster_enabled", 0)) == 1
+    except ResponseError:
+        cluster = None
+    problems: list[str] = []
+    warnings: list[str] = []
+    if policy in UNSAFE_EVICTION:
+        problems.append(
+            f"maxmemory-policy is {policy}: Redis may evict the coherence listener registry, after which "
+            "a key revocation can return before every process has dropped the key; use noeviction or volatile-*"
+        )
+    elif policy == "unknown":
+        warnings.append("maxmemory-policy could not be read (CONFIG disabled); make sure it is not allkeys-*")
+    if cluster:
+        problems.append("Redis Cluster is not supported: coherence scripts and pub/sub need a single Redis server")
+    elif cluster is None:
+        warnings.append("cluster mode could not be read (INFO disabled); Redis Cluster is not supported")
+    return {"maxmemory_policy": policy, "cluster": cluster, "problems": problems, "warnings": warnings}

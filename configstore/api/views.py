@@ -92,7 +92,7 @@ class _RevisionPrefetch:
     def follow_revision(namespace: str) -> None:
         """After a permitted read of an existing namespace: this process follows its revision from now on."""
         if revcache.enabled():
-            from controlplane.access import coherence
+            from controlplane import coherence
 
             coherence.follow([revcache.cache_key(namespace)])
 

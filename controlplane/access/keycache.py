@@ -8,8 +8,10 @@ and again on commit). The per-request rate-limit round trip to Redis also reads 
 request goes on — so a revocation made in any process binds every process on its very next request,
 for one Redis round trip per request in the steady state.
 
-A serving process that runs the coherence listener (`coherence`) knows the current generation without
-asking, so the per-request round trip goes away too; records are then tagged with that generation.
+A serving process that runs the coherence listener (`controlplane.coherence`) knows the current
+generation without asking, so the per-request round trip goes away too; records are then tagged with
+that generation. This module registers the generation with it (`coherence.register_generation`), with
+`drop_all` as what to do when the generation moves.
 
 Without a shared cache (the embedded default) there is nothing to coordinate on, so every request
 reads the database.
@@ -28,6 +30,8 @@ from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.dispatch import receiver
+
+from controlplane import coherence
 
 GENERATION_KEY = "access:apikey-generation"
 logger = logging.getLogger("controlplane.access")
@@ -79,10 +83,8 @@ def shared_pool() -> Any:
 def trusted(keys: Sequence[str] = ()) -> tuple[int | None, dict[str, bytes | None] | None]:
     """What this process knows without a round trip (see `coherence`): the generation, and the values of
     the shared-cache `keys` when asked for. `(None, None)` when it must ask Redis for any of it."""
-    from controlplane.access import coherence
-
     pool = shared_pool()
-    generation = coherence.trusted_generation(pool)
+    generation = coherence.trusted_generation(pool, GENERATION_KEY)
     if generation is None or not keys:
         return generation, None
     known = coherence.trusted_values(pool, keys)
@@ -135,6 +137,9 @@ def drop_all() -> None:
         _records.clear()
 
 
+coherence.register_generation(GENERATION_KEY, drop_all)
+
+
 def invalidate_on_commit() -> None:
     """Call from any service that changes a key, inside its transaction.
 
@@ -155,8 +160,6 @@ def _bump(wait: bool = False) -> None:
             cache.add(GENERATION_KEY, 1, timeout=None)
         if wait:
             import time
-
-            from controlplane.access import coherence
 
             try:
                 coherence.barrier()

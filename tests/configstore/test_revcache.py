@@ -79,7 +79,8 @@ def test_a_process_that_follows_the_namespace_reads_with_no_round_trip_and_still
     a write returns only after every process's listener has the new revision, so the next read has it."""
     from redis.connection import AbstractConnection
 
-    from controlplane.access import coherence, keycache
+    from controlplane import coherence
+    from controlplane.access import keycache
     from tests.conftest import key_client
 
     namespace = services.namespace_create(name="noround", actor="t")

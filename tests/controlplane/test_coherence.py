@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from controlplane.access import coherence, keycache, ratelimit
+from controlplane import coherence
+from controlplane.access import keycache, ratelimit
 from controlplane.access.services import api_key_revoke
 from tests.conftest import key_client, subprocess_env
 from tests.controlplane.test_ratelimit import _burst
