@@ -18,8 +18,14 @@ from typing import Any
 
 import tomli_w
 import yaml
+from django.conf import settings
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, CollectionStartEvent
+from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.resolver import Resolver
 
-from controlplane.jsonbounds import json_depth_exceeds, loads_bounded
+from controlplane.jsonbounds import NulCharacterError, json_depth_exceeds, loads_bounded, nul_path, printable_key
 
 FORMATS = ("yaml", "json", "ini", "toml", "env")
 CONTENT_TYPES = {
@@ -30,9 +36,12 @@ CONTENT_TYPES = {
     "env": "text/plain; charset=utf-8",
 }
 _INI_ROOT = "__root__"
-# libyaml's C parser when PyYAML was built with it (about 10x faster on large imports); same safe subset.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# Nodes that aliases may add to a YAML document, counted as expanded (an alias of a 1,000-node
+# mapping adds 1,000). A "billion laughs" document is a few hundred bytes of aliases of aliases: the
+# nodes are shared while parsing, but everything that walks the result (flatten, JSON rendering,
+# jsonb) pays for every expanded copy, which took seconds and hundreds of MB per request.
+YAML_ALIAS_NODE_BUDGET = 10_000
 _ENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
@@ -56,15 +65,119 @@ def scalar_from_text(text: str) -> Any:
     """The inverse of `_scalar_text`: JSON when it parses, else the string itself."""
     try:
         return loads_bounded(text) if text else ""
+    except ValueError:  # NulCharacterError too: the text itself holds no NUL, so it can be kept as is
+        return text
+
+
+def _document_scalar(key: str, text: str) -> Any:
+    """`scalar_from_text` for imported INI/env documents, which refuse a JSON value that decodes to NUL."""
+    try:
+        return loads_bounded(text) if text else ""
+    except NulCharacterError:
+        raise FormatError(
+            f"NUL characters are not allowed (as \\u0000 in the value of {printable_key(key)})."
+        ) from None
     except ValueError:
         return text
 
 
-def _parse_yaml(text: str) -> Any:
+def max_depth() -> int:
+    """How deeply any config document (YAML, JSON, TOML) may nest: the API's JSON depth limit."""
+    return settings.API_JSON_MAX_DEPTH
+
+
+class _BoundedComposer(Composer):
+    """PyYAML's composer with a nesting limit, no recursive aliases and a budget for alias expansion.
+
+    The C composer cannot be bounded, so composition runs in Python on the C parser's events (libyaml
+    still does the scanning and parsing, the expensive part).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self._alias_nodes = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise ComposerError(
+                    None, None, f"alias *{event.anchor} refers to a node that contains it", event.start_mark
+                )
+            node = super().compose_node(parent, index)
+            self._count_alias(node, event)
+            return node
+        if not isinstance(event, CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > max_depth():
+            raise ComposerError(None, None, f"the document nests deeper than {max_depth()} levels", event.start_mark)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if anchor is not None:
+                self._open_anchors.discard(anchor)
+
+    def _count_alias(self, node: Node, event: AliasEvent) -> None:
+        """Add the expanded size of an aliased node; stop walking as soon as the budget is spent."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            self._alias_nodes += 1
+            if self._alias_nodes > YAML_ALIAS_NODE_BUDGET:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"aliases expand to more than {YAML_ALIAS_NODE_BUDGET} nodes (write the values out instead)",
+                    event.start_mark,
+                )
+            if isinstance(current, SequenceNode):
+                stack.extend(current.value)
+            elif isinstance(current, MappingNode):
+                for key, value in current.value:
+                    stack.append(key)
+                    stack.append(value)
+
+
+try:  # libyaml's C parser when PyYAML was built with it (about 10x faster on large imports)
+    from yaml.cyaml import CParser as _YAML_PARSER
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    _YAML_PARSER = type("_PyParser", (yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser), {})  # type: ignore[assignment,misc]
+
+
+class BoundedYAMLLoader(_BoundedComposer, _YAML_PARSER, SafeConstructor, Resolver):  # type: ignore[misc, valid-type]
+    """The safe YAML subset (libyaml's parser when available) with `_BoundedComposer`'s limits."""
+
+    def __init__(self, stream: str) -> None:
+        if _YAML_PARSER.__name__ == "_PyParser":
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+        else:
+            _YAML_PARSER.__init__(self, stream)
+        _BoundedComposer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+def yaml_load(text: str) -> Any:
+    """The one YAML loader of the project: safe types, bounded depth and aliases; `FormatError` otherwise."""
     try:
-        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader (C or Python)
+        return yaml.load(text, Loader=BoundedYAMLLoader)  # noqa: S506 - a SafeConstructor-based loader
     except yaml.YAMLError as exc:
         raise FormatError(f"Invalid YAML: {exc}") from None
+    except RecursionError:  # a deep structure in merge keys or construction: the input's fault
+        raise FormatError(f"Invalid YAML: the document nests deeper than {max_depth()} levels.") from None
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml_load(text)
 
 
 def _parse_json(text: str) -> Any:
@@ -74,11 +187,38 @@ def _parse_json(text: str) -> Any:
         raise FormatError(f"Invalid JSON: {exc}") from None
 
 
+# Strings and comments (whose brackets do not nest) and the brackets that do, for the TOML pre-scan.
+_TOML_TOKENS = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]',
+    re.DOTALL,
+)
+
+
+def _toml_depth_exceeds(text: str, limit: int) -> bool:
+    """True when arrays/inline tables in `text` nest deeper than `limit` (tomllib itself would recurse out)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _TOML_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in "]}":
+            depth = max(depth - 1, 0)
+    return False
+
+
 def _parse_toml(text: str) -> Any:
+    if _toml_depth_exceeds(text, max_depth()):
+        raise FormatError(f"Invalid TOML: the document nests deeper than {max_depth()} levels.")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FormatError(f"Invalid TOML: {exc}") from None
+    except RecursionError:
+        raise FormatError(f"Invalid TOML: the document nests deeper than {max_depth()} levels.") from None
 
 
 def _parse_ini(text: str) -> Any:
@@ -90,7 +230,7 @@ def _parse_ini(text: str) -> Any:
         raise FormatError(f"Invalid INI: {exc}".replace(f"[{_INI_ROOT}]", "")) from None
     document: dict[str, Any] = {}
     for section in parser.sections():
-        items = {key: scalar_from_text(value) for key, value in parser.items(section)}
+        items = {key: _document_scalar(key, value) for key, value in parser.items(section)}
         if section == _INI_ROOT:
             document.update(items)
         else:
@@ -115,7 +255,7 @@ def parse_env_lines(text: str) -> dict[str, Any]:
             parts = shlex.split(value, posix=True) if value else [""]
         except ValueError as exc:
             raise FormatError(f"Invalid env line {number}: {exc}.") from None
-        document[env_name_to_key(name)] = scalar_from_text(" ".join(parts))
+        document[env_name_to_key(name)] = _document_scalar(name, " ".join(parts))
     return document
 
 
@@ -143,8 +283,11 @@ def parse_document(text: str, fmt: str) -> dict[str, Any]:
         return {}
     if not isinstance(document, dict):
         raise FormatError(f"The document must be a mapping at the top level, not {type(document).__name__}.")
-    if json_depth_exceeds(document, 64):
-        raise FormatError("The document nests too deeply.")
+    if json_depth_exceeds(document, max_depth()):
+        raise FormatError(f"The document nests deeper than {max_depth()} levels.")
+    path = nul_path(document)
+    if path is not None:
+        raise FormatError(f"NUL characters are not allowed (at {path}).")
     return document
 
 

@@ -1,4 +1,4 @@
-"""Bounded JSON: parsing and depth checks that cannot recurse out, with no DRF import.
+"""Bounded JSON: parsing, depth and NUL checks that cannot recurse out, with no DRF import.
 
 Services, file imports and Celery tasks use these too; keeping DRF out of this module keeps its
 serializer machinery out of the worker and beat processes.
@@ -10,6 +10,19 @@ import json
 from typing import Any
 
 from django.conf import settings
+
+NUL = "\x00"
+# The only way a NUL reaches a string in valid JSON is this escape (raw control characters are refused
+# by the parser), so text without it needs no walk.
+JSON_NUL_ESCAPE = "\\u0000"
+
+
+class NulCharacterError(ValueError):
+    """A string (or mapping key) holds a NUL character, which PostgreSQL cannot store in text or jsonb."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"NUL characters are not allowed (at {path}).")
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
@@ -28,8 +41,39 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def printable_key(key: Any) -> str:
+    """A key as it may appear in an error message or log line: NULs shown as `\\u0000`."""
+    return str(key).replace(NUL, JSON_NUL_ESCAPE)
+
+
+def nul_path(value: Any, root: str = "") -> str | None:
+    """The dotted path of the first key or string holding a NUL in `value` (iterative), else None.
+
+    A NUL inside a key is reported at that key; the root string itself is reported as `root` (or `body`).
+    """
+    stack: list[tuple[str, Any]] = [(root, value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if NUL in node:
+                return path or "body"
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                child_path = f"{path}.{printable_key(key)}" if path else printable_key(key)
+                if isinstance(key, str) and NUL in key:
+                    return child_path
+                stack.append((child_path, child))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((f"{path}.{index}" if path else str(index), child) for index, child in enumerate(node))
+    return None
+
+
 def loads_bounded(raw: bytes | str, *, max_depth: int | None = None) -> Any:
-    """Parse JSON text, raising `ValueError` on syntax errors and on nesting deeper than `max_depth`."""
+    """Parse JSON text; `ValueError` on syntax errors, nesting deeper than `max_depth` and NUL characters.
+
+    NUL is refused here (as `NulCharacterError`, naming the path) because every consumer of parsed input
+    ends up in PostgreSQL text/jsonb columns, which refuse it with a database error.
+    """
     limit = max_depth or settings.API_JSON_MAX_DEPTH
     try:
         value = json.loads(raw)
@@ -39,4 +83,13 @@ def loads_bounded(raw: bytes | str, *, max_depth: int | None = None) -> Any:
         raise ValueError(f"Malformed JSON: {exc}") from None
     if json_depth_exceeds(value, limit):
         raise ValueError(f"JSON nests deeper than {limit} levels.")
+    # Bytes may be UTF-16/32 (json.loads detects it), where NUL bytes are normal: walk those too.
+    if isinstance(raw, str):
+        suspect = JSON_NUL_ESCAPE in raw
+    else:
+        suspect = JSON_NUL_ESCAPE.encode() in raw or b"\x00" in raw
+    if suspect:
+        path = nul_path(value)
+        if path is not None:
+            raise NulCharacterError(path)
     return value
