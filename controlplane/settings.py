@@ -83,7 +83,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "controlplane.observability.middleware.RequestTracingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin CSS/JS, Swagger UI) in every mode, from the same process (issue #10, point 7).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "controlplane.observability.middleware.ApiProblemMiddleware",
+    "controlplane.inputs.InputBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -155,6 +158,10 @@ else:
 
 RATELIMIT_DEFAULT = env_rate("RATELIMIT_DEFAULT", "600/m")
 RATELIMIT_USE_CACHE = "default"
+# Admin sign-in: failed attempts allowed per window, per client address and per user name
+# (controlplane.access.login_throttle); counted on the shared cache, so across every web process.
+ADMIN_LOGIN_RATE_CLIENT = env_rate("ADMIN_LOGIN_RATE_CLIENT", "20/10m")
+ADMIN_LOGIN_RATE_USER = env_rate("ADMIN_LOGIN_RATE_USER", "10/15m")
 # Embedded mode has one web process, so a local-memory counter is exact there; the checks below
 # only make sense for a shared cache.
 SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]
@@ -174,6 +181,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # The filesystem transport polls; 0.1 s keeps task pick-up latency low at a negligible cost.
         "polling_interval": 0.1,
     }
+    # kombu's transport, with atomic writes and claims held until ack (controlplane/broker.py, issue #10).
+    CELERY_BROKER_TRANSPORT = "controlplane.broker:Transport"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -182,6 +191,54 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "controlplane.observability.scheduler:HeartbeatDatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues, so that one kind of work can never take another's worker slots (issue #10): a slow webhook
+# target must not delay a health check. `serve` runs one worker per queue; production runs at least one
+# worker per queue (docs/operations.md, "Queues and time limits"). A task missing here goes to housekeeping.
+TASK_QUEUE_TASKS = {
+    "probes": ("registry.tasks.dispatch_due_checks", "registry.tasks.run_probe_batch"),
+    "deliveries": ("controlplane.events.tasks.webhook_deliver", "pipelines.deliver", "pipelines.run_execute"),
+    "housekeeping": (
+        "controlplane.events.tasks.webhook_deliveries_sweep",
+        "controlplane.events.tasks.events_prune",
+        "registry.tasks.reap_critical_instances",
+        "registry.tasks.prune_check_results",
+        "configstore.tasks.reload_sources",
+        "configstore.tasks.reload_source",
+        "pipelines.deliveries_sweep",
+        "pipelines.runs_recover",
+        "pipelines.runs_prune",
+        "pipelines.stats_flush",
+    ),
+}
+# Soft limit (SoftTimeLimitExceeded raised in the task) and hard limit (the pool process is killed), per
+# queue, in seconds. Probes: the longest probe timeout (60 s) plus the result write; deliveries: the longest
+# request deadline plus the bookkeeping; housekeeping: a large retention prune.
+TASK_TIME_LIMITS = {
+    queue: (
+        env_int(f"TASK_SOFT_TIME_LIMIT_{queue.upper()}", soft, minimum=1),
+        env_int(f"TASK_TIME_LIMIT_{queue.upper()}", hard, minimum=2),
+    )
+    for queue, (soft, hard) in {"probes": (80, 100), "deliveries": (90, 120), "housekeeping": (240, 300)}.items()
+}
+for _queue, (_soft, _hard) in TASK_TIME_LIMITS.items():
+    if _hard <= _soft:
+        raise ImproperlyConfigured(f"TASK_TIME_LIMIT_{_queue.upper()} must be greater than the soft limit ({_soft}).")
+# Worker processes (pool size) per queue for `serve`; production sizes its own workers with -c.
+WORKER_CONCURRENCY = {
+    "probes": env_int("WORKER_CONCURRENCY_PROBES", 2, minimum=1),
+    "deliveries": env_int("WORKER_CONCURRENCY_DELIVERIES", 2, minimum=1),
+    "housekeeping": env_int("WORKER_CONCURRENCY_HOUSEKEEPING", 1, minimum=1),
+}
+CELERY_TASK_DEFAULT_QUEUE = "housekeeping"
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+CELERY_TASK_ROUTES = {task: {"queue": queue} for queue, tasks in TASK_QUEUE_TASKS.items() for task in tasks}
+CELERY_TASK_ANNOTATIONS = {
+    task: {"soft_time_limit": TASK_TIME_LIMITS[queue][0], "time_limit": TASK_TIME_LIMITS[queue][1]}
+    for queue, tasks in TASK_QUEUE_TASKS.items()
+    for task in tasks
+}
+# Any other task (celery's own, or one not yet listed above) still has limits: housekeeping's.
+CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMITS["housekeeping"]
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -231,6 +288,11 @@ SPECTACULAR_SETTINGS = {
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text"))
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Who may scrape /metrics: client addresses (REMOTE_ADDR) in these networks, and the bearer token when
+# METRICS_TOKEN is set. Default: loopback only; with a token, any address that presents it.
+METRICS_ALLOW_NETWORKS = env_networks(
+    "METRICS_ALLOW_NETWORKS", ["0.0.0.0/0", "::/0"] if METRICS_TOKEN else ["127.0.0.0/8", "::1/128"]
+)
 BEAT_HEARTBEAT_MAX_AGE = env_int("BEAT_HEARTBEAT_MAX_AGE", 30, minimum=2)
 LOGGING = {
     "version": 1,
@@ -263,12 +325,42 @@ LOGGING = {
 }
 
 # --- Egress guard ------------------------------------------------------------------------------
+# One policy per purpose (controlplane/egress.py, docs/operations.md). Denied for every purpose: link-local,
+# "this network", the cloud metadata addresses (AWS/GCP/Azure 169.254.169.254 and fd00:ec2::254, Alibaba
+# 100.100.100.200, Oracle 192.0.0.192), multicast, reserved and broadcast. Setting it replaces the list.
 EGRESS_DENY_NETWORKS = env_networks(
-    "EGRESS_DENY_NETWORKS", ["169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "fd00:ec2::254/128"]
+    "EGRESS_DENY_NETWORKS",
+    [
+        "0.0.0.0/8",
+        "169.254.0.0/16",
+        "fe80::/10",
+        "fd00:ec2::254/128",
+        "100.100.100.200/32",
+        "192.0.0.192/32",
+        "224.0.0.0/4",
+        "ff00::/8",
+        "240.0.0.0/4",
+        "::/128",
+    ],
 )
+# Loopback and private ranges: probes may reach them (their job); webhooks, pipeline deliveries and
+# notifications may not in production unless EGRESS_ALLOW_PRIVATE is on or the address is allow-listed.
+EGRESS_PRIVATE_NETWORKS = env_networks(
+    "EGRESS_PRIVATE_NETWORKS",
+    ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"],
+)
+EGRESS_ALLOW_PRIVATE = env_bool("EGRESS_ALLOW_PRIVATE", not PRODUCTION)
 EGRESS_ALLOW_NETWORKS = env_networks("EGRESS_ALLOW_NETWORKS", [])
 EGRESS_DENY_HOSTS = env_list(
-    "EGRESS_DENY_HOSTS", ["metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"]
+    "EGRESS_DENY_HOSTS",
+    [
+        "metadata.google.internal",
+        "metadata",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.azure.com",
+        "metadata.tencentyun.com",
+    ],
 )
 
 # --- Webhooks ----------------------------------------------------------------------------------
@@ -281,6 +373,9 @@ EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
 # --- Config store ------------------------------------------------------------------------------
 CONFIG_SOURCE_ROOT = Path(env_str("CONFIG_SOURCE_ROOT", str(VAR_DIR / "config-sources")))
+# Env sources may only use these prefixes (or longer ones starting with them); empty = env sources off.
+# The control plane's own settings variables are never read, whatever this allows (configstore/sources/env.py).
+CONFIG_ENV_PREFIXES = env_list("CONFIG_ENV_PREFIXES", [])
 if PRODUCTION:
     CONFIG_ENCRYPTION_KEY = env_str("CONFIG_ENCRYPTION_KEY", required=True)
 else:
@@ -338,4 +433,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# Production: `serve` runs collectstatic into STATIC_ROOT at start (or run it in the image build) and
+# WhiteNoise serves from there. Embedded: WhiteNoise serves straight from the apps, no collect step.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+WHITENOISE_USE_FINDERS = env_bool("STATIC_USE_FINDERS", not PRODUCTION)

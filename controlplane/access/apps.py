@@ -8,3 +8,6 @@ class AccessConfig(AppConfig):
     label = "access"
     verbose_name = "Access (API keys)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from controlplane.access import checks, signals  # noqa: F401 - registers the receivers and checks

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -141,14 +140,22 @@ coherence.register_generation(GENERATION_KEY, drop_all)
 
 
 def invalidate_on_commit() -> None:
-    """Call from any service that changes a key, inside its transaction.
+    """Called by the data layer (`querysets`, `signals`) for every write to a key row.
 
     Bumps the generation now (every process drops its copies on its next request) and again on commit,
     since another process may have re-read the old row in between. The commit-time bump waits at the
-    coherence barrier, so when the change's caller returns no process can still use an old copy.
+    coherence barrier, so when the change's caller returns no process can still use an old copy. It is
+    registered once per transaction, however many rows the transaction changes.
     """
     _bump()
-    transaction.on_commit(partial(_bump, wait=True))
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(func is _bump_and_wait for _, func, _ in connection.run_on_commit):
+        return
+    transaction.on_commit(_bump_and_wait)
+
+
+def _bump_and_wait() -> None:
+    _bump(wait=True)
 
 
 def _bump(wait: bool = False) -> None:

@@ -7,12 +7,18 @@ from django.db import models
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
+from controlplane.access.querysets import APIKeyManager
+
 
 class APIKey(AbstractAPIKey):
     """A credential for services calling the API; only its prefix and hash are stored.
 
-    Inherited: `id` (prefix.hash), `prefix`, `hashed_key`, `name`, `created`, `revoked`, `expiry_date`.
+    Inherited: `id` (the prefix, see `APIKeyManager.assign_key`), `prefix`, `hashed_key`, `name`,
+    `created`, `revoked`, `expiry_date`. Every write to a row invalidates every process's cached copy on
+    commit (`querysets`, `signals`).
     """
+
+    objects = APIKeyManager()
 
     scopes = models.JSONField(default=list, help_text="Scopes this key holds, e.g. registry:read.")
     rate = models.CharField(

@@ -62,9 +62,25 @@ def check_beat() -> dict[str, Any]:
     return {"heartbeat_age_seconds": round(age, 1)}
 
 
+def check_coherence() -> dict[str, Any]:
+    """The shared Redis has what key revocation relies on: no allkeys-* eviction, not Redis Cluster."""
+    if not settings.REDIS_URL:
+        return {"detail": "not used (no shared cache)"}
+    from controlplane import coherence
+
+    found = coherence.redis_properties()
+    if found["problems"]:
+        raise RuntimeError("; ".join(found["problems"]))
+    detail: dict[str, Any] = {"maxmemory_policy": found["maxmemory_policy"], "cluster": found["cluster"]}
+    if found["warnings"]:
+        detail["warnings"] = found["warnings"]
+    return detail
+
+
 COMPONENTS: dict[str, ComponentCheck] = {
     "database": check_database,
     "cache": check_cache,
+    "coherence": check_coherence,
     "broker": check_broker,
     "workers": check_workers,
     "beat": check_beat,

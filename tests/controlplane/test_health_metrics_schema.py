@@ -15,7 +15,8 @@ def test_healthz_and_readyz_report_components() -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     body = ready.json()
-    assert set(body["components"]) == {"database", "cache", "broker", "workers", "beat"}
+    assert set(body["components"]) == {"database", "cache", "coherence", "broker", "workers", "beat"}
+    assert body["components"]["coherence"]["status"] == "up"
     assert body["components"]["database"]["status"] == "up"
     assert ready.status_code == 200  # workers/beat are not required by default
 
@@ -37,10 +38,53 @@ def test_metrics_count_requests_by_route_template() -> None:
 
 def test_metrics_token_is_enforced_when_set(settings) -> None:  # type: ignore[no-untyped-def]
     settings.METRICS_TOKEN = "tok"
+    settings.METRICS_ALLOW_NETWORKS = ["0.0.0.0/0", "::/0"]  # the default once a token is set
     client = Client()
-    assert client.get("/metrics").status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope").status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer tok").status_code == 200
+    for remote in ("127.0.0.1", "203.0.113.9"):
+        refused = client.get("/metrics", REMOTE_ADDR=remote)
+        assert refused.status_code == 401 and refused["Content-Type"] == "application/problem+json"
+        assert client.get("/metrics", REMOTE_ADDR=remote, HTTP_AUTHORIZATION="Bearer nope").status_code == 401
+        assert client.get("/metrics", REMOTE_ADDR=remote, HTTP_AUTHORIZATION="Bearer tokx").status_code == 401
+        assert client.get("/metrics", REMOTE_ADDR=remote, HTTP_AUTHORIZATION="Bearer tok").status_code == 200
+
+
+def test_metrics_are_served_to_loopback_only_by_default(settings) -> None:  # type: ignore[no-untyped-def]
+    assert settings.METRICS_ALLOW_NETWORKS == ["127.0.0.0/8", "::1/128"]  # no METRICS_TOKEN in tests
+    client = Client()
+    for remote in ("127.0.0.1", "127.8.9.10", "::1"):
+        assert client.get("/metrics", REMOTE_ADDR=remote).status_code == 200, remote
+    for remote in ("10.0.0.5", "192.168.1.2", "2001:db8::1", "::ffff:10.0.0.5", "", "not-an-ip"):
+        refused = client.get("/metrics", REMOTE_ADDR=remote)
+        assert refused.status_code == 403, remote
+        assert refused["Content-Type"] == "application/problem+json"
+        assert b"controlplane_http" not in refused.content
+
+
+def test_metrics_allow_list_and_token_both_apply(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.METRICS_ALLOW_NETWORKS = ["10.1.0.0/16"]
+    settings.METRICS_TOKEN = "tok"
+    client = Client()
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION="Bearer tok").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 401
+    assert client.get("/metrics", REMOTE_ADDR="10.2.0.1", HTTP_AUTHORIZATION="Bearer tok").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_AUTHORIZATION="Bearer tok").status_code == 403
+
+
+def test_metrics_network_default_follows_the_token_setting() -> None:
+    """The settings module itself: loopback by default, any address once a token is required."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    code = "from django.conf import settings; print(settings.METRICS_ALLOW_NETWORKS)"
+    for token, expected in (("", "['127.0.0.0/8', '::1/128']"), ("t0k", "['0.0.0.0/0', '::/0']")):
+        env = subprocess_env(METRICS_TOKEN=token, DJANGO_SETTINGS_MODULE="controlplane.settings")
+        env.pop("METRICS_ALLOW_NETWORKS", None)
+        out = subprocess.run(
+            [sys.executable, "-c", f"import django; django.setup(); {code}"], env=env, capture_output=True, text=True
+        )
+        assert out.stdout.strip() == expected, out.stderr[-2000:]
 
 
 def test_openapi_schema_documents_auth_and_error_responses() -> None:
