@@ -3,6 +3,13 @@
 Entry forms carry the revision they were opened at and refuse a stale save (compare-and-swap); the entry
 page shows every layer's value and which one wins; revisions can be rolled back; a source shows the diff
 its current content would apply before "reload now" applies it.
+
+Authorization is the services' (configstore/access.py): each write passes the user's `ConfigActor`.
+Superusers hold every capability. Other staff get what Django's model permissions give them on the
+database layer (add/change/delete entry), need `configstore.manage_secrets` for anything touching a secret
+entry, and cannot define, change or remove sources (operator territory: superusers only). Pages only
+mirror that rule (read-only secret entries, no source buttons) so users are not offered what the
+services would refuse.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 
 from configstore import selectors, services
+from configstore.access import ChangeNotAllowed, ConfigActor
 from configstore.models import MASK, Entry, Namespace, Revision, Rule, Source
 from configstore.rules import validate_rule_params
 from controlplane.errors import PreconditionFailed
@@ -25,6 +33,11 @@ from controlplane.errors import PreconditionFailed
 
 def _actor(request: HttpRequest) -> str:
     return f"user:{request.user.get_username()}"
+
+
+def _config_actor(request: HttpRequest) -> ConfigActor:
+    """The logged-in user's capabilities for config writes."""
+    return ConfigActor.from_user(request.user)
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -60,7 +73,8 @@ class NamespaceAdmin(admin.ModelAdmin):
 
 
 class EntryForm(forms.ModelForm):
-    """Edit one database-layer entry; validated and saved by `config_entry_set` with CAS."""
+    """Edit one database-layer entry: `clean` checks it with a dry run of `config_entry_set` (CAS, rules,
+    authorization) and writes nothing; `EntryAdmin.save_model` applies it."""
 
     value = forms.JSONField(
         required=False,
@@ -72,11 +86,15 @@ class EntryForm(forms.ModelForm):
         model = Entry
         fields = ["namespace", "key", "value", "secret", "description"]
 
+    actor: ConfigActor  # set by EntryAdmin.get_form from the request's user
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A read-only page (source-layer entries, secrets without the permission) has none of these fields.
         if self.instance.pk:
-            self.fields["namespace"].disabled = True
-            self.fields["key"].disabled = True
+            for name in ("namespace", "key"):
+                if name in self.fields:
+                    self.fields[name].disabled = True
             self.initial["expected_revision"] = self.instance.revision
             if self.instance.secret:
                 self.initial["value"] = MASK
@@ -84,27 +102,46 @@ class EntryForm(forms.ModelForm):
             self.initial["expected_revision"] = 0
         self.revision: Revision | None = None
 
-    def _post_clean(self) -> None:
-        # The write happens here so that rule violations and stale saves become form errors.
-        if self.errors:
-            return
+    def write(self, *, dry_run: bool) -> Revision | None:
+        """The form's change through the service: checked only (`dry_run`) or applied."""
         data = self.cleaned_data
-        try:
-            self.revision = services.config_entry_set(
-                namespace=data["namespace"],
-                key=data["key"],
-                value=data.get("value"),
-                secret=data.get("secret", False),
-                description=data.get("description", ""),
-                expected_revision=data.get("expected_revision") or 0,
-                actor=self.actor,
-                origin="admin",
-            )
-        except PreconditionFailed as exc:
+        return services.config_entry_set(
+            namespace=data["namespace"],
+            key=data["key"],
+            value=data.get("value"),
+            secret=data.get("secret", False),
+            description=data.get("description", ""),
+            expected_revision=data.get("expected_revision") or 0,
+            actor=self.actor,
+            origin="admin",
+            dry_run=dry_run,
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.errors:
+            # A dry run: rule violations, stale saves and refusals become form errors; nothing is written.
+            try:
+                self.write(dry_run=True)
+            except (ChangeNotAllowed, PreconditionFailed, ValidationError) as exc:
+                self.add_service_error(exc)
+        return data
+
+    def _post_clean(self) -> None:
+        # The service checks the entry (key syntax, uniqueness per layer, rules) in `clean`; the model's
+        # own checks would only repeat them with other words.
+        return None
+
+    def add_service_error(self, exc: Exception) -> None:
+        """A refusal of the service as form errors (on the value or key field when it is about them)."""
+        data = self.cleaned_data
+        if isinstance(exc, ChangeNotAllowed):
+            self.add_error(None, str(exc.detail))
+        elif isinstance(exc, PreconditionFailed):
             self.add_error(
                 None, f"Someone changed this entry since you opened it ({exc.detail}). Reload the page and try again."
             )
-        except ValidationError as exc:
+        elif isinstance(exc, ValidationError):
             for key, messages_ in exc.message_dict.items():
                 field = (
                     "value"
@@ -154,23 +191,34 @@ class EntryAdmin(admin.ModelAdmin):
     search_fields = ["key", "description"]
     list_select_related = ["namespace", "source"]
 
+    READ_ONLY_FIELDS = ["namespace", "key", "shown_value", "secret", "description"]
+    INFO_FIELDS = ["layers", "revision", "updated_by", "updated_at"]
+
     def get_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        if obj is not None and not self.has_change_permission(request, obj):
+            return [*self.READ_ONLY_FIELDS, *self.INFO_FIELDS]
         fields = ["namespace", "key", "value", "secret", "description", "expected_revision"]
-        return [*fields, "layers", "revision", "updated_by", "updated_at"] if obj else fields
+        return [*fields, *self.INFO_FIELDS] if obj else fields
 
     def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return ["layers", "revision", "updated_by", "updated_at"] if obj else []
+        if obj is not None and not self.has_change_permission(request, obj):
+            return [*self.READ_ONLY_FIELDS, *self.INFO_FIELDS]
+        return self.INFO_FIELDS if obj else []
 
     def get_form(self, request, obj=None, change=False, **kwargs):  # type: ignore[no-untyped-def]
         form = super().get_form(request, obj, change=change, **kwargs)
-        form.actor = _actor(request)  # type: ignore[attr-defined]
+        form.actor = _config_actor(request)  # type: ignore[attr-defined]
         return form
 
+    def _may_write(self, request: HttpRequest, obj: Entry | None) -> bool:
+        # Source layers belong to their files and environment; secrets need the secrets permission.
+        return obj is None or (obj.source_id is None and (not obj.secret or _config_actor(request).may_secrets))
+
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return super().has_change_permission(request, obj) and (obj is None or obj.source_id is None)
+        return super().has_change_permission(request, obj) and self._may_write(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return super().has_delete_permission(request, obj) and (obj is None or obj.source_id is None)
+        return super().has_delete_permission(request, obj) and self._may_write(request, obj)
 
     @admin.display(description="value")
     def shown_value(self, obj: Entry) -> str:
@@ -205,30 +253,59 @@ class EntryAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
         obj.namespace, obj.key = form.cleaned_data["namespace"], form.cleaned_data["key"]
+        try:
+            form.revision = form.write(dry_run=False)
+        except (ChangeNotAllowed, PreconditionFailed, ValidationError) as exc:
+            # Changed between the form's check and this save (another writer won): nothing applied.
+            request._config_save_refused = exc  # type: ignore[attr-defined]
+            return
         saved = selectors.entry_database(obj.namespace, obj.key)
         if saved is not None:
             obj.pk, obj.revision = saved.pk, saved.revision
         if form.revision is None:
             messages.info(request, "Nothing changed.")
 
+    def _refused_response(self, request: HttpRequest) -> HttpResponse | None:
+        exc = getattr(request, "_config_save_refused", None)
+        if exc is None:
+            return None
+        detail = getattr(exc, "detail", None) or "; ".join(getattr(exc, "messages", [str(exc)]))
+        self.message_user(request, f"Not saved: {detail}", messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
+
+    def response_add(self, request, obj, post_url_continue=None):  # type: ignore[no-untyped-def]
+        return self._refused_response(request) or super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):  # type: ignore[no-untyped-def]
+        return self._refused_response(request) or super().response_change(request, obj)
+
     def save_related(self, request, form, formsets, change) -> None:  # type: ignore[no-untyped-def]
         return None
 
     def delete_model(self, request: HttpRequest, obj: Entry) -> None:
-        services.config_entry_delete(namespace=obj.namespace, key=obj.key, actor=_actor(request), origin="admin")
+        try:
+            services.config_entry_delete(
+                namespace=obj.namespace, key=obj.key, actor=_config_actor(request), origin="admin"
+            )
+        except ChangeNotAllowed as exc:
+            self.message_user(request, f"Not deleted: {exc.detail}", messages.ERROR)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Entry]) -> None:
         by_namespace: dict[int, list[Entry]] = {}
         for entry in queryset.filter(source__isnull=True).select_related("namespace"):
             by_namespace.setdefault(entry.namespace_id, []).append(entry)
         for entries in by_namespace.values():
-            services.config_changes_apply(
-                namespace=entries[0].namespace,
-                changes=[services.EntryChange(key=e.key, action="delete") for e in entries],
-                actor=_actor(request),
-                origin="admin",
-                message="Deleted in the admin",
-            )
+            try:
+                services.config_changes_apply(
+                    namespace=entries[0].namespace,
+                    changes=[services.EntryChange(key=e.key, action="delete") for e in entries],
+                    actor=_config_actor(request),
+                    origin="admin",
+                    message="Deleted in the admin",
+                )
+            except (ChangeNotAllowed, ValidationError) as exc:
+                detail = getattr(exc, "detail", None) or "; ".join(getattr(exc, "messages", []))
+                self.message_user(request, f"{entries[0].namespace}: not deleted: {detail}", messages.ERROR)
 
 
 class RuleForm(forms.ModelForm):
@@ -278,7 +355,18 @@ class SourceForm(forms.ModelForm):
 
     class Meta:
         model = Source
-        fields = ["namespace", "name", "kind", "path", "format", "prefix", "priority", "enabled", "reload"]
+        fields = [
+            "namespace",
+            "name",
+            "kind",
+            "path",
+            "format",
+            "prefix",
+            "priority",
+            "enabled",
+            "reload",
+            "allow_empty",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -299,7 +387,11 @@ class SourceForm(forms.ModelForm):
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    """File and env layers: status, last error, and the pending diff before reloading by hand."""
+    """File and env layers: status, last error, and the pending diff before reloading by hand.
+
+    Defining, changing and removing sources is operator territory: superusers only, whatever model
+    permissions other staff hold (the services refuse anyone else too).
+    """
 
     form = SourceForm
     list_display = [
@@ -317,6 +409,15 @@ class SourceAdmin(admin.ModelAdmin):
     list_filter = ["namespace", "kind", "enabled"]
     actions = ["reload_now"]
     readonly_fields = ["pending_diff", "last_hash", "last_loaded_at", "last_error"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and _config_actor(request).is_operator
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return super().has_change_permission(request, obj) and _config_actor(request).is_operator
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return super().has_delete_permission(request, obj) and _config_actor(request).is_operator
 
     @admin.display(description="status")
     def status(self, obj: Source) -> str:
@@ -345,29 +446,34 @@ class SourceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Source, form, change: bool) -> None:  # type: ignore[no-untyped-def]
         fields = {
             k: form.cleaned_data.get(k)
-            for k in ("name", "kind", "path", "format", "prefix", "priority", "enabled", "reload")
+            for k in ("name", "kind", "path", "format", "prefix", "priority", "enabled", "reload", "allow_empty")
         }
+        actor = _config_actor(request)
         if change:
-            services.source_update(source=Source.objects.get(pk=obj.pk), actor=_actor(request), **fields)
+            services.source_update(source=Source.objects.get(pk=obj.pk), actor=actor, **fields)
         else:
             namespace = form.cleaned_data["namespace"]
-            created = services.source_create(namespace=namespace, actor=_actor(request), **fields)
+            created = services.source_create(namespace=namespace, actor=actor, **fields)
             obj.pk = created.pk
-            result = services.source_reload(source=created, force=True, actor=_actor(request))
+            result = services.source_reload(source=created, force=True, actor=actor)
             if result.error:
                 messages.error(request, f"Source saved but not applied: {result.error}")
 
     def delete_model(self, request: HttpRequest, obj: Source) -> None:
-        services.source_delete(source=obj, actor=_actor(request))
+        services.source_delete(source=obj, actor=_config_actor(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
         for source in queryset.select_related("namespace"):
-            services.source_delete(source=source, actor=_actor(request))
+            services.source_delete(source=source, actor=_config_actor(request))
 
     @admin.action(description="Reload now (apply the pending changes)")
     def reload_now(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
         for source in queryset.select_related("namespace"):
-            result = services.source_reload(source=source, force=True, actor=_actor(request))
+            try:
+                result = services.source_reload(source=source, force=True, actor=_config_actor(request))
+            except ChangeNotAllowed as exc:
+                self.message_user(request, f"{source}: not applied: {exc.detail}", messages.ERROR)
+                continue
             level = messages.ERROR if result.error else messages.SUCCESS
             detail = (
                 f" (revision {result.revision})" if result.revision else f": {result.error}" if result.error else ""
@@ -420,8 +526,11 @@ class RevisionAdmin(admin.ModelAdmin):
         target = queryset.select_related("namespace").get()
         try:
             revision = services.config_rollback(
-                namespace=target.namespace, to_revision=target.number, actor=_actor(request)
+                namespace=target.namespace, to_revision=target.number, actor=_config_actor(request)
             )
+        except ChangeNotAllowed as exc:
+            self.message_user(request, f"Rollback refused: {exc.detail}", messages.ERROR)
+            return
         except ValidationError as exc:
             self.message_user(
                 request,

@@ -65,3 +65,8 @@ def watch_db_threads() -> int:
 def revision_cache_seconds() -> int:
     """Lifetime of a namespace revision in Redis (0 disables the cache and reads the database)."""
     return int(getattr(settings, "CONFIG_REVISION_CACHE_SECONDS", 5))
+
+
+def env_prefixes() -> list[str]:
+    """Prefixes env sources may use (`CONFIG_ENV_PREFIXES`); empty, the default, turns env sources off."""
+    return list(getattr(settings, "CONFIG_ENV_PREFIXES", []))

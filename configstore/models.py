@@ -67,6 +67,10 @@ class Source(models.Model):
     priority = models.IntegerField(help_text="Higher wins; the database layer is 100, defaults: file 200, env 300.")
     enabled = models.BooleanField(default=True)
     reload = models.BooleanField(default=True, help_text="Re-read by the periodic reload task.")
+    allow_empty = models.BooleanField(
+        default=False,
+        help_text="Apply an empty document (no keys), removing every key of this layer; off, it is refused.",
+    )
     last_hash = models.CharField(max_length=64, blank=True)
     last_loaded_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -108,6 +112,8 @@ class Entry(models.Model):
     class Meta:
         ordering = ["namespace__name", "key"]
         verbose_name_plural = "entries"
+        # Admin staff need this (superusers hold it implicitly) for any change touching a secret entry.
+        permissions = [("manage_secrets", "Can create, change and delete secret entries")]
         constraints = [
             models.UniqueConstraint(
                 fields=["namespace", "key"], condition=Q(source__isnull=True), name="configstore_entry_unique_db_key"

@@ -16,10 +16,14 @@ from django.core.exceptions import ImproperlyConfigured
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 RATE_RE = re.compile(r"^(\d+)/(\d*)([smhd])$")
+# Every variable name a helper here was asked for: the settings' own variables, which config env sources
+# must never read (configstore/sources/env.py).
+NAMES_READ: set[str] = set()
 
 
 def env_str(name: str, default: str | None = None, *, required: bool = False) -> str | None:
     """A string, or the default; `required` raises when it is missing or empty."""
+    NAMES_READ.add(name)
     value = os.environ.get(name)
     if value is None or value == "":
         if required:
@@ -30,6 +34,7 @@ def env_str(name: str, default: str | None = None, *, required: bool = False) ->
 
 def env_bool(name: str, default: bool) -> bool:
     """A boolean from 1/0, true/false, yes/no, on/off (case-insensitive)."""
+    NAMES_READ.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -43,6 +48,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer within optional bounds."""
+    NAMES_READ.add(name)
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -59,6 +65,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
 
 def env_list(name: str, default: list[str]) -> list[str]:
     """A comma-separated list; blanks are dropped."""
+    NAMES_READ.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return list(default)
@@ -67,6 +74,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     """One of a fixed set of strings."""
+    NAMES_READ.add(name)
     value = (os.environ.get(name) or default).strip().lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
@@ -75,6 +83,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def env_rate(name: str, default: str) -> str:
     """A django-ratelimit rate such as `600/m` or `100/h`."""
+    NAMES_READ.add(name)
     value = (os.environ.get(name) or default).strip()
     if not RATE_RE.match(value):
         raise ImproperlyConfigured(f"{name} must be a rate like 600/m or 100/h, got {value!r}.")

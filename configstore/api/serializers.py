@@ -61,6 +61,7 @@ class SourceSerializer(serializers.ModelSerializer):
             "priority",
             "enabled",
             "reload",
+            "allow_empty",
             "layer",
             "last_hash",
             "last_loaded_at",

@@ -1,6 +1,8 @@
 """Config API views: thin adapters over `configstore.selectors` and `configstore.services`.
 
-Namespace-limited keys get 404 for namespaces outside their list, as if those did not exist.
+Namespace-limited keys get 404 for namespaces outside their list, as if those did not exist. Who may
+make a change (secrets, namespace limits, operator-only sources) is not decided here: every write passes
+the key's `ConfigActor` to the services, which check the whole change set once (configstore/access.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from configstore import conf, revcache, selectors, services
+from configstore.access import ConfigActor
 from configstore.api.serializers import (
     EntryWriteSerializer,
     NamespaceSerializer,
@@ -36,6 +39,15 @@ READ_WRITE = {"GET": Scope.CONFIG_READ, "HEAD": Scope.CONFIG_READ, "*": Scope.CO
 
 def _reveal(request: Request) -> bool:
     return grants(request.auth.scopes, Scope.CONFIG_SECRETS)
+
+
+def _actor(request: Request) -> ConfigActor:
+    """The key's capabilities for the services (secrets, namespace list, operator)."""
+    return ConfigActor.from_request(request)
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
 
 
 def namespace_for(request: Request, name: str) -> Namespace:
@@ -261,8 +273,6 @@ class EntryApi(_RevisionPrefetch, APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         existing = selectors.entry_database(ns, key)
-        if (data.get("secret") or (existing is not None and existing.secret)) and not _reveal(request):
-            raise exceptions.PermissionDenied(f"Writing secret entries needs the scope {Scope.CONFIG_SECRETS}.")
         services.config_entry_set(
             namespace=ns,
             key=key,
@@ -270,7 +280,7 @@ class EntryApi(_RevisionPrefetch, APIView):
             secret=data.get("secret"),
             description=data.get("description"),
             expected_revision=_revision_header(request.headers.get("If-Match")),
-            actor=actor_from_request(request),
+            actor=_actor(request),
         )
         body, cas = self._entry_body(request, ns.name, key)
         return Response(
@@ -284,19 +294,17 @@ class EntryApi(_RevisionPrefetch, APIView):
         expected = _revision_header(request.headers.get("If-Match"))
         if existing is None and expected is None:
             raise exceptions.NotFound(f"No key {key!r} in the database layer of {namespace}.")
-        if existing is not None and existing.secret and not _reveal(request):
-            raise exceptions.PermissionDenied(f"Deleting secret entries needs the scope {Scope.CONFIG_SECRETS}.")
-        services.config_entry_delete(
-            namespace=ns, key=key, expected_revision=expected, actor=actor_from_request(request)
-        )
+        services.config_entry_delete(namespace=ns, key=key, expected_revision=expected, actor=_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ImportApi(APIView):
     """POST a YAML/JSON/INI/TOML/env document (`?format=`, default from Content-Type, else yaml): all or nothing.
 
-    `?replace=true` also deletes database-layer keys the document does not hold. 200 with the new revision,
-    or 200 with `"changed": false` when the document matches what is stored.
+    `?replace=true` also deletes database-layer keys the document does not hold; with an empty document
+    that needs `&allow_empty=true` too (else 400). 200 with the new revision, or 200 with `"changed": false`
+    when the document matches what is stored. A document touching a secret key needs `config:secrets` (403,
+    whatever the values).
     """
 
     required_scopes = {"POST": Scope.CONFIG_WRITE}
@@ -307,6 +315,7 @@ class ImportApi(APIView):
         parameters=[
             OpenApiParameter("format", str, enum=list(FORMATS)),
             OpenApiParameter("replace", bool, description="Also delete keys the document does not hold."),
+            OpenApiParameter("allow_empty", bool, description="With replace: an empty document may delete every key."),
             IF_MATCH,
         ],
         responses=inline_serializer(
@@ -334,9 +343,10 @@ class ImportApi(APIView):
             namespace=ns,
             text=text,
             fmt=fmt,
-            replace=request.query_params.get("replace", "").lower() in {"1", "true", "yes"},
+            replace=_flag(request, "replace"),
+            allow_empty=_flag(request, "allow_empty"),
             expected_revision=_revision_header(request.headers.get("If-Match")),
-            actor=actor_from_request(request),
+            actor=_actor(request),
         )
         ns.refresh_from_db()
         return Response(
@@ -393,7 +403,7 @@ class RollbackApi(APIView):
             namespace=ns,
             to_revision=serializer.validated_data["revision"],
             message=serializer.validated_data.get("message", ""),
-            actor=actor_from_request(request),
+            actor=_actor(request),
         )
         ns.refresh_from_db()
         return Response(
@@ -456,10 +466,8 @@ class SourceListApi(generics.ListCreateAPIView):
         ns = namespace_for(request, kwargs["namespace"])
         serializer = SourceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        source = services.source_create(
-            namespace=ns, actor=actor_from_request(request), **serializer.validated_data
-        )
-        result = services.source_reload(source=source, force=True, actor=actor_from_request(request))
+        source = services.source_create(namespace=ns, actor=_actor(request), **serializer.validated_data)
+        result = services.source_reload(source=source, force=True, actor=_actor(request))
         source.refresh_from_db()
         return Response({**SourceSerializer(source).data, "load": result.status}, status=status.HTTP_201_CREATED)
 
@@ -479,14 +487,12 @@ class SourceDetailApi(generics.RetrieveUpdateDestroyAPIView):
         source = self.get_object()
         serializer = SourceSerializer(source, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        source = services.source_update(
-            source=source, actor=actor_from_request(request), **serializer.validated_data
-        )
+        source = services.source_update(source=source, actor=_actor(request), **serializer.validated_data)
         source.refresh_from_db()
         return Response(SourceSerializer(source).data)
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
-        services.source_delete(source=self.get_object(), actor=actor_from_request(request))
+        services.source_delete(source=self.get_object(), actor=_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -511,5 +517,5 @@ class SourceReloadApi(APIView):
         source = Source.objects.filter(namespace=ns, pk=pk).select_related("namespace").first()
         if source is None:
             raise exceptions.NotFound("No such source.")
-        result = services.source_reload(source=source, force=True, actor=actor_from_request(request))
+        result = services.source_reload(source=source, force=True, actor=_actor(request))
         return Response({"status": result.status, "revision": result.revision, "error": result.error})

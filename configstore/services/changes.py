@@ -5,6 +5,11 @@ here: the whole set is validated (keys, values, rules on the written values, `re
 key/section conflicts on the resulting effective config), then applied in one transaction as one new
 revision that emits `config.changed` and, on commit, the `config_changed` signal and the watch
 notification. Any error applies nothing and reports every problem at once.
+
+Authorization is decided here too, once for the whole set (see `configstore.access`): the actor's
+namespace limits, and `config:secrets` for any change that creates, alters, deletes or restores a secret
+entry or touches a key that is secret now. The secrets check runs before any submitted value is compared
+with a stored secret, so a caller without the scope gets the same answer whatever value it guessed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from configstore import notify, revcache
+from configstore.access import ConfigActor, as_actor, require_namespace, require_secrets
 from configstore.crypto import encrypt_value
 from configstore.metrics import CONFIG_REJECTED, CONFIG_REVISIONS, origin_kind
 from configstore.models import KEY_PATTERN, MASK, RESERVED_KEYS, Entry, Namespace, Revision, Source
@@ -179,27 +185,66 @@ def _conflicts(keys: list[str]) -> dict[str, list[str]]:
     return errors
 
 
+def _secret_keys(namespace: Namespace) -> set[str]:
+    """Keys that are secret now in any layer of the namespace."""
+    return set(Entry.objects.filter(namespace=namespace, secret=True).values_list("key", flat=True))
+
+
+def _keeps(change: EntryChange, current: Entry | None) -> bool:
+    """Whether `change` only keeps this layer's secret as it is (the mask, as a masked export holds it).
+
+    Decided without looking at the stored value; a changed description still shows up as a diff.
+    """
+    return (
+        change.action == "set"
+        and change.token is None
+        and change.value == MASK
+        and change.secret in (None, True)
+        and current is not None
+        and current.secret
+    )
+
+
 def config_changes_apply(
     *,
     namespace: Namespace,
     changes: list[EntryChange],
-    actor: str,
+    actor: str | ConfigActor,
     origin: str,
     source: Source | None = None,
     message: str = "",
     expected: dict[str, int] | None = None,
     replace_layer: bool = False,
+    dry_run: bool = False,
 ) -> Revision | None:
     """Validate and apply a change set to one layer as one revision; None when it changes nothing.
 
-    `expected` maps keys to the entry revision the caller saw (0 = absent): compare-and-swap, 412 when
-    stale. `replace_layer` deletes the layer's keys the change set does not mention (sources, import
-    with replace). Raises `ValidationError({key: [messages]})` with every problem, applying nothing.
+    `actor` is a `ConfigActor` (API, admin) or a string naming a trusted in-process caller. `expected`
+    maps keys to the entry revision the caller saw (0 = absent): compare-and-swap, 412 when stale.
+    `replace_layer` deletes the layer's keys the change set does not mention (sources, import with
+    replace). `dry_run` checks everything and writes nothing (admin forms validate this way). Raises
+    `ChangeNotAllowed` (403) when the actor may not make the change, `ValidationError({key: [messages]})`
+    with every problem otherwise, applying nothing.
     """
+    who = as_actor(actor)
     layer = "database" if source is None else source.layer
     with transaction.atomic():
         namespace = Namespace.objects.select_for_update().get(pk=namespace.pk)
+        require_namespace(who, namespace.name)
         existing = layer_state(namespace, source)
+        secret_keys = _secret_keys(namespace) if not who.may_secrets else set()
+        # Before any value is compared: a submitted value (or a deletion) for a key that is secret now is
+        # refused whatever it is, so "changed": false is no oracle. Keeping a secret as it is (the mask)
+        # gets through, and so do stored tokens (rollback), which compare no plain value; both are checked
+        # again below as diffs.
+        require_secrets(
+            who,
+            (
+                c.key
+                for c in changes
+                if c.key in secret_keys and c.token is None and not _keeps(c, existing.get(c.key))
+            ),
+        )
         for key, seen in (expected or {}).items():
             current_revision = existing[key].revision if key in existing else 0
             if current_revision != seen:
@@ -227,6 +272,15 @@ def config_changes_apply(
             for key, state in new_states.items()
             if not _same(_state_of(existing[key]) if key in existing else None, state)
         }
+        # Deletions (also by replace_layer), restores (rollback tokens), new secrets, secret flags flipped.
+        require_secrets(
+            who,
+            (
+                key
+                for key, (old, new) in diffs.items()
+                if key in secret_keys or (old is not None and old.secret) or (new is not None and new.secret)
+            ),
+        )
         if not diffs and not errors:
             return None
 
@@ -248,6 +302,8 @@ def config_changes_apply(
             )
         if errors:
             _reject(errors, origin)
+        if dry_run:
+            return None
 
         namespace.revision += 1
         number = namespace.revision
@@ -259,7 +315,7 @@ def config_changes_apply(
                 continue
             entry = existing.get(key) or Entry(namespace=namespace, source=source, key=key)
             entry.value, entry.secret, entry.encrypted_value = new.value, new.secret, new.token
-            entry.description, entry.revision, entry.updated_by = new.description, number, actor[:150]
+            entry.description, entry.revision, entry.updated_by = new.description, number, who.name[:150]
             (to_update if entry.pk else to_create).append(entry)
         if to_delete:
             Entry.objects.filter(pk__in=to_delete).delete()
@@ -274,7 +330,7 @@ def config_changes_apply(
         revision = Revision.objects.create(
             namespace=namespace,
             number=number,
-            actor=actor[:150],
+            actor=who.name[:150],
             origin=origin[:100],
             message=message[:500],
             changes=[_record(key, layer, old, new) for key, (old, new) in sorted(diffs.items())],
@@ -290,7 +346,7 @@ def config_changes_apply(
                 "key_count": len(keys),
                 "origin": origin,
             },
-            actor=actor,
+            actor=who.name,
         )
         name, namespace_id = namespace.name, namespace.pk
         transaction.on_commit(lambda: _after_commit(name, namespace_id, number, keys, origin))

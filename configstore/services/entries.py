@@ -7,11 +7,16 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from configstore.access import ConfigActor
 from configstore.formats import FormatError, flatten, parse_document
 from configstore.models import Entry, Namespace, Revision, Rule
 from configstore.selectors import layer_state
 from configstore.services.changes import EntryChange, _State, _state_of, config_changes_apply
 from controlplane.errors import PreconditionFailed
+
+EMPTY_REPLACE_MESSAGE = (
+    "The document holds no keys; replacing with it would delete every key. Say so explicitly (allow_empty=true)."
+)
 
 
 def config_entry_set(
@@ -19,20 +24,28 @@ def config_entry_set(
     namespace: Namespace,
     key: str,
     value: Any,
-    actor: str,
+    actor: str | ConfigActor,
     secret: bool | None = None,
     description: str | None = None,
     expected_revision: int | None = None,
     origin: str = "api",
+    dry_run: bool = False,
 ) -> Revision | None:
-    """Set one database-layer entry (CAS when `expected_revision` is given)."""
+    """Set one database-layer entry (CAS when `expected_revision` is given; `dry_run` only checks)."""
     expected = {key: expected_revision} if expected_revision is not None else None
     change = EntryChange(key=key, value=value, secret=secret, description=description)
-    return config_changes_apply(namespace=namespace, changes=[change], actor=actor, origin=origin, expected=expected)
+    return config_changes_apply(
+        namespace=namespace, changes=[change], actor=actor, origin=origin, expected=expected, dry_run=dry_run
+    )
 
 
 def config_entry_delete(
-    *, namespace: Namespace, key: str, actor: str, expected_revision: int | None = None, origin: str = "api"
+    *,
+    namespace: Namespace,
+    key: str,
+    actor: str | ConfigActor,
+    expected_revision: int | None = None,
+    origin: str = "api",
 ) -> Revision | None:
     """Delete one database-layer entry (CAS when `expected_revision` is given)."""
     expected = {key: expected_revision} if expected_revision is not None else None
@@ -62,15 +75,22 @@ def config_import(
     namespace: Namespace,
     text: str,
     fmt: str,
-    actor: str,
+    actor: str | ConfigActor,
     replace: bool = False,
+    allow_empty: bool = False,
     message: str = "",
     expected_revision: int | None = None,
 ) -> Revision | None:
-    """Import a document into the database layer, all or nothing; None when it changes nothing."""
+    """Import a document into the database layer, all or nothing; None when it changes nothing.
+
+    With `replace`, an empty document would delete every key of the layer: that needs `allow_empty` too
+    (a truncated upload or an empty body must not wipe a namespace by accident).
+    """
     from configstore import conf
 
     flat = parse_config_text(namespace=namespace, text=text, fmt=fmt, limit=conf.max_entries())
+    if replace and not flat and not allow_empty:
+        raise ValidationError({"body": [EMPTY_REPLACE_MESSAGE]})
     with transaction.atomic():
         if expected_revision is not None:
             current = Namespace.objects.select_for_update().get(pk=namespace.pk).revision
@@ -87,7 +107,9 @@ def config_import(
         )
 
 
-def config_rollback(*, namespace: Namespace, to_revision: int, actor: str, message: str = "") -> Revision | None:
+def config_rollback(
+    *, namespace: Namespace, to_revision: int, actor: str | ConfigActor, message: str = ""
+) -> Revision | None:
     """Restore the database layer as it was at `to_revision`, as a new revision (history is never rewritten).
 
     Source layers are owned by their files and environment; a rollback leaves them alone.

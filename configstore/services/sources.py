@@ -3,7 +3,12 @@
 A reload hashes the source; when the content changed (or on `force`) it is parsed and applied through
 `config_changes_apply` as one revision replacing the layer. A source that cannot be read, parsed or
 validated applies nothing: its old values stay, the error is recorded on the source and
-`config.source_failed` is emitted.
+`config.source_failed` is emitted. So does an empty document (an empty file, no variable with the prefix)
+unless the source says `allow_empty`: a truncated file must not wipe the layer.
+
+Sources are operator territory: defining, changing or removing one needs an operator actor (API scope
+`admin`, a superuser in the admin). A reload applies its change set with the reloading actor's
+capabilities (the beat and management commands are the trusted system).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from configstore import conf
+from configstore.access import ConfigActor, as_actor, require_namespace, require_operator
 from configstore.formats import FormatError, flatten
 from configstore.models import Namespace, Source, SourceKind
 from configstore.services.changes import EntryChange, config_changes_apply
@@ -26,6 +32,9 @@ from controlplane.events.services import emit
 
 logger = logging.getLogger("configstore.sources")
 DEFAULT_PRIORITY = {SourceKind.FILE: 200, SourceKind.ENV: 300}
+EMPTY_SOURCE_MESSAGE = (
+    "The source holds no keys; applying it would delete every key of its layer. Turn on allow_empty to allow that."
+)
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,13 @@ def source_create(
     priority: int | None = None,
     enabled: bool = True,
     reload: bool = True,
-    actor: str,
+    allow_empty: bool = False,
+    actor: str | ConfigActor,
 ) -> Source:
-    """Define a source (not loaded yet: call `source_reload` or wait for the beat task)."""
+    """Define a source (not loaded yet: call `source_reload` or wait for the beat task); operators only."""
+    who = as_actor(actor)
+    require_operator(who, "Defining a config source")
+    require_namespace(who, namespace.name)
     source = Source(
         namespace=namespace,
         name=name,
@@ -76,15 +89,20 @@ def source_create(
         priority=priority if priority is not None else DEFAULT_PRIORITY.get(kind, 200),
         enabled=enabled,
         reload=reload,
+        allow_empty=allow_empty,
     )
     _validate(source)
     source.save()
-    emit("config.source_created", subject=namespace.name, data={"source": name, "kind": kind}, actor=actor)
+    emit("config.source_created", subject=namespace.name, data={"source": name, "kind": kind}, actor=who.name)
     return source
 
 
-def source_update(*, source: Source, actor: str, **fields: Any) -> Source:
-    """Change a source; disabling removes its layer's values (one revision), re-enabling reloads it."""
+def source_update(*, source: Source, actor: str | ConfigActor, **fields: Any) -> Source:
+    """Change a source (operators only); disabling removes its layer's values (one revision), re-enabling
+    reloads it."""
+    who = as_actor(actor)
+    require_operator(who, "Changing a config source")
+    require_namespace(who, source.namespace.name)
     was_enabled = source.enabled
     with transaction.atomic():
         for name, value in fields.items():
@@ -96,38 +114,40 @@ def source_update(*, source: Source, actor: str, **fields: Any) -> Source:
             "config.source_updated",
             subject=source.namespace.name,
             data={"source": source.name, "fields": sorted(fields)},
-            actor=actor,
+            actor=who.name,
         )
         if was_enabled and not source.enabled:
             config_changes_apply(
                 namespace=source.namespace,
                 changes=[],
                 source=source,
-                actor=actor,
+                actor=who,
                 origin=f"source:{source.name}",
                 message="Source disabled",
                 replace_layer=True,
             )
     if source.enabled:
-        source_reload(source=source, force=True, actor=actor)
+        source_reload(source=source, force=True, actor=who)
     return source
 
 
 @transaction.atomic
-def source_delete(*, source: Source, actor: str) -> None:
-    """Remove a source and its layer's values, as one revision."""
+def source_delete(*, source: Source, actor: str | ConfigActor) -> None:
+    """Remove a source and its layer's values, as one revision (operators only)."""
+    who = as_actor(actor)
+    require_operator(who, "Removing a config source")
     config_changes_apply(
         namespace=source.namespace,
         changes=[],
         source=source,
-        actor=actor,
+        actor=who,
         origin=f"source:{source.name}",
         message="Source removed",
         replace_layer=True,
     )
     name, namespace = source.name, source.namespace.name
     source.delete()
-    emit("config.source_deleted", subject=namespace, data={"source": name}, actor=actor)
+    emit("config.source_deleted", subject=namespace, data={"source": name}, actor=who.name)
 
 
 def source_document(source: Source, raw: bytes | None = None) -> dict[str, Any]:
@@ -152,6 +172,7 @@ def _error_text(exc: Exception) -> str:
 
 
 def _record_failure(source: Source, digest: str, error: str, actor: str) -> None:
+    """Keep the layer as it is; note why on the source and in a `config.source_failed` event."""
     with transaction.atomic():
         Source.objects.filter(pk=source.pk).update(last_hash=digest, last_error=error)
         emit(
@@ -164,8 +185,13 @@ def _record_failure(source: Source, digest: str, error: str, actor: str) -> None
     logger.warning("Config source %s/%s not applied: %s", source.namespace.name, source.name, error)
 
 
-def source_reload(*, source: Source, force: bool = False, actor: str = "system") -> ReloadResult:
-    """Read a source and apply it when it changed; on any problem apply nothing and record why."""
+def source_reload(*, source: Source, force: bool = False, actor: str | ConfigActor = "system") -> ReloadResult:
+    """Read a source and apply it when it changed; on any problem apply nothing and record why.
+
+    `ChangeNotAllowed` propagates (the source is fine, the actor may not apply it) and records nothing.
+    """
+    who = as_actor(actor)
+    require_namespace(who, source.namespace.name)
     if not source.enabled:
         return ReloadResult("skipped")
     reader = SOURCE_KINDS[source.kind](source)
@@ -174,19 +200,21 @@ def source_reload(*, source: Source, force: bool = False, actor: str = "system")
     except SourceReadError as exc:
         digest = "error:" + reader.digest(str(exc).encode())[:58]
         if digest != source.last_hash or force:
-            _record_failure(source, digest, str(exc), actor)
+            _record_failure(source, digest, str(exc), who.name)
         return ReloadResult("failed", error=str(exc))
     digest = reader.digest(raw)
     if digest == source.last_hash and not force:
         return ReloadResult("unchanged")
     try:
         flat = source_document(source, raw)
+        if not flat and not source.allow_empty:
+            raise SourceReadError(EMPTY_SOURCE_MESSAGE)
         with transaction.atomic():
             revision = config_changes_apply(
                 namespace=source.namespace,
                 changes=[EntryChange(key=key, value=value) for key, value in flat.items()],
                 source=source,
-                actor=actor,
+                actor=who,
                 origin=f"source:{source.name}",
                 message=f"Reload of {source.layer}",
                 replace_layer=True,
@@ -194,7 +222,7 @@ def source_reload(*, source: Source, force: bool = False, actor: str = "system")
             Source.objects.filter(pk=source.pk).update(last_hash=digest, last_error="", last_loaded_at=timezone.now())
     except (SourceReadError, ValidationError) as exc:
         error = _error_text(exc)
-        _record_failure(source, digest, error, actor)
+        _record_failure(source, digest, error, who.name)
         return ReloadResult("failed", error=error)
     source.last_hash, source.last_error = digest, ""
     return ReloadResult("applied" if revision else "unchanged", revision=revision.number if revision else None)

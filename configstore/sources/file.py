@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,18 @@ def resolve_source_path(path: str) -> Path:
     return resolved
 
 
+def _check_opened_inside_root(fd: int, shown: str) -> None:
+    """The file actually opened lies under the root (closes the race of a directory swapped for a symlink
+    between the check and the open). Linux tells through /proc; elsewhere the check above stands alone."""
+    try:
+        opened = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return
+    root = conf.source_root().resolve()
+    if root not in opened.parents:
+        raise SourceReadError(f"{shown} leaves the source root (through a symlink).")
+
+
 class FileSourceReader(SourceReader):
     """Reads a file under the source root; the format comes from the source or the file suffix."""
 
@@ -53,11 +66,15 @@ class FileSourceReader(SourceReader):
         path = resolve_source_path(self.source.path)
         limit = conf.source_max_bytes()
         try:
-            # O_NOFOLLOW: a symlink swapped in after the check above is refused, not followed.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # O_NOFOLLOW: a symlink swapped in after the check above is refused, not followed; O_NONBLOCK:
+            # a FIFO cannot hang the reader (it is refused below as not a regular file).
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except OSError as exc:
             raise SourceReadError(f"Cannot open {self.source.path}: {exc.strerror}.") from None
         with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SourceReadError(f"{self.source.path} is not a regular file.")
+            _check_opened_inside_root(fd, self.source.path)
             raw = handle.read(limit + 1)
         if len(raw) > limit:
             raise SourceReadError(f"{self.source.path} is larger than {limit} bytes.")

@@ -238,38 +238,49 @@ def test_namespace_scoped_keys_cannot_see_other_namespaces(rw, namespace):
 
 
 def test_sources_api_rejects_paths_outside_the_root(rw, namespace, source_root, tmp_path):
+    op = key_client("admin")  # sources are operator territory
     (tmp_path / "outside.yaml").write_text("a: 1\n")
     (source_root / "link.yaml").symlink_to(tmp_path / "outside.yaml")
     for path in ("../outside.yaml", "/etc/passwd", "link.yaml", "sub/../../outside.yaml"):
-        response = rw.post(
+        response = op.post(
             "/api/v1/config/payments/sources/",
             {"name": "s", "kind": "file", "path": path, "format": "yaml"},
             format="json",
         )
         assert response.status_code == 400 and "path" in response.json()["errors"], (path, response.content)
     assert (
-        rw.post(
+        op.post(
             "/api/v1/config/payments/sources/", {"name": "e", "kind": "env", "prefix": "lower"}, format="json"
         ).status_code
         == 400
     )
     (source_root / "app.yaml").write_text("feature:\n  enabled: true\n")
-    created = rw.post(
+    assert (
+        rw.post(
+            "/api/v1/config/payments/sources/", {"name": "app", "kind": "file", "path": "app.yaml"}, format="json"
+        ).status_code
+        == 403
+    )
+    created = op.post(
         "/api/v1/config/payments/sources/", {"name": "app", "kind": "file", "path": "app.yaml"}, format="json"
     )
     assert created.status_code == 201 and created.json()["load"] == "applied" and created.json()["priority"] == 200
     assert rw.get("/api/v1/config/payments/").json() == {"feature": {"enabled": True}}
     source_id = created.json()["id"]
     assert (
-        rw.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": False}, format="json").status_code == 200
+        rw.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": False}, format="json").status_code == 403
+    )
+    assert (
+        op.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": False}, format="json").status_code == 200
     )
     assert rw.get("/api/v1/config/payments/").json() == {}
     assert (
-        rw.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": True}, format="json").status_code == 200
+        op.patch(f"/api/v1/config/payments/sources/{source_id}/", {"enabled": True}, format="json").status_code == 200
     )
     (source_root / "app.yaml").write_text("feature:\n  enabled: false\n")
     reloaded = rw.post(f"/api/v1/config/payments/sources/{source_id}/reload/")
     assert reloaded.json()["status"] == "applied"
     assert rw.get("/api/v1/config/payments/feature.enabled/").json()["value"] is False
-    assert rw.delete(f"/api/v1/config/payments/sources/{source_id}/").status_code == 204
+    assert rw.delete(f"/api/v1/config/payments/sources/{source_id}/").status_code == 403
+    assert op.delete(f"/api/v1/config/payments/sources/{source_id}/").status_code == 204
     assert rw.get("/api/v1/config/payments/").json() == {}

@@ -20,6 +20,7 @@ def file_source(namespace, path="app.yaml", **kwargs):  # type: ignore[no-untype
     )
 
 
+@override_settings(CONFIG_ENV_PREFIXES=["PAYMENTS_"])
 def test_precedence_env_over_file_over_database(namespace, source_root, monkeypatch):
     services.config_entry_set(namespace=namespace, key="db.host", value="from-db", actor="t")
     services.config_entry_set(namespace=namespace, key="db.port", value=1, actor="t")

@@ -82,6 +82,7 @@ def write_file(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no
 
 
 def write_env(namespace, key, value, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("configstore.conf.env_prefixes", lambda: ["TESTCS_"])
     for name in [n for n in __import__("os").environ if n.startswith("TESTCS_")]:
         monkeypatch.delenv(name)
     for k, v in _document(key, value).items():
