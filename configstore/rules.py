@@ -9,16 +9,15 @@ and callers reuse it.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+
+from controlplane.jsonschemas import compile_schema, schema_problems
+from controlplane.patterns import compile_user_regex, max_input_chars, regex_problem
 
 Check = Callable[..., list[str]]
 MAX_REGEX_LENGTH = 500
@@ -27,6 +26,13 @@ TYPE_NAMES = ("string", "integer", "number", "boolean", "list", "object")
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    # `float(n)` overflows on huge integers, hence no float() round trip for ints.
+    if isinstance(value, int):
+        return value >= 0
+    return value >= 0 and value.is_integer()
 
 
 def _type_of(value: Any) -> str:
@@ -130,7 +136,7 @@ class RequiredRule(RuleKind):
 
 
 class PatternRule(RuleKind):
-    """A string matching a regular expression in full (`re.fullmatch`)."""
+    """A string matching a regular expression in full, on RE2 (linear time; see controlplane.patterns)."""
 
     params_allowed = ("regex",)
     params_required = ("regex",)
@@ -140,19 +146,18 @@ class PatternRule(RuleKind):
         regex = params.get("regex")
         if not isinstance(regex, str) or not regex or len(regex) > MAX_REGEX_LENGTH:
             return [f"regex must be a non-empty string of at most {MAX_REGEX_LENGTH} characters."]
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            return [f"regex does not compile: {exc}."]
-        return []
+        problem = regex_problem(regex)
+        return [f"regex does not compile: {problem}"] if problem else []
 
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__(params)
-        self.regex = re.compile(params["regex"])
+        self.regex = compile_user_regex(params["regex"])
 
     def errors(self, value: Any) -> list[str]:
         if not isinstance(value, str):
             return [f"must be a string, not {_type_of(value)}."]
+        if not self.regex.fits(value):
+            return [f"is too long to be matched against a pattern (over {max_input_chars()} characters)."]
         if self.regex.fullmatch(value) is None:
             return [f"must match {self.params['regex']}."]
         return []
@@ -188,7 +193,7 @@ class LengthRule(RuleKind):
     @classmethod
     def param_errors(cls, params: dict[str, Any]) -> list[str]:
         errors = _bound_errors(params)
-        if not errors and any(params.get(n, 0) < 0 or not float(params.get(n, 0)).is_integer() for n in ("min", "max")):
+        if not errors and not all(_is_count(params.get(n, 0)) for n in ("min", "max")):
             errors.append("min and max must be non-negative integers.")
         return errors
 
@@ -203,33 +208,20 @@ class LengthRule(RuleKind):
         return []
 
 
-@lru_cache(maxsize=256)
-def _compiled_schema(schema_json: str) -> Callable[[Any], Any]:
-    """fastjsonschema generates Python code per schema; do that once per distinct schema."""
-    return fastjsonschema.compile(json.loads(schema_json))
-
-
 class JsonSchemaRule(RuleKind):
-    """A value valid against a JSON Schema (draft 2020-12 checked, fastjsonschema compiled)."""
+    """A value valid against a JSON Schema: draft 2020-12 checked, fastjsonschema compiled, local `$ref`s
+    only and patterns on RE2 (controlplane.jsonschemas)."""
 
     params_allowed = ("schema",)
     params_required = ("schema",)
 
     @classmethod
     def param_errors(cls, params: dict[str, Any]) -> list[str]:
-        schema = params.get("schema")
-        if not isinstance(schema, (dict, bool)):
-            return ["schema must be a JSON Schema object."]
-        try:
-            Draft202012Validator.check_schema(schema)
-            _compiled_schema(json.dumps(schema, sort_keys=True))
-        except (SchemaError, fastjsonschema.JsonSchemaDefinitionException) as exc:
-            return [f"schema is not valid: {getattr(exc, 'message', exc)}"]
-        return []
+        return schema_problems(params.get("schema"))
 
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__(params)
-        self.validate = _compiled_schema(json.dumps(params["schema"], sort_keys=True))
+        self.validate = compile_schema(params["schema"])
 
     def errors(self, value: Any) -> list[str]:
         try:
@@ -250,11 +242,16 @@ RULE_KINDS: dict[str, type[RuleKind]] = {
 }
 
 
-def validate_rule_params(kind: str, params: dict) -> list[str]:
-    """Errors in a rule definition (unknown kind, unknown or missing params, bad values); empty = fine."""
-    cls = RULE_KINDS.get(kind)
+def validate_rule_params(kind: Any, params: Any) -> list[str]:
+    """Errors in a rule definition (unknown kind, unknown or missing params, bad values); empty = fine.
+
+    Any JSON may arrive here (API bodies, imports, pipeline steps): a non-string kind or a wrongly typed
+    param is an error in the list, never a TypeError.
+    """
+    cls = RULE_KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        return [f"Unknown rule kind {kind!r}; known: {', '.join(RULE_KINDS)}."]
+        shown = repr(kind) if isinstance(kind, str) else f"of type {_type_of(kind)}"
+        return [f"Unknown rule kind {shown[:100]}; known: {', '.join(RULE_KINDS)}."]
     if not isinstance(params, dict):
         return ["params must be an object."]
     errors = [f"unknown param {name!r} for {kind}." for name in sorted(params) if name not in cls.params_allowed]

@@ -1,0 +1,119 @@
+"""User-supplied regular expressions, compiled for a linear-time engine (RE2) or refused.
+
+Every regex that comes from a user — `pattern` rules, JSON Schema `pattern` / `patternProperties` (rules and
+pipeline validate steps), `format: regex` values — goes through `compile_user_regex`. RE2 matches in time
+linear in the input, so a pattern such as `(a+)+$` cannot backtrack for minutes; in exchange it has no
+backreferences (`\\1`) and no lookaround (`(?=...)`), and such patterns are refused with a clear message
+when the rule or step is saved. `\\w`, `\\d`, `\\s` and `\\b` are ASCII classes in RE2 (use `\\pL`, `\\pN`
+for Unicode letters and digits).
+
+Budget: a compiled pattern is at most `USER_REGEX_MAX_LENGTH` characters, its program at most
+`USER_REGEX_MAX_MEMORY` bytes, and it is matched against at most `USER_REGEX_MAX_INPUT_CHARS` characters of
+input; longer input does not match. Captures are off (nothing here reads groups), which keeps RE2 on its
+DFA: a 1 MiB input takes milliseconds whatever the pattern.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import re2
+from django.conf import settings
+
+
+class PatternError(ValueError):
+    """A user regex that is too long, does not compile, or needs a feature RE2 does not have."""
+
+
+def max_pattern_length() -> int:
+    """Longest user regex accepted."""
+    return int(getattr(settings, "USER_REGEX_MAX_LENGTH", 1000))
+
+
+def max_input_chars() -> int:
+    """Longest string a user regex is matched against; longer strings never match."""
+    return int(getattr(settings, "USER_REGEX_MAX_INPUT_CHARS", 1024 * 1024))
+
+
+def max_program_bytes() -> int:
+    """Memory RE2 may use for one compiled pattern (refused beyond it rather than slowed down)."""
+    return int(getattr(settings, "USER_REGEX_MAX_MEMORY", 8 * 1024 * 1024))
+
+
+class UserPattern:
+    """A compiled user regex. `search`, `match` and `fullmatch` answer a truthy value or None, like `re`.
+
+    Input longer than the budget answers None (no match), so callers that only test truthiness — the
+    generated fastjsonschema code among them — need no special case.
+    """
+
+    __slots__ = ("pattern", "_regex", "_limit")
+
+    def __init__(self, pattern: str, regex: Any, limit: int) -> None:
+        self.pattern = pattern
+        self._regex = regex
+        self._limit = limit
+
+    def search(self, text: str) -> Any:
+        return self._regex.search(text) if len(text) <= self._limit else None
+
+    def match(self, text: str) -> Any:
+        return self._regex.match(text) if len(text) <= self._limit else None
+
+    def fullmatch(self, text: str) -> Any:
+        return self._regex.fullmatch(text) if len(text) <= self._limit else None
+
+    def fits(self, text: str) -> bool:
+        """Whether `text` is within the input budget (a rule reports the length rather than a mismatch)."""
+        return len(text) <= self._limit
+
+    def __repr__(self) -> str:
+        return f"UserPattern({self.pattern!r})"
+
+
+def _explain(message: str) -> str:
+    # RE2's messages name the construct ("invalid escape sequence: \1", "invalid perl operator: (?=");
+    # say why it is refused so the user knows it is the engine, not a typo.
+    hint = ""
+    if "escape sequence" in message and any(f"\\{d}" in message for d in "123456789"):
+        hint = " (backreferences are not supported: user patterns run on RE2, a linear-time engine)"
+    elif "perl operator" in message and any(op in message for op in ("(?=", "(?!", "(?<")):
+        hint = " (lookahead and lookbehind are not supported: user patterns run on RE2, a linear-time engine)"
+    elif "\\Z" in message:
+        hint = " (use \\z or $ for the end of the text)"
+    return f"{message}{hint}"
+
+
+@lru_cache(maxsize=1024)
+def _compile(pattern: str, limit: int, memory: int) -> UserPattern:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print every refused pattern to stderr
+    options.never_capture = True  # no group is ever read; without captures RE2 stays on its fast DFA
+    options.max_mem = memory
+    try:
+        regex = re2.compile(pattern, options)
+    except re2.error as exc:
+        detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise PatternError(_explain(detail)) from None
+    return UserPattern(pattern, regex, limit)
+
+
+def compile_user_regex(pattern: Any) -> UserPattern:
+    """Compile a user regex for RE2; raises PatternError (a ValueError) with a message fit for a 400."""
+    if not isinstance(pattern, str):
+        raise PatternError("a regular expression must be a string.")
+    if len(pattern) > max_pattern_length():
+        raise PatternError(f"a regular expression may have at most {max_pattern_length()} characters.")
+    if "\x00" in pattern:
+        raise PatternError("a regular expression must not contain NUL characters.")
+    return _compile(pattern, max_input_chars(), max_program_bytes())
+
+
+def regex_problem(pattern: Any) -> str | None:
+    """The reason `pattern` is refused, or None when it compiles."""
+    try:
+        compile_user_regex(pattern)
+    except PatternError as exc:
+        return str(exc)
+    return None
