@@ -1,9 +1,19 @@
-"""The egress guard: every outbound request (probes, webhooks, pipeline deliveries) goes through here.
+"""The egress guard: every outbound request (probes, webhooks, pipeline deliveries, notifications) goes here.
 
-Rules (DESIGN): schemes http/https (tcp for probes); the IP actually connected to is checked against
-`EGRESS_DENY_NETWORKS` (and `EGRESS_ALLOW_NETWORKS` when set); metadata host names are refused; no
-redirects unless asked; bounded time and bytes. Names are resolved here and the connection is made to
-the checked address itself, so DNS cannot swap in a denied address between check and connect.
+One policy per purpose (`Purpose`):
+- every purpose refuses `EGRESS_DENY_NETWORKS` (link-local, 0.0.0.0/8, the cloud metadata addresses,
+  multicast, broadcast, reserved) and the host names in `EGRESS_DENY_HOSTS`;
+- `probe` may reach loopback and private networks: checking internal services is its job;
+- `webhook`, `delivery` and `notification` also refuse `EGRESS_PRIVATE_NETWORKS` (loopback, RFC 1918,
+  CGNAT 100.64/10, unique-local fc00::/7) unless `EGRESS_ALLOW_PRIVATE` is on (the embedded default) or
+  the address is in `EGRESS_ALLOW_NETWORKS` (the rule Healthchecks.io follows for integrations).
+
+IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96 and the
+64:ff9b:1::/48 local-use prefix, 6to4 2002::/16, Teredo 2001::/32) are checked as that IPv4 address too,
+so `::ffff:127.0.0.1` is loopback and `2002:a9fe:a9fe::1` is the metadata address.
+
+Names are resolved here and the connection is made to the checked address itself (and the peer address
+is checked again after connecting), so DNS cannot swap in a denied address between check and connect.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,43 +31,103 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+class Purpose(StrEnum):
+    """Why a request leaves the control plane; each purpose has its own egress policy."""
+
+    PROBE = "probe"
+    WEBHOOK = "webhook"
+    DELIVERY = "delivery"
+    NOTIFICATION = "notification"
 
 
 class EgressDenied(Exception):
     """An outbound request was refused by the egress guard."""
 
 
-@lru_cache(maxsize=8)
-def _networks(spec: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+@lru_cache(maxsize=16)
+def _networks(spec: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(item, strict=False) for item in spec)
 
 
-def check_ip(address: str | IPAddress) -> IPAddress:
-    """Raise `EgressDenied` unless `address` may be connected to."""
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    for network in _networks(tuple(settings.EGRESS_DENY_NETWORKS)):
-        if ip.version == network.version and ip in network:
-            raise EgressDenied(f"{ip} is in a denied network ({network}).")
-    allow = _networks(tuple(settings.EGRESS_ALLOW_NETWORKS))
-    if allow and not any(ip.version == net.version and ip in net for net in allow):
-        raise EgressDenied(f"{ip} is not in an allowed network.")
+def _in_any(ip: IPAddress, networks: tuple[IPNetwork, ...]) -> IPNetwork | None:
+    return next((net for net in networks if ip.version == net.version and ip in net), None)
+
+
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (and would reach through a translator or tunnel)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # ::a.b.c.d (deprecated, still routed by some stacks); not :: or ::1
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip in _NAT64_WELL_KNOWN:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip in _NAT64_LOCAL_USE:
+        # RFC 6052 lets a local-use prefix be /48 (v4 in bits 48-63 and 72-87, around the u-octet) or /96
+        # (v4 in the last 32 bits); either may be in use, so both readings are checked.
+        value = int(ip)
+        found.append(ipaddress.IPv4Address(((value >> 64) & 0xFFFF) << 16 | (value >> 40) & 0xFFFF))
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client); the client address is de-obfuscated by ipaddress
+    return found
+
+
+def private_allowed(purpose: Purpose | str) -> bool:
+    """Whether `purpose` may reach `EGRESS_PRIVATE_NETWORKS` at all (outside `EGRESS_ALLOW_NETWORKS`)."""
+    return Purpose(purpose) is Purpose.PROBE or bool(settings.EGRESS_ALLOW_PRIVATE)
+
+
+def _check_one(ip: IPAddress, purpose: Purpose, shown: IPAddress) -> None:
+    label = str(shown) if ip == shown else f"{shown} (carrying {ip})"
+    denied = _in_any(ip, _networks(tuple(settings.EGRESS_DENY_NETWORKS)))
+    if denied is not None:
+        raise EgressDenied(f"{label} is in a denied network ({denied}).")
+    if private_allowed(purpose):
+        return
+    private = _in_any(ip, _networks(tuple(settings.EGRESS_PRIVATE_NETWORKS)))
+    if private is not None and _in_any(ip, _networks(tuple(settings.EGRESS_ALLOW_NETWORKS))) is None:
+        raise EgressDenied(
+            f"{label} is in a private network ({private}); {purpose} targets must be public "
+            "unless listed in EGRESS_ALLOW_NETWORKS."
+        )
+
+
+def check_ip(address: str | IPAddress, *, purpose: Purpose | str = Purpose.WEBHOOK) -> IPAddress:
+    """Raise `EgressDenied` unless `address` (and every IPv4 address it carries) may be connected to."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0]) if isinstance(address, str) else address
+    except ValueError:
+        raise EgressDenied(f"{address!r} is not an IP address.") from None
+    purpose = Purpose(purpose)
+    for candidate in (ip, *embedded_ipv4(ip)):
+        _check_one(candidate, purpose, ip)
     return ip
 
 
-def check_host(host: str) -> None:
-    """Refuse metadata host names and literal IPs in denied networks (names are checked on resolve)."""
+def check_host(host: str, *, purpose: Purpose | str = Purpose.WEBHOOK) -> None:
+    """Refuse metadata host names and literal IPs the policy denies (names are checked on resolve)."""
     name = host.strip("[]").rstrip(".").lower()
     if not name:
         raise EgressDenied("The target has no host.")
-    if name in {h.lower() for h in settings.EGRESS_DENY_HOSTS}:
+    if name in {h.lower().rstrip(".") for h in settings.EGRESS_DENY_HOSTS}:
         raise EgressDenied(f"The host {name} is denied.")
     try:
-        ip = ipaddress.ip_address(name)
+        ip = ipaddress.ip_address(name.split("%", 1)[0])
     except ValueError:
         return
-    check_ip(ip)
+    check_ip(ip, purpose=purpose)
 
 
 @dataclass(frozen=True)
@@ -69,8 +140,10 @@ class Target:
     path: str
 
 
-def check_url(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> Target:
-    """Parse and check a URL: allowed scheme, a host, not a denied host or literal address."""
+def check_url(
+    url: str, *, purpose: Purpose | str = Purpose.WEBHOOK, schemes: tuple[str, ...] = ("http", "https")
+) -> Target:
+    """Parse and check a URL: allowed scheme, a host, not a denied host or literal address for `purpose`."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -80,7 +153,7 @@ def check_url(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> Targ
     if scheme not in schemes:
         raise EgressDenied(f"Scheme {scheme or '(none)'} is not allowed; use {', '.join(schemes)}.")
     host = parts.hostname or ""
-    check_host(host)
+    check_host(host, purpose=purpose)
     default_port = {"http": 80, "https": 443}.get(scheme, 0)
     path = parts.path or "/"
     if parts.query:
@@ -88,9 +161,9 @@ def check_url(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> Targ
     return Target(scheme, host, port or default_port, path)
 
 
-def resolve_checked(host: str, port: int) -> list[tuple[Any, ...]]:
-    """getaddrinfo for `host`, keeping only allowed addresses; raises when none is left."""
-    check_host(host)
+def resolve_checked(host: str, port: int, *, purpose: Purpose | str = Purpose.WEBHOOK) -> list[tuple[Any, ...]]:
+    """getaddrinfo for `host`, keeping only addresses `purpose` may reach; raises when none is left."""
+    check_host(host, purpose=purpose)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -98,7 +171,7 @@ def resolve_checked(host: str, port: int) -> list[tuple[Any, ...]]:
     allowed, last_error = [], None
     for info in infos:
         try:
-            check_ip(info[4][0])
+            check_ip(info[4][0], purpose=purpose)
             allowed.append(info)
         except EgressDenied as exc:
             last_error = exc
@@ -107,15 +180,18 @@ def resolve_checked(host: str, port: int) -> list[tuple[Any, ...]]:
     return allowed
 
 
-def _connect_checked(host: str, port: int, timeout: float) -> socket.socket:
+def _connect_checked(host: str, port: int, timeout: float, purpose: Purpose) -> socket.socket:
     last_error: Exception | None = None
-    for family, socktype, proto, _, sockaddr in resolve_checked(host, port):
+    for family, socktype, proto, _, sockaddr in resolve_checked(host, port, purpose=purpose):
         sock = socket.socket(family, socktype, proto)
         sock.settimeout(timeout)
         try:
             sock.connect(sockaddr)
-            check_ip(sock.getpeername()[0])  # the address actually connected to
+            check_ip(sock.getpeername()[0], purpose=purpose)  # the address actually connected to
             return sock
+        except EgressDenied:
+            sock.close()
+            raise
         except OSError as exc:
             last_error = exc
             sock.close()
@@ -123,13 +199,17 @@ def _connect_checked(host: str, port: int, timeout: float) -> socket.socket:
 
 
 class _GuardedHTTPConnection(http.client.HTTPConnection):
+    purpose: Purpose = Purpose.WEBHOOK
+
     def connect(self) -> None:
-        self.sock = _connect_checked(self.host, self.port, self.timeout)  # type: ignore[arg-type]
+        self.sock = _connect_checked(self.host, self.port, self.timeout, self.purpose)  # type: ignore[arg-type]
 
 
 class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    purpose: Purpose = Purpose.WEBHOOK
+
     def connect(self) -> None:
-        raw = _connect_checked(self.host, self.port, self.timeout)  # type: ignore[arg-type]
+        raw = _connect_checked(self.host, self.port, self.timeout, self.purpose)  # type: ignore[arg-type]
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
@@ -146,6 +226,7 @@ def guarded_request(
     method: str,
     url: str,
     *,
+    purpose: Purpose | str = Purpose.WEBHOOK,
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
@@ -157,7 +238,8 @@ def guarded_request(
     Raises `EgressDenied` for a refused target and `OSError`/`http.client.HTTPException` for network
     failures; the caller decides what a failure means (retry, critical, ...).
     """
-    target = check_url(url)
+    purpose = Purpose(purpose)
+    target = check_url(url, purpose=purpose)
     if target.scheme == "https":
         context = ssl.create_default_context()
         if not verify_tls:
@@ -168,6 +250,7 @@ def guarded_request(
         )
     else:
         conn = _GuardedHTTPConnection(target.host, target.port, timeout=timeout)
+    conn.purpose = purpose  # type: ignore[attr-defined]
     try:
         conn.request(method, target.path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -177,8 +260,8 @@ def guarded_request(
         conn.close()
 
 
-def aiohttp_resolver():  # type: ignore[no-untyped-def]
-    """An aiohttp resolver that drops denied addresses, for probes and async deliveries.
+def aiohttp_resolver(purpose: Purpose | str = Purpose.PROBE):  # type: ignore[no-untyped-def]
+    """An aiohttp resolver that drops addresses `purpose` may not reach, for probes and async deliveries.
 
     aiohttp connects only to what the resolver returns, so filtering here checks the connected IP;
     literal-IP URLs skip the resolver, which is why callers also run `check_url` first.
@@ -191,12 +274,12 @@ def aiohttp_resolver():  # type: ignore[no-untyped-def]
             self._inner = ThreadedResolver()
 
         async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET):  # type: ignore[no-untyped-def]
-            check_host(host)
+            check_host(host, purpose=purpose)
             results = await self._inner.resolve(host, port, family)
             allowed = []
             for item in results:
                 try:
-                    check_ip(item["host"])
+                    check_ip(item["host"], purpose=purpose)
                     allowed.append(item)
                 except EgressDenied:
                     continue

@@ -12,6 +12,8 @@ from django.utils.html import format_html, format_html_join
 
 from registry import selectors, services
 from registry.models import Check, Instance, InstanceStatus, Service
+from registry.probes.base import redact_params
+from registry.probes.http import redact_headers
 
 BADGE_COLOURS = {
     "passing": "#2e7d32",
@@ -220,7 +222,7 @@ class CheckAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "enabled", "instance__service__type"]
     search_fields = ["name", "instance__instance_id", "instance__service__name"]
     list_select_related = ["instance__service"]
-    exclude = ["claim_token"]
+    exclude = ["claim_token", "headers", "params"]  # shown masked (headers_masked, params_masked)
     readonly_fields = [
         "instance",
         "name",
@@ -241,15 +243,16 @@ class CheckAdmin(admin.ModelAdmin):
         "enabled",
         "method",
         "path",
-        "headers",
+        "headers_masked",
         "expected_statuses",
         "body_contains",
+        "store_body",
         "tls_verify",
         "follow_redirects",
         "warn_latency_ms",
         "ttl",
         "probe",
-        "params",
+        "params_masked",
         "successes_before_passing",
         "failures_before_warning",
         "failures_before_critical",
@@ -262,6 +265,14 @@ class CheckAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Check) -> str:
         return badge(obj.status)
+
+    @admin.display(description="headers")
+    def headers_masked(self, obj: Check) -> dict[str, str]:
+        return redact_headers(obj.headers)
+
+    @admin.display(description="params")
+    def params_masked(self, obj: Check) -> dict[str, object]:
+        return redact_params(obj.params)
 
     @admin.display(description="scheduling lag")
     def lag(self, obj: Check) -> str:

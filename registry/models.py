@@ -6,7 +6,7 @@ import ipaddress
 import re
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from registry import conf
@@ -16,6 +16,14 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)*\.?$"
 )
 ONE_DAY = 86400
+# Service names, instance ids and check names appear as URL path segments: ASCII letters, digits and
+# `._-`, starting with a letter or digit (so never `.` or `..`, no `/`, no look-alike or bidi characters).
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+validate_url_safe_name = RegexValidator(
+    rf"\A{NAME_PATTERN}\Z",
+    "Use ASCII letters, digits, '.', '_' and '-', starting with a letter or digit.",
+    code="invalid_name",
+)
 
 
 class ServiceType(models.TextChoices):
@@ -96,7 +104,7 @@ def validate_object(value: object) -> None:
 class Service(models.Model):
     """A named service in the catalog; its instances are what discovery returns."""
 
-    name = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_url_safe_name])
     display_name = models.CharField(max_length=200, blank=True)
     type = models.CharField(max_length=20, choices=ServiceType.choices, default=ServiceType.OTHER)
     description = models.TextField(blank=True)
@@ -120,7 +128,7 @@ class Instance(models.Model):
     """One running copy of a service at an address and port."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="instances")
-    instance_id = models.CharField(max_length=200)
+    instance_id = models.CharField(max_length=200, validators=[validate_url_safe_name])
     address = models.CharField(max_length=253, validators=[validate_address])
     port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
     scheme = models.CharField(max_length=10, choices=Scheme.choices, default=Scheme.HTTP)
@@ -161,7 +169,7 @@ class Check(models.Model):
     """A health check on one instance, with its schedule and current state."""
 
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="checks")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_url_safe_name])
     kind = models.CharField(max_length=10, choices=CheckKind.choices)
     interval = models.FloatField(default=10, validators=[MinValueValidator(1), MaxValueValidator(ONE_DAY)])
     timeout = models.FloatField(default=5, validators=[MinValueValidator(0.1)])
@@ -172,6 +180,8 @@ class Check(models.Model):
     headers = models.JSONField(default=dict, blank=True, validators=[validate_object])
     expected_statuses = models.CharField(max_length=200, default="200-299")
     body_contains = models.CharField(max_length=500, blank=True)
+    # Off by default: the output is readable with registry:read, and a probe may reach internal services.
+    store_body = models.BooleanField(default=False, help_text="Keep the start of the response body in the output.")
     tls_verify = models.BooleanField(default=True)
     follow_redirects = models.BooleanField(default=False)
     warn_latency_ms = models.PositiveIntegerField(null=True, blank=True)

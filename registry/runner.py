@@ -9,7 +9,7 @@ import asyncio
 import time
 from collections import Counter
 
-from controlplane.egress import EgressDenied, aiohttp_resolver
+from controlplane.egress import EgressDenied, Purpose, aiohttp_resolver
 from registry.health import CRITICAL
 from registry.metrics import DISPATCH_LAG, PROBE_LATENCY, PROBES_RUN
 from registry.probes import PROBE_KINDS, ProbeContext, ProbeResult, ProbeSpec
@@ -48,7 +48,7 @@ async def run_probes(
     """Probe every spec (at most `concurrency` at once) and return results in the same order."""
     import aiohttp
 
-    connector = aiohttp.TCPConnector(resolver=aiohttp_resolver(), limit=concurrency, ttl_dns_cache=30)
+    connector = aiohttp.TCPConnector(resolver=aiohttp_resolver(Purpose.PROBE), limit=concurrency, ttl_dns_cache=30)
     async with aiohttp.ClientSession(
         connector=connector, auto_decompress=False, skip_auto_headers=("Accept-Encoding",)
     ) as session:

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from controlplane.egress import EgressDenied, check_url
+from controlplane.egress import EgressDenied, Purpose, check_url
 from controlplane.events import services
 from controlplane.events.models import Event, WebhookDelivery, WebhookSubscription
 
@@ -44,7 +44,7 @@ class WebhookSubscriptionForm(forms.ModelForm):
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
         try:
-            check_url(url)
+            check_url(url, purpose=Purpose.WEBHOOK)
         except EgressDenied as exc:
             raise ValidationError(str(exc)) from None
         return url
@@ -91,6 +91,16 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             obj.pk = created.pk
             if not secret:
                 self.message_user(request, f"Generated signing secret (shown once): {generated}")
+
+    # Deletes go through the service too (change-page delete and the bulk action), so they emit
+    # `webhook.deleted` like an API delete instead of a silent QuerySet.delete().
+    def delete_model(self, request: HttpRequest, obj: WebhookSubscription) -> None:
+        services.webhook_subscription_delete(obj, actor=f"user:{request.user.get_username()}")
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        actor = f"user:{request.user.get_username()}"
+        for subscription in queryset:
+            services.webhook_subscription_delete(subscription, actor=actor)
 
 
 @admin.register(WebhookDelivery)

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from controlplane.egress import EgressDenied, check_url, guarded_request
+from controlplane.egress import EgressDenied, Purpose, check_url, guarded_request
 from controlplane.events.models import DeliveryStatus, Event, WebhookDelivery, WebhookSubscription
 from controlplane.events.signing import SIGNATURE_HEADER, sign
 from controlplane.observability.context import current_request_id
@@ -71,7 +71,7 @@ def event_fan_out(*, event_id: int) -> list[int]:
 def _validate_subscription(url: str, kinds: Any) -> None:
     errors: dict[str, list[str]] = {}
     try:
-        check_url(url)
+        check_url(url, purpose=Purpose.WEBHOOK)
     except EgressDenied as exc:
         errors["url"] = [str(exc)]
     if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) and k.strip() for k in kinds):
@@ -164,6 +164,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str | None:
         response = guarded_request(
             "POST",
             subscription.url,
+            purpose=Purpose.WEBHOOK,
             body=body,
             headers=headers,
             timeout=settings.WEBHOOK_TIMEOUT_SECONDS,

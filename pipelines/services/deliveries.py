@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from controlplane.egress import EgressDenied, guarded_request
+from controlplane.egress import EgressDenied, Purpose, guarded_request
 from controlplane.events.services import emit
 from pipelines import metrics
 from pipelines.conf import delivery_backoff_seconds, delivery_max_attempts, delivery_timeout_seconds
@@ -94,7 +94,13 @@ def delivery_attempt(*, delivery_id: int) -> tuple[str, float | None] | None:
         }
         try:
             response = guarded_request(
-                "POST", url, body=body, headers=headers, timeout=delivery_timeout_seconds(), max_bytes=4096
+                "POST",
+                url,
+                purpose=Purpose.DELIVERY,
+                body=body,
+                headers=headers,
+                timeout=delivery_timeout_seconds(),
+                max_bytes=4096,
             )
             status_code = response.status
             if not 200 <= response.status < 300:

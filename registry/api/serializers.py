@@ -5,6 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from registry.models import Check, CheckResult, CheckStatus, Instance, Service
+from registry.probes.base import redact_params
+from registry.probes.http import redact_headers
 from registry.selectors import health_summary
 
 
@@ -13,6 +15,9 @@ class CheckSerializer(serializers.ModelSerializer):
 
     service = serializers.CharField(source="instance.service.name", read_only=True)
     instance_id = serializers.CharField(source="instance.instance_id", read_only=True)
+    # Credentials a check sends (Authorization, a redis password) are write-only: shown masked.
+    headers = serializers.SerializerMethodField()
+    params = serializers.SerializerMethodField()
 
     class Meta:
         model = Check
@@ -30,6 +35,7 @@ class CheckSerializer(serializers.ModelSerializer):
             "headers",
             "expected_statuses",
             "body_contains",
+            "store_body",
             "tls_verify",
             "follow_redirects",
             "warn_latency_ms",
@@ -49,6 +55,12 @@ class CheckSerializer(serializers.ModelSerializer):
             "next_run_at",
         ]
         read_only_fields = fields
+
+    def get_headers(self, check: Check) -> dict[str, str]:
+        return redact_headers(check.headers)
+
+    def get_params(self, check: Check) -> dict[str, object]:
+        return redact_params(check.params)
 
 
 class CheckBriefSerializer(serializers.ModelSerializer):
@@ -164,6 +176,7 @@ class CheckSpecSerializer(serializers.Serializer):
     headers = serializers.DictField(child=serializers.CharField(), required=False)
     expected_statuses = serializers.CharField(required=False)
     body_contains = serializers.CharField(required=False, allow_blank=True)
+    store_body = serializers.BooleanField(required=False)
     tls_verify = serializers.BooleanField(required=False)
     follow_redirects = serializers.BooleanField(required=False)
     warn_latency_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1)

@@ -15,7 +15,7 @@ from controlplane.actors import actor_from_request
 from controlplane.errors import Conflict
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.models import Check, CheckResult, Instance, InstanceStatus, ServiceType
+from registry.models import NAME_PATTERN, Check, CheckResult, Instance, InstanceStatus, ServiceType
 
 READ_WRITE = {"GET": Scope.REGISTRY_READ, "*": Scope.REGISTRY_WRITE}
 SERVICE_PATH = [OpenApiParameter("name", str, OpenApiParameter.PATH, description="service name")]
@@ -48,7 +48,7 @@ class ServiceViewSet(GenericViewSet):
 
     required_scopes = READ_WRITE
     lookup_field = "name"
-    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+    lookup_value_regex = NAME_PATTERN
     serializer_class = s.ServiceSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from controlplane.egress import EgressDenied, check_host, check_ip
+from controlplane.egress import EgressDenied, Purpose, check_host, check_ip
 
 
 @dataclass
@@ -27,6 +27,7 @@ class ProbeSpec:
     headers: dict[str, str] = field(default_factory=dict)
     expected: tuple[tuple[int, int], ...] = ((200, 299),)
     body_contains: str = ""
+    store_body: bool = False
     tls_verify: bool = True
     follow_redirects: bool = False
     warn_latency_ms: int | None = None
@@ -74,13 +75,23 @@ class Probe:
         raise NotImplementedError
 
 
+SECRET_PARAMS = frozenset({"password", "secret", "token"})
+
+
+def redact_params(params: Any) -> Any:
+    """Probe params for display, with credential values (a redis or postgres password) masked."""
+    if not isinstance(params, dict):
+        return params
+    return {k: "********" if str(k).lower() in SECRET_PARAMS and v else v for k, v in params.items()}
+
+
 def elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
 async def resolve_allowed(host: str, port: int) -> list[str]:
     """Addresses for `host` that the egress guard allows (literal IPs are checked directly)."""
-    check_host(host)
+    check_host(host, purpose=Purpose.PROBE)
     literal = host.strip("[]")
     try:
         return [str(ipaddress.ip_address(literal))]  # no resolver round trip (a thread hop) for an IP
@@ -92,7 +103,7 @@ async def resolve_allowed(host: str, port: int) -> list[str]:
     for info in infos:
         address = info[4][0]
         try:
-            check_ip(address)
+            check_ip(address, purpose=Purpose.PROBE)
         except EgressDenied as exc:
             denied = exc
             continue
@@ -112,7 +123,7 @@ async def open_checked(host: str, port: int) -> tuple[asyncio.StreamReader, asyn
         except OSError as exc:
             last_error = exc
             continue
-        check_ip(writer.get_extra_info("peername")[0])
+        check_ip(writer.get_extra_info("peername")[0], purpose=Purpose.PROBE)
         return reader, writer, address
     raise last_error or OSError(f"Could not connect to {host}:{port}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from controlplane.egress import check_ip
+from controlplane.egress import Purpose, check_ip
 from registry.probes.base import Probe, ProbeContext, ProbeResult, ProbeSpec, elapsed_ms, resolve_allowed
 
 
@@ -26,7 +26,7 @@ class TcpProbe(Probe):
                 continue
             latency = elapsed_ms(started)
             try:
-                check_ip(transport.get_extra_info("peername")[0])
+                check_ip(transport.get_extra_info("peername")[0], purpose=Purpose.PROBE)
             finally:
                 transport.close()
             return ProbeResult("passing", latency, f"TCP connect {address}:{spec.target_port}: success")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from controlplane.egress import EgressDenied, check_host, check_url
+from controlplane.egress import EgressDenied, Purpose, check_host, check_url
 from registry.health import StatusSpecError, parse_expected_statuses
 from registry.models import Check, CheckKind, Instance, Service
 from registry.probes import CUSTOM_PROBES, PROBE_KINDS
+from registry.probes.http import http_check_errors
 from registry.services.state import instances_refresh_status
 
 SERVICE_FIELDS = ("display_name", "type", "description", "owner", "tags", "capabilities", "metadata")
@@ -25,6 +26,7 @@ CHECK_CONFIG_FIELDS = (
     "headers",
     "expected_statuses",
     "body_contains",
+    "store_body",
     "tls_verify",
     "follow_redirects",
     "warn_latency_ms",
@@ -35,7 +37,6 @@ CHECK_CONFIG_FIELDS = (
     "failures_before_warning",
     "failures_before_critical",
 )
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _emit(kind: str, subject: str, data: dict[str, Any], actor: str) -> None:
@@ -118,23 +119,19 @@ def _validate_check(index: int, spec: dict[str, Any], address: str) -> tuple[Che
         errors.setdefault(name, []).extend(messages)
     kind = check.kind
     if kind == CheckKind.HTTP:
-        if check.method not in HTTP_METHODS:
-            errors.setdefault("method", []).append(f"Choose one of {', '.join(HTTP_METHODS)}.")
+        for name, messages in http_check_errors(check.method, check.headers).items():
+            errors.setdefault(name, []).extend(messages)
         try:
             parse_expected_statuses(check.expected_statuses)
         except StatusSpecError as exc:
             errors.setdefault("expected_statuses", []).append(str(exc))
         if check.path.startswith(("http://", "https://")):
             try:
-                check_url(check.path)
+                check_url(check.path, purpose=Purpose.PROBE)
             except EgressDenied as exc:
                 errors.setdefault("path", []).append(str(exc))
         elif not check.path.startswith("/"):
             errors.setdefault("path", []).append("Give a path starting with / or a full http(s) URL.")
-        if not isinstance(check.headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in (check.headers or {}).items()
-        ):
-            errors.setdefault("headers", []).append("Give an object of header names to string values.")
     if kind == CheckKind.CUSTOM:
         if check.probe not in CUSTOM_PROBES:
             errors.setdefault("probe", []).append(f"Unknown probe; choose one of {', '.join(CUSTOM_PROBES)}.")
@@ -145,7 +142,7 @@ def _validate_check(index: int, spec: dict[str, Any], address: str) -> tuple[Che
         host = check.params.get("host")
         if host is not None:
             try:
-                check_host(str(host))
+                check_host(str(host), purpose=Purpose.PROBE)
             except EgressDenied as exc:
                 errors.setdefault("params.host", []).append(str(exc))
         port = check.params.get("port")
@@ -154,7 +151,7 @@ def _validate_check(index: int, spec: dict[str, Any], address: str) -> tuple[Che
     if kind != CheckKind.TTL and not (kind == CheckKind.HTTP and check.path.startswith(("http://", "https://"))):
         if not (kind in (CheckKind.TCP, CheckKind.CUSTOM) and check.params.get("host")):
             try:
-                check_host(address)
+                check_host(address, purpose=Purpose.PROBE)
             except EgressDenied as exc:
                 errors.setdefault("address", []).append(f"Check {check.name or index} targets a denied address: {exc}")
     return check, errors
@@ -183,6 +180,31 @@ def _validate_registration(
     return built, errors
 
 
+def _apply_instance_fields(
+    instance: Instance,
+    address: str,
+    port: int,
+    scheme: str,
+    tags: list[str] | None,
+    metadata: dict[str, Any] | None,
+    deregister_critical_after: int | None,
+) -> None:
+    instance.address, instance.port, instance.scheme = address, port, scheme
+    instance.tags = tags if tags is not None else []
+    instance.metadata = metadata if metadata is not None else {}
+    instance.deregister_critical_after = deregister_critical_after
+
+
+def _instance_locked(service: Service, instance_id: str) -> Instance | None:
+    """The registered instance with its checks and itself locked, or None when there is none yet."""
+    existing = Instance.objects.filter(service=service, instance_id=instance_id).values_list("pk", flat=True).first()
+    if existing is None:
+        return None
+    # Lock in the order result writes use (checks, then the instance), so the two cannot deadlock.
+    list(Check.objects.select_for_update().filter(instance_id=existing).order_by("pk").values_list("pk", flat=True))
+    return Instance.objects.select_for_update().filter(pk=existing).first()
+
+
 @transaction.atomic
 def instance_register(
     *,
@@ -202,22 +224,29 @@ def instance_register(
     Checks are matched by name: existing ones keep their state and history, missing ones are removed,
     new ones are due at once. Returns the instance and whether it was created (`instance.registered`).
     """
-    existing = Instance.objects.filter(service=service, instance_id=instance_id).first()
-    if existing is not None:
-        # Lock in the order result writes use (checks, then the instance), so the two cannot deadlock.
-        list(Check.objects.select_for_update().filter(instance=existing).order_by("pk").values_list("pk", flat=True))
-        existing = Instance.objects.select_for_update().get(pk=existing.pk)
-    instance = existing or Instance(service=service, instance_id=instance_id)
-    instance.address, instance.port, instance.scheme = address, port, scheme
-    instance.tags = tags if tags is not None else []
-    instance.metadata = metadata if metadata is not None else {}
-    instance.deregister_critical_after = deregister_critical_after
-    built, errors = _validate_registration(instance, checks or [])
+    candidate = Instance(service=service, instance_id=instance_id)
+    _apply_instance_fields(candidate, address, port, scheme, tags, metadata, deregister_critical_after)
+    built, errors = _validate_registration(candidate, checks or [])
     if errors:
         raise ValidationError(errors)
     now = timezone.now()
-    instance.last_seen_at = now
-    instance.save()
+    existing = _instance_locked(service, instance_id)
+    if existing is None:
+        candidate.last_seen_at = now
+        try:
+            # A savepoint: when a concurrent first registration of the same id wins the insert, this one
+            # waits for it on the unique index, then continues as an update of the row it committed.
+            with transaction.atomic():
+                candidate.save(force_insert=True)
+        except IntegrityError:
+            existing = _instance_locked(service, instance_id)
+            if existing is None:  # not the unique (service, instance_id) race: a real error
+                raise
+    instance = existing or candidate
+    if existing is not None:
+        _apply_instance_fields(existing, address, port, scheme, tags, metadata, deregister_critical_after)
+        existing.last_seen_at = now
+        existing.save()
     current = {check.name: check for check in instance.checks.all()} if existing else {}
     Check.objects.filter(instance=instance).exclude(name__in=[c.name for c in built]).delete()
     for check in built:

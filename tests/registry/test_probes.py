@@ -22,10 +22,60 @@ def run_one(spec: ProbeSpec):  # type: ignore[no-untyped-def]
 
 
 def test_http_2xx_passes_with_latency_and_output(http_target):
-    result = run_one(http_spec(http_target, "/ok"))
+    result = run_one(http_spec(http_target, "/ok", store_body=True))
     assert result.status == "passing"
     assert result.latency_ms is not None and 0 < result.latency_ms < 2000
     assert "200" in result.output and '{"status":"ok"}' in result.output
+
+
+@pytest.mark.parametrize("path", ["/ok", "/status/500", "/status/429", "/slow?delay=0.2"])
+def test_http_body_is_not_stored_unless_the_check_asks(http_target, path):
+    """The output is readable with registry:read and a probe may reach internal services: no body by default."""
+    stored = run_one(http_spec(http_target, path, store_body=True, warn_latency_ms=100))
+    plain = run_one(http_spec(http_target, path, warn_latency_ms=100))
+    assert plain.status == stored.status
+    assert "\n" not in plain.output and plain.output.startswith("HTTP GET ")
+    assert len(stored.output) > len(plain.output) and "\n" in stored.output
+
+
+def test_http_body_contains_matches_without_storing_the_body(http_target):
+    passing = run_one(http_spec(http_target, "/ok", body_contains='"ok"'))
+    failing = run_one(http_spec(http_target, "/ok", body_contains="degraded"))
+    assert passing.status == "passing" and failing.status == "critical"
+    assert '{"status"' not in passing.output + failing.output
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("POST", {}),
+        ("DELETE", {}),
+        ("PUT", {}),
+        ("GET", {"Host": "admin.internal"}),
+        ("GET", {"host": "admin.internal"}),
+        ("GET", {"Transfer-Encoding": "chunked"}),
+        ("GET", {"Content-Length": "5"}),
+        ("GET", {"Cookie": "session=x"}),
+        ("GET", {"X-Forwarded-For": "127.0.0.1"}),
+        ("GET", {"X-Ok": "a\r\nHost: evil"}),
+    ],
+)
+def test_http_probe_refuses_methods_and_headers_outside_the_policy_without_sending(http_target, method, headers):
+    """A row written behind the services' back is still not sent: the probe checks the policy itself."""
+    http_target.state["hits"] = 0
+    result = run_one(http_spec(http_target, "/toggle", method=method, headers=headers))
+    assert result.status == "critical" and "probe policy" in result.output
+    assert http_target.state["hits"] == 0
+
+
+def test_http_probe_sends_allowed_methods_and_authorization(http_target):
+    for method in ("GET", "HEAD"):
+        before = http_target.state["hits"]
+        spec = http_spec(http_target, "/toggle", method=method, headers={"Authorization": "Bearer t"})
+        assert run_one(spec).status == "passing"
+        assert http_target.state["hits"] == before + 1
+    options = run_one(http_spec(http_target, "/toggle", method="OPTIONS"))
+    assert "probe policy" not in options.output and "405" in options.output  # sent; the target has no OPTIONS
 
 
 @pytest.mark.parametrize(
