@@ -4,14 +4,25 @@ Standard JMESPath has no arithmetic operators, so a few pure functions are added
 `multiply`, `divide`, `mod`, `round`, `concat`, `upper`, `lower`, `coalesce`, and infix `+ - * / %`
 (JMESPath Community Edition's syntax) is rewritten into them by `pipelines.arithmetic` before parsing:
 `payload.price * payload.qty` is `multiply(payload.price, payload.qty)`. Documented in docs/pipelines.md.
+
+Limits, so that no expression can exhaust the stack or build unrenderable numbers:
+- nesting: at most `PIPELINE_EXPRESSION_MAX_DEPTH` (default 64) levels of brackets, parentheses and function
+  calls (infix arithmetic counts, as it becomes nested calls) and runs of prefix `!`/`&`, checked on the text
+  before any parser recursion; the parsed tree may be at most twice that deep (chained `||`, `|`, `==` ...).
+  Checked when the expression is compiled (definition saved), so evaluation cannot recurse deeper either;
+  a RecursionError that escapes anyway is reported as the same error.
+- numbers: results of arithmetic must be smaller in magnitude than 10 ** `PIPELINE_EXPRESSION_MAX_DIGITS`
+  (default 100) and finite; beyond that evaluation raises `ExpressionError`.
 """
 
 from __future__ import annotations
 
 import operator
+from functools import lru_cache
 from typing import Any
 
 import jmespath
+from django.conf import settings
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
 
@@ -106,6 +117,43 @@ def _fast_argument_check(signature: list[dict]) -> Any:
     return check
 
 
+class ExpressionError(ValueError):
+    """An expression could not be evaluated on this packet (a result out of bounds); the step fails."""
+
+
+def max_depth() -> int:
+    """Deepest nesting an expression may have (brackets, calls, infix arithmetic, prefix operators)."""
+    return int(getattr(settings, "PIPELINE_EXPRESSION_MAX_DEPTH", 64))
+
+
+def max_digits() -> int:
+    """Arithmetic results must be smaller in magnitude than 10 ** this (integers and floats alike)."""
+    return int(getattr(settings, "PIPELINE_EXPRESSION_MAX_DIGITS", 100))
+
+
+@lru_cache(maxsize=8)
+def _bounded(digits: int) -> Any:
+    """`check(result)`: the result, or ExpressionError when its magnitude reaches 10**digits or it is not finite.
+
+    Python's ints are unbounded, so repeated `n * n` would grow until rendering the result fails (Python's
+    int-to-string limit) or memory runs out; inf and nan are not JSON. One chained comparison covers both
+    types (int/float comparison is exact in Python; nan and inf fail it).
+    """
+    high = 10**digits
+    low = -high
+
+    def check(result: Any) -> Any:
+        if low < result < high:
+            return result
+        raise ExpressionError(f"arithmetic result out of range (magnitude 10**{digits} or more, or not finite).")
+
+    return check
+
+
+def _checked(result: Any) -> Any:
+    return _bounded(max_digits())(result)
+
+
 _ARITHMETIC = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul}
 _ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
 
@@ -115,27 +163,27 @@ class PipelineFunctions(functions.Functions):
 
     @functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_add(self, a: float, b: float) -> float:
-        return a + b
+        return _checked(_number_op(operator.add, a, b))
 
     @functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_subtract(self, a: float, b: float) -> float:
-        return a - b
+        return _checked(_number_op(operator.sub, a, b))
 
     @functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_multiply(self, a: float, b: float) -> float:
-        return a * b
+        return _checked(_number_op(operator.mul, a, b))
 
     @functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_divide(self, a: float, b: float) -> float | None:
-        return None if b == 0 else a / b
+        return None if b == 0 else _checked(_number_op(operator.truediv, a, b))
 
     @functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_mod(self, a: float, b: float) -> float | None:
-        return None if b == 0 else a % b
+        return None if b == 0 else _checked(_number_op(operator.mod, a, b))
 
     @functions.signature({"types": ["number"]}, {"types": ["number"]})
     def _func_round(self, a: float, digits: float) -> float:
-        return round(a, int(digits))
+        return _checked(_number_op(lambda x, n: round(x, int(n)), a, digits))
 
     @functions.signature({"types": ["string", "number", "boolean", "null"], "variadic": True})
     def _func_concat(self, *parts: Any) -> str:
@@ -152,6 +200,14 @@ class PipelineFunctions(functions.Functions):
     @functions.signature({"types": [], "variadic": True})
     def _func_coalesce(self, *values: Any) -> Any:
         return next((v for v in values if v is not None), None)
+
+
+def _number_op(operate: Any, a: Any, b: Any) -> Any:
+    # An int too large for a float (10**400 * 1.5, round(x, 1e30)) raises OverflowError, not a ValueError.
+    try:
+        return operate(a, b)
+    except OverflowError as exc:
+        raise ExpressionError(f"number out of range: {exc}.") from None
 
 
 OPTIONS = jmespath.Options(custom_functions=PipelineFunctions())
@@ -171,6 +227,11 @@ class Expression:
     def __init__(self, text: str) -> None:
         self.expression = text
         self._parsed = jmespath.compile(text)
+        # Chains (`a || b || ...`, `a | b | ...`) parse without recursion but make a deep tree, which the
+        # closure compiler and every evaluation would then recurse through.
+        limit = 2 * max_depth()
+        if _tree_depth(self._parsed.parsed, limit) > limit:
+            raise ExpressionDepthError(f"the parsed expression nests more than {limit} levels (chained operators).")
         try:
             self.search = _closure(self._parsed.parsed)
         except _Unsupported:
@@ -178,6 +239,61 @@ class Expression:
 
     def _interpret(self, value: Any) -> Any:
         return self._parsed.search(value, options=OPTIONS)
+
+
+class ExpressionDepthError(ValueError):
+    """The expression nests deeper than the limit (refused when compiled, before any deep recursion)."""
+
+
+def _tree_depth(node: Any, limit: int) -> int:
+    """Depth of a parsed tree, iteratively, stopping once it passes `limit`."""
+    deepest = 0
+    stack = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        for child in current.get("children", ()):
+            if isinstance(child, dict):
+                stack.append((child, depth + 1))
+    return deepest
+
+
+_QUOTES = {"'", '"', "`"}
+_OPEN = set("([{")
+_CLOSE = set(")]}")
+_PREFIX = set("!&")
+
+
+def _text_depth(text: str, limit: int) -> str | None:
+    """Why `text` nests too deeply for the recursive parts (arithmetic rewrite, jmespath's parser), or None.
+
+    Counts bracket nesting and runs of prefix operators (`!!!!a`, `&&&a`) outside quoted runs; a single
+    linear pass, done once per compile.
+    """
+    depth = run = 0
+    i, end = 0, len(text)
+    while i < end:
+        char = text[i]
+        if char in _QUOTES:  # skip the quoted run (an unclosed one is the parser's to report)
+            i += 1
+            while i < end and text[i] != char:
+                i += 2 if text[i] == "\\" else 1
+        elif char in _OPEN:
+            depth += 1
+            if depth > limit:
+                return f"nests more than {limit} levels of brackets, parentheses or function calls"
+        elif char in _CLOSE:
+            depth -= 1
+        if char in _PREFIX:
+            run += 1
+            if run > limit:
+                return f"has more than {limit} prefix operators in a row"
+        elif not char.isspace():
+            run = 0
+        i += 1
+    return None
 
 
 class _Unsupported(Exception):
@@ -302,11 +418,19 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
         if len(args) == 2 and name in _ARITHMETIC:
             first, second = args
             operate = _ARITHMETIC[name]
+            high = 10 ** max_digits()
+            low = -high
 
             def arithmetic(v: Any) -> Any:
                 a, b = first(v), second(v)
                 if _is_actual_number(a) and _is_actual_number(b):
-                    return operate(a, b)
+                    try:
+                        result = operate(a, b)
+                    except OverflowError as exc:  # a huge int meeting a float
+                        raise ExpressionError(f"number out of range: {exc}.") from None
+                    if low < result < high:  # inline: this is the hot path
+                        return result
+                    return _checked(result)
                 return call(name, [a, b])  # raises jmespath's own type error
 
             return arithmetic
@@ -439,14 +563,29 @@ def compile_expression(expr: Any) -> Expression:
     """
     if not isinstance(expr, str) or not expr.strip():
         raise ValueError("An expression is a non-empty JMESPath string.")
+    shown = repr(expr) if len(expr) <= 120 else repr(expr[:100]) + f"... ({len(expr)} characters)"
+    limit = max_depth()
+    problem = _text_depth(expr, limit)
+    if problem:
+        raise ExpressionDepthError(f"Invalid JMESPath {shown}: the expression {problem}.")
     try:
-        compiled = Expression(arithmetic.rewrite(expr))
+        rewritten = arithmetic.rewrite(expr)
+        # Infix arithmetic becomes nested calls: a chain of 100 `+` is 100 levels once rewritten.
+        problem = _text_depth(rewritten, limit) if rewritten is not expr else None
+        if problem:
+            raise ExpressionDepthError(f"the expression {problem} (infix arithmetic counts as nested calls).")
+        compiled = Expression(rewritten)
+    except ExpressionDepthError as exc:
+        raise ExpressionDepthError(f"Invalid JMESPath {shown}: {exc}") from None
     except (JMESPathError, arithmetic.ArithmeticSyntaxError) as exc:
-        raise ValueError(f"Invalid JMESPath {expr!r}: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"Invalid JMESPath {shown}: {str(exc).splitlines()[0][:300]}") from None
+    except RecursionError:
+        # Backstop only: the checks above keep every known construct well inside the stack.
+        raise ExpressionDepthError(f"Invalid JMESPath {shown}: the expression nests too deeply.") from None
     compiled.expression = expr  # as written; the parsed form holds the rewritten arithmetic
     unknown = sorted(_function_names(compiled._parsed.parsed) - set(OPTIONS.custom_functions.FUNCTION_TABLE))
     if unknown:
-        raise ValueError(f"Invalid JMESPath {expr!r}: unknown function(s) {', '.join(unknown)}.")
+        raise ValueError(f"Invalid JMESPath {shown}: unknown function(s) {', '.join(unknown)}.")
     return compiled
 
 
