@@ -80,6 +80,31 @@ def _authorize(request: HttpRequest, namespace: str, *, own_thread: bool = False
     return row[0], row[1], grants(key.scopes, Scope.CONFIG_SECRETS)
 
 
+def _recheck(request: HttpRequest, namespace: str, *, own_thread: bool = False) -> bool:
+    """After the wait, right before answering: is the key still good for this namespace? `reveal secrets`.
+
+    A watch can wait for minutes; a key revoked, deleted, expired or narrowed meanwhile (in any process:
+    the shared generation moved) must get a refusal, not the change it waited for. Raises like
+    `_authorize`; the rate limit is not counted again.
+    """
+    from django.db import close_old_connections
+
+    if own_thread:
+        close_old_connections()
+    key = authenticate_key(request)  # revocation and expiry of this process's copy, checked every time
+    if keycache.enabled():
+        generation = keycache.trusted_generation()
+        if generation is None:
+            generation = keycache.current_generation()
+        if not keycache.confirm(key, generation):
+            key = authenticate_key(request)  # changed somewhere since it was cached: from the database
+    if not grants(key.scopes, Scope.CONFIG_READ):
+        raise exceptions.PermissionDenied(f"The API key lacks the scope {Scope.CONFIG_READ}.")
+    if not key.allows_namespace(namespace):
+        raise exceptions.NotFound(f"No namespace {namespace!r}.")
+    return grants(key.scopes, Scope.CONFIG_SECRETS)
+
+
 def _problem(exc: exceptions.APIException) -> HttpResponse:
     headers = {}
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
@@ -106,6 +131,10 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
     hub.wake(namespace, revision, namespace_id)
     if revision <= index:
         await hub.wait(namespace, index, wait)
+        try:
+            reveal = await hub.run_db(partial(_recheck, own_thread=True), request, namespace)
+        except exceptions.APIException as exc:
+            return _problem(exc)
     try:
         snapshot = await hub.snapshot(namespace, hub.known_revision(namespace, revision))
     except Http404:
