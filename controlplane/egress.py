@@ -276,15 +276,16 @@ def aiohttp_resolver(purpose: Purpose | str = Purpose.PROBE):  # type: ignore[no
         async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET):  # type: ignore[no-untyped-def]
             check_host(host, purpose=purpose)
             results = await self._inner.resolve(host, port, family)
-            allowed = []
+            allowed, denied = [], None
             for item in results:
                 try:
                     check_ip(item["host"], purpose=purpose)
                     allowed.append(item)
-                except EgressDenied:
-                    continue
+                except EgressDenied as exc:
+                    denied = exc
             if not allowed:
-                raise OSError(f"egress guard: every address of {host} is denied")
+                # Not an OSError: aiohttp would report that as a DNS failure and drop the reason.
+                raise EgressDenied(f"every address of {host} is refused ({denied or 'none resolved'})")
             return allowed
 
         async def close(self) -> None:

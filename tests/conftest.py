@@ -112,6 +112,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["CONFIG_ENCRYPTION_KEY"] = settings.CONFIG_ENCRYPTION_KEY
     env["CONTROLPLANE_VAR_DIR"] = str(settings.VAR_DIR)
     env["PYTHONUNBUFFERED"] = "1"
+    # The child follows the egress policy the test set (e.g. its loopback receiver allow-listed), not the defaults.
+    env["EGRESS_ALLOW_NETWORKS"] = ",".join(settings.EGRESS_ALLOW_NETWORKS)
+    env["EGRESS_ALLOW_PRIVATE"] = "true" if settings.EGRESS_ALLOW_PRIVATE else "false"
     env.update(extra)
     return env
 

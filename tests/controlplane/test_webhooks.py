@@ -23,6 +23,13 @@ from tests.factories import WebhookSubscriptionFactory
 from tests.receivers import Receiver
 
 
+@pytest.fixture(autouse=True)
+def _loopback_receivers_allowed(settings):  # type: ignore[no-untyped-def]
+    """The receivers here listen on 127.0.0.1: allow-listed explicitly (workers inherit it), as an operator
+    allow-lists an internal hook target; the production default refuses loopback (tests below)."""
+    settings.EGRESS_ALLOW_NETWORKS = ["127.0.0.0/8"]
+
+
 def _wait(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -182,3 +189,115 @@ def test_nothing_is_lost_when_the_worker_dies_mid_delivery(tmp_path, settings) -
             worker2.wait(15)
     assert Event.objects.filter(kind="demo.crash").count() == 1
     assert timezone.now() - WebhookDelivery.objects.get(pk=delivery.pk).delivered_at < timedelta(minutes=1)
+
+
+PRIVATE_HOOKS = [
+    "http://127.0.0.1:9/x",
+    "http://[::1]/x",
+    "http://[::ffff:127.0.0.1]/x",
+    "http://[::ffff:7f00:1]/x",
+    "http://10.0.0.5/x",
+    "http://192.168.1.10/x",
+    "http://172.20.0.1/x",
+    "http://100.64.1.1/x",
+    "http://[fd00::1]/x",
+    "http://[64:ff9b::a00:1]/x",
+    "http://[2002:7f00:1::1]/x",
+]
+METADATA_HOOKS = [
+    "http://100.100.100.200/latest/meta-data/",
+    "http://192.0.0.192/opc/v2/instance/",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://[::a9fe:a9fe]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",
+]
+
+
+@pytest.mark.django_db
+def test_private_targets_are_refused_at_subscription_in_production(settings, admin_api) -> None:  # type: ignore[no-untyped-def]
+    settings.EGRESS_ALLOW_PRIVATE, settings.EGRESS_ALLOW_NETWORKS = False, []
+    for url in PRIVATE_HOOKS + METADATA_HOOKS:
+        response = admin_api.post("/api/v1/webhooks/", {"name": "bad", "url": url, "kinds": ["*"]}, format="json")
+        assert response.status_code == 400, url
+        assert response["Content-Type"].startswith("application/problem+json")
+        assert "url" in response.json()["errors"], url
+    assert not services.WebhookSubscription.objects.exists()
+    settings.EGRESS_ALLOW_NETWORKS = ["10.0.0.0/8"]  # an operator's allow-list admits exactly its networks
+    ok = admin_api.post("/api/v1/webhooks/", {"name": "ok", "url": "http://10.0.0.5/x", "kinds": ["*"]}, format="json")
+    assert ok.status_code == 201
+    still = admin_api.post("/api/v1/webhooks/", {"name": "no", "url": PRIVATE_HOOKS[0], "kinds": ["*"]}, format="json")
+    assert still.status_code == 400
+
+
+@pytest.mark.django_db
+def test_embedded_default_admits_private_hooks_but_never_metadata(settings, admin_api) -> None:  # type: ignore[no-untyped-def]
+    settings.EGRESS_ALLOW_PRIVATE, settings.EGRESS_ALLOW_NETWORKS = True, []
+    for index, url in enumerate(PRIVATE_HOOKS):
+        response = admin_api.post("/api/v1/webhooks/", {"name": f"h{index}", "url": url, "kinds": ["*"]}, format="json")
+        assert response.status_code == 201, url
+    for url in METADATA_HOOKS:
+        response = admin_api.post("/api/v1/webhooks/", {"name": "bad", "url": url, "kinds": ["*"]}, format="json")
+        assert response.status_code == 400, url
+
+
+@pytest.mark.django_db
+def test_admin_form_refuses_private_hooks_in_production(settings, admin_client) -> None:  # type: ignore[no-untyped-def]
+    settings.EGRESS_ALLOW_PRIVATE, settings.EGRESS_ALLOW_NETWORKS = False, []
+    response = admin_client.post(
+        "/admin/events/webhooksubscription/add/",
+        {"name": "bad", "url": "http://[::ffff:127.0.0.1]/x", "kinds": '["*"]', "secret": "", "active": "on"},
+    )
+    assert response.status_code == 200 and "private network" in response.content.decode()
+    assert not services.WebhookSubscription.objects.exists()
+
+
+@pytest.mark.django_db
+def test_delivery_to_loopback_is_refused_in_production_and_never_connects(settings) -> None:  # type: ignore[no-untyped-def]
+    """A subscription stored before the policy (or by a bypass) is still refused at send time."""
+    settings.EGRESS_ALLOW_PRIVATE, settings.EGRESS_ALLOW_NETWORKS = False, []
+    with Receiver() as receiver:
+        for host in ("127.0.0.1", "[::ffff:127.0.0.1]", "localhost"):
+            subscription = WebhookSubscriptionFactory(url=receiver.url.replace("127.0.0.1", host), kinds=["demo.*"])
+            event = Event.objects.create(kind="demo.happened", actor="test", subject=host)
+            delivery = WebhookDelivery.objects.create(
+                subscription=subscription, event=event, next_attempt_at=timezone.now()
+            )
+            assert services.webhook_delivery_attempt(delivery_id=delivery.pk) == DeliveryStatus.FAILED
+            delivery.refresh_from_db()
+            assert delivery.last_error.startswith("egress denied"), delivery.last_error
+            subscription.delete()
+        assert receiver.requests == []
+
+
+def _admin_user_name(admin_client) -> str:  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(is_superuser=True).get_username()
+
+
+@pytest.mark.django_db
+def test_admin_delete_goes_through_the_service(admin_client) -> None:  # type: ignore[no-untyped-def]
+    subscription = WebhookSubscriptionFactory(name="gone")
+    response = admin_client.post(f"/admin/events/webhooksubscription/{subscription.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not services.WebhookSubscription.objects.filter(pk=subscription.pk).exists()
+    event = Event.objects.get(kind="webhook.deleted")
+    assert event.subject == "gone" and event.actor == f"user:{_admin_user_name(admin_client)}"
+
+
+@pytest.mark.django_db
+def test_admin_bulk_delete_goes_through_the_service(admin_client) -> None:  # type: ignore[no-untyped-def]
+    doomed = [WebhookSubscriptionFactory(name=f"bulk-{n}") for n in range(3)]
+    kept = WebhookSubscriptionFactory(name="kept")
+    response = admin_client.post(
+        "/admin/events/webhooksubscription/",
+        {"action": "delete_selected", "_selected_action": [s.pk for s in doomed], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert list(services.WebhookSubscription.objects.values_list("name", flat=True)) == [kept.name]
+    deleted = Event.objects.filter(kind="webhook.deleted")
+    assert sorted(deleted.values_list("subject", flat=True)) == ["bulk-0", "bulk-1", "bulk-2"]
+    assert set(deleted.values_list("actor", flat=True)) == {f"user:{_admin_user_name(admin_client)}"}
