@@ -60,6 +60,38 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+# Seconds a client should wait before retrying a 503 (backing service down, request deadline hit).
+RETRY_AFTER_SECONDS = 5
+
+
+class RequestDeadlineExceeded(Exception):  # noqa: N818 - named for what happened, like TimeoutError
+    """Raised inside a request that ran past its wall-clock deadline (see `controlplane.deadline`)."""
+
+
+def outage_detail(exc: BaseException) -> str | None:
+    """The 503 detail when `exc` means a backing service (the database) or the request deadline failed.
+
+    Only connection-level database errors count (`OperationalError`, `InterfaceError`: refused,
+    dropped, timed out, locked); integrity and programming errors stay 500s, as bugs.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, RequestDeadlineExceeded):
+        return "The request took longer than the server allows; try again shortly."
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "The database is unavailable; try again shortly."
+    return None
+
+
+def outage_response(exc: BaseException) -> JsonResponse | None:
+    """A 503 problem response with `Retry-After` for `outage_detail` exceptions, else None."""
+    detail = outage_detail(exc)
+    if detail is None:
+        return None
+    logger.warning("Answered 503: %s (%s)", detail, type(exc).__name__)
+    return problem_response(503, detail, code="service-unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def problem_body(status: int, detail: str, *, code: str | None = None, errors: Any = None, **extra: Any) -> dict:
     """Build a problem+json document for `status`."""
     try:
@@ -121,6 +153,11 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    else:
+        detail = outage_detail(exc)
+        if detail is not None:
+            logger.warning("Answered 503: %s (%s)", detail, type(exc).__name__)
+            exc = ServiceUnavailable(detail)
 
     response = exception_handler(exc, context)
     if response is None:
@@ -148,4 +185,6 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         body.update(extra)
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
+    if response.status_code == 503 and "Retry-After" not in response:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

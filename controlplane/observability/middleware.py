@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
-from controlplane.errors import PROBLEM_CONTENT_TYPE, problem_response
+from controlplane.errors import PROBLEM_CONTENT_TYPE, outage_response, problem_response
 from controlplane.observability.context import (
     reset_request_id,
     sane_request_id,
@@ -121,5 +121,8 @@ class ApiProblemMiddleware:
             return None
         if isinstance(exception, RequestDataTooBig):
             return problem_response(413, "The request body is too large.", code="payload-too-large")
+        outage = outage_response(exception)
+        if outage is not None:
+            return outage
         error_log.exception("Unhandled error on %s", request.path, exc_info=exception)
         return problem_response(500, "An internal error occurred; quote the request id when reporting it.")

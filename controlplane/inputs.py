@@ -1,0 +1,174 @@
+"""The input boundary: every request's path, headers, query string and body are checked before a view runs.
+
+One middleware, so every route (API, admin, health) gets the same rules without each view repeating them:
+
+- Chunked bodies: Django's `WSGIRequest` reads `CONTENT_LENGTH` bytes, so a body sent with
+  `Transfer-Encoding: chunked` (no length) read as empty — an import with `replace=true` then deleted the
+  namespace. When the server has de-chunked the stream and marks its end (gunicorn and uvicorn do;
+  `wsgi.input_terminated`, or a complete ASGI body), the body is read to its end, up to the body limit
+  (413 beyond); otherwise it cannot be read safely and the request is refused with 411.
+- NUL characters (PostgreSQL refuses them in text and jsonb, which answered 500): refused with 400 in the
+  decoded path, query parameter names and values, header values and bodies (raw NUL bytes, and `\\u0000`
+  in JSON, named by its path). Config documents (YAML/TOML/INI/env) are checked after parsing by
+  `configstore.formats`; form posts are left to the forms, whose fields report NUL as a field error.
+
+Every refusal is problem+json (`errors` names the parameter, header or JSON path).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.handlers.asgi import ASGIRequest
+from django.core.handlers.wsgi import LimitedStream
+from django.http import HttpRequest, HttpResponse
+
+from controlplane.errors import problem_response
+from controlplane.jsonbounds import JSON_NUL_ESCAPE, NUL, NulCharacterError, loads_bounded, printable_key
+
+NUL_MESSAGE = "NUL characters are not allowed."
+# Sent by clients as a correlation id; a bad value is replaced by a fresh id (RequestTracingMiddleware).
+_IGNORED_HEADERS = frozenset({"HTTP_X_REQUEST_ID"})
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+_READ_CHUNK = 64 * 1024
+
+
+def _invalid(detail: str, errors: dict[str, list[str]]) -> HttpResponse:
+    return problem_response(400, detail, code="validation-error", errors=errors)
+
+
+def _too_large(limit: int) -> HttpResponse:
+    return problem_response(413, f"The request body exceeds {limit} bytes.", code="payload-too-large")
+
+
+def body_limit() -> int:
+    """The largest body read into memory (`API_MAX_BODY_BYTES`, Django's DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 5 * 1024 * 1024
+
+
+def _declared_length(request: HttpRequest) -> int | None:
+    raw = request.META.get("CONTENT_LENGTH")
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _read_to_end(stream: io.RawIOBase | io.BufferedIOBase, limit: int) -> bytes | None:
+    """Up to `limit` bytes of `stream` until EOF; None when there is more than that."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+
+
+def read_unsized_body(request: HttpRequest) -> HttpResponse | None:
+    """Make a body without `Content-Length` (chunked) readable by Django; a 411/413 response when it cannot be.
+
+    The body is read once into memory and put back as a stream of known length, so `request.body`,
+    `request.POST` and DRF's parsers all see it.
+    """
+    if isinstance(request, ASGIRequest):
+        stream = request._stream  # the ASGI handler spooled the whole body before building the request
+    elif request.META.get("wsgi.input_terminated"):
+        stream = request.META["wsgi.input"]  # the server de-chunks and ends the stream at the body's end
+    else:
+        return problem_response(
+            411,
+            "This server cannot read a body without Content-Length; send Content-Length.",
+            code="length-required",
+        )
+    limit = body_limit()
+    data = _read_to_end(stream, limit)
+    if data is None:
+        return _too_large(limit)
+    request.META["CONTENT_LENGTH"] = str(len(data))
+    request._stream = LimitedStream(io.BytesIO(data), len(data))  # type: ignore[attr-defined]
+    return None
+
+
+def _has_unsized_body(request: HttpRequest) -> bool:
+    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "")
+    return bool(encoding) and _declared_length(request) is None
+
+
+def _header_errors(request: HttpRequest) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for name, value in request.META.items():
+        if name.startswith("HTTP_") and name not in _IGNORED_HEADERS and isinstance(value, str) and NUL in value:
+            errors[f"headers.{name[5:].replace('_', '-').title()}"] = [NUL_MESSAGE]
+    return errors
+
+
+def _query_errors(request: HttpRequest) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for name, values in request.GET.lists():
+        if NUL in name or any(NUL in value for value in values):
+            errors[printable_key(name)] = [NUL_MESSAGE]
+    return errors
+
+
+def _body_errors(request: HttpRequest) -> dict[str, list[str]]:
+    """NUL in a body the forms will not see: raw bytes, or `\\u0000` in JSON (named by its path)."""
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type in _FORM_TYPES and not request.path.startswith("/api/"):
+        return {}  # admin forms: each field reports NUL as a field error (CharField's validator)
+    raw = request.body
+    if NUL.encode() in raw:
+        return {"body": ["NUL bytes are not allowed in a request body."]}
+    if JSON_NUL_ESCAPE.encode() in raw:
+        try:
+            loads_bounded(raw)
+        except NulCharacterError as exc:
+            return {exc.path: [NUL_MESSAGE]}
+        except ValueError:
+            pass  # not (valid) JSON: the view's own parser answers for its syntax
+    return {}
+
+
+class InputBoundaryMiddleware:
+    """Refuses hostile input (NUL anywhere, unreadable or oversized unsized bodies) before any view runs."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        refusal = self.check(request)
+        if refusal is not None:
+            return refusal
+        return self.get_response(request)
+
+    def check(self, request: HttpRequest) -> HttpResponse | None:
+        """A 400/411/413 problem response for input no view should see, else None."""
+        if NUL in request.path:
+            return _invalid("The request path holds a NUL character.", {"path": [NUL_MESSAGE]})
+        errors = _header_errors(request)
+        try:
+            errors.update(_query_errors(request))
+        except TooManyFieldsSent:
+            return _invalid("Too many query parameters.", {"query": ["Too many parameters."]})
+        if errors:
+            return _invalid("The request holds a NUL character; see `errors`.", errors)
+        if _has_unsized_body(request):
+            refusal = read_unsized_body(request)
+            if refusal is not None:
+                return refusal
+        if (_declared_length(request) or 0) > 0:
+            try:
+                errors = _body_errors(request)
+            except RequestDataTooBig:
+                return _too_large(body_limit())
+            if errors:
+                return _invalid("The request body holds a NUL character; see `errors`.", errors)
+        return None
