@@ -409,7 +409,7 @@ _APP_TUNABLES = (
     "PIPELINE_EXPRESSION_MAX_DIGITS",
 )
 for _name in _APP_TUNABLES:
-    if os.environ.get(_name):
+    if env_str(_name):  # through env_str so the name is registered (config env sources never read it)
         globals()[_name] = env_int(_name, 0, minimum=1)
 
 # --- Security ----------------------------------------------------------------------------------
