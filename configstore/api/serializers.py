@@ -39,8 +39,13 @@ class RuleSerializer(serializers.ModelSerializer):
 
     def to_internal_value(self, data):  # type: ignore[no-untyped-def]
         # The rule engine reports unknown kinds with the list of known ones; let it.
-        if isinstance(data, dict) and "kind" in data and data["kind"] not in dict(Rule._meta.get_field("kind").choices):
-            raise serializers.ValidationError({"kind": [f"Unknown rule kind {data['kind']!r}."]})
+        # A non-string kind ({} or []) is unhashable: test the type before the lookup, or it is a TypeError (500).
+        if (
+            isinstance(data, dict)
+            and "kind" in data
+            and (not isinstance(data["kind"], str) or data["kind"] not in dict(Rule._meta.get_field("kind").choices))
+        ):
+            raise serializers.ValidationError({"kind": [f"Unknown rule kind {repr(data['kind'])[:100]}."]})
         return super().to_internal_value(data)
 
 

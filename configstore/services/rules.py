@@ -28,7 +28,8 @@ def _rule_validate(rule: Rule) -> None:
         errors["key"] = ["Give a key or a glob such as db.* ."]
     problems = validate_rule_params(rule.kind, rule.params)
     if problems:
-        errors["kind" if rule.kind not in {c for c, _ in Rule._meta.get_field("kind").choices} else "params"] = problems
+        known = isinstance(rule.kind, str) and rule.kind in {c for c, _ in Rule._meta.get_field("kind").choices}
+        errors["params" if known else "kind"] = problems
     if errors:
         raise ValidationError(errors)
     rule.full_clean(exclude=["params"])

@@ -1,0 +1,120 @@
+"""controlplane.patterns and controlplane.jsonschemas: user regexes on RE2, schemas that cannot reach out."""
+
+from __future__ import annotations
+
+import fastjsonschema
+import pytest
+from django.test import override_settings
+
+from configstore.rules import compile_rule, validate_rule_params
+from controlplane.jsonschemas import REFUSE_REMOTE, compile_schema, schema_problems
+from controlplane.patterns import PatternError, UserPattern, compile_user_regex
+from tests.schema_host import SchemaHost
+
+
+def test_the_refusing_handler_stops_fastjsonschema_fetching_for_every_scheme():
+    with SchemaHost() as host:
+        # The control: fastjsonschema on its own does fetch (this is what the issue saw), so the host counts.
+        fastjsonschema.compile({"$ref": host.url("control.json")})
+        assert host.connections == 1
+        for uri in (host.url(), host.url(scheme="https"), "file:///etc/hostname", "other.json", "ftp://x/y"):
+            with pytest.raises(fastjsonschema.JsonSchemaDefinitionException, match="refused"):
+                fastjsonschema.compile({"properties": {"a": {"$ref": uri}}}, handlers=REFUSE_REMOTE)
+        assert host.connections == 1
+
+
+def test_compiled_schemas_match_user_patterns_with_re2():
+    validate = compile_schema({"properties": {"a": {"pattern": "(a+)+$"}}, "patternProperties": {"^x": {}}})
+    patterns = validate.__globals__["REGEX_PATTERNS"]
+    assert set(patterns) == {"(a+)+$", "^x"}
+    assert all(isinstance(p, UserPattern) for p in patterns.values())
+
+
+def test_compile_schema_itself_refuses_remote_refs():
+    # Even a caller that skips schema_problems cannot compile a remote reference.
+    with pytest.raises(fastjsonschema.JsonSchemaDefinitionException, match="only local references"):
+        compile_schema({"$ref": "http://127.0.0.1:9/x.json"})
+
+
+@pytest.mark.timeout(20)
+def test_format_regex_values_are_compiled_with_re2():
+    validate = compile_schema({"type": "string", "format": "regex"})
+    validate("^[a-z]+$")
+    with pytest.raises(fastjsonschema.JsonSchemaValueException, match="valid regex"):
+        validate(r"(a)\1")  # fine for Python's re, not for RE2
+
+
+def test_builtin_formats_still_validate():
+    validate = compile_schema({"type": "string", "format": "date-time"})
+    validate("2026-12-01T08:00:00Z")
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        validate("yesterday")
+
+
+def test_dollar_means_the_end_of_the_text():
+    # fastjsonschema rewrites `$` to Python's `\Z`; RE2's `$` already means that (no match before a final \n).
+    validate = compile_schema({"type": "string", "pattern": "^ab$"})
+    validate("ab")
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        validate("ab\n")
+    assert compile_rule("pattern", {"regex": "ab$"})("ab\n")
+
+
+@override_settings(USER_REGEX_MAX_INPUT_CHARS=100)
+def test_input_over_the_budget_never_matches():
+    check = compile_rule("pattern", {"regex": "a*"})
+    assert check("a" * 100) == []
+    assert "too long" in check("a" * 101)[0]
+    validate = compile_schema({"type": "string", "pattern": "^a*$"})
+    validate("a" * 100)
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        validate("a" * 101)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        (r"(a)\1", "backreferences"),
+        (r"(?P<x>a)(?P=x)", "invalid"),
+        (r"a(?!b)", "lookahead"),
+        (r"(?<=a)b", "lookbehind"),
+        ("(", "missing )"),
+        ("a" * 1001, "at most 1000"),
+        (5, "must be a string"),
+        ("a{1001}", "repetition"),
+    ],
+)
+def test_refused_patterns_say_why(pattern, fragment):
+    with pytest.raises(PatternError, match=None) as caught:
+        compile_user_regex(pattern)
+    assert fragment in str(caught.value)
+
+
+@override_settings(USER_REGEX_MAX_MEMORY=64 * 1024)
+def test_a_pattern_whose_program_is_too_big_is_refused_not_slow():
+    with pytest.raises(PatternError):
+        compile_user_regex(r"(\pL{50}){20}")
+
+
+def test_deep_and_huge_schemas_are_refused_without_recursing():
+    deep: dict = {"type": "string"}
+    for _ in range(5000):
+        deep = {"items": deep}
+    assert "nested deeper" in schema_problems(deep)[0]
+    wide = {"properties": {f"p{i}": {"type": "string"} for i in range(6000)}}
+    assert "more than 5000" in schema_problems(wide)[0]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$schema": "http://json-schema.org/draft-07/schema#", "type": "string"},
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "string"},
+        {"$schema": "http://json-schema.org/draft-04/schema", "type": "string"},
+        True,
+        {"$defs": {"s": {"type": "string"}}, "anyOf": [{"$ref": "#/$defs/s"}, {"type": "null"}]},
+    ],
+)
+def test_ordinary_schemas_are_still_accepted(schema):
+    assert schema_problems(schema) == []
+    assert validate_rule_params("json_schema", {"schema": schema}) == []
