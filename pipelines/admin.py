@@ -3,6 +3,9 @@
 Saving goes through the same services as the API: the inline formset validates the steps with the
 executor's `validate_steps` (errors land on the step's own fields), then `save_related` hands the whole
 definition to `pipeline_create`/`pipeline_update`, which bumps the version and emits `pipeline.changed`.
+Deleting (the change page's delete and the "delete selected" action) goes through `pipeline_delete`.
+Config reads act as the logged-in user (`ConfigReader.from_user`): steps that enrich from config, and dry
+runs that would read it, need the config store's view permission.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.urls import path, reverse
 
 from controlplane.jsonbounds import loads_bounded
 from pipelines import selectors, services
+from pipelines.access import ConfigReadDenied, ConfigReader, authorize_run, definition_read_errors
 from pipelines.conf import max_packet_bytes
 from pipelines.executor import PacketError, prepare_packet, validate_steps
 from pipelines.models import Delivery, Pipeline, Run, Step, StepStats
@@ -35,7 +39,12 @@ def _actor(request: HttpRequest) -> str:
 
 
 class StepInlineFormSet(BaseInlineFormSet):
-    """Validates the steps together (kinds, configs, expressions, duplicate names) before anything is saved."""
+    """Validates the steps together (kinds, configs, expressions, duplicate names) before anything is saved.
+
+    `reader` (set per request by `StepInline.get_formset`) must be allowed to read the config they read.
+    """
+
+    reader: ConfigReader | None = None
 
     def live_forms(self) -> list[forms.ModelForm]:
         return [
@@ -59,7 +68,12 @@ class StepInlineFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
         live = self.live_forms()
-        for key, errors in validate_steps(self.steps()).items():
+        steps = self.steps()
+        problems = validate_steps(steps)
+        if self.reader is not None:
+            for key, messages in definition_read_errors(self.reader, steps).items():
+                problems.setdefault(key, []).extend(messages)
+        for key, errors in problems.items():
             parts = key.split(".")
             form = live[int(parts[1])] if len(parts) > 1 and parts[1].isdigit() else None
             field = parts[2] if len(parts) > 2 else None
@@ -75,6 +89,12 @@ class StepInline(admin.TabularInline):
     extra = 1
     fields = ("priority", "name", "kind", "enabled", "condition", "config", "on_error")
     ordering = ("priority", "id")
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):  # type: ignore[no-untyped-def]
+        # A fresh class per request: the reader is this request's user.
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.reader = ConfigReader.from_user(request.user)
+        return formset
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -131,13 +151,23 @@ class PipelineAdmin(admin.ModelAdmin):
                 steps = formset.steps()
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         fields = {name: form.cleaned_data[name] for name in PIPELINE_FIELDS if name in form.cleaned_data}
+        reader = ConfigReader.from_user(request.user)
         if change:
             saved = services.pipeline_update(
-                Pipeline.objects.get(pk=form.instance.pk), steps=steps, actor=_actor(request), **fields
+                Pipeline.objects.get(pk=form.instance.pk), steps=steps, actor=_actor(request), reader=reader, **fields
             )
         else:
-            saved = services.pipeline_create(**fields, steps=steps, actor=_actor(request))
+            saved = services.pipeline_create(**fields, steps=steps, actor=_actor(request), reader=reader)
         form.instance.pk, form.instance.version = saved.pk, saved.version
+
+    def delete_model(self, request: HttpRequest, obj: Pipeline) -> None:
+        """The change page's delete, through the service (event, caches)."""
+        services.pipeline_delete(obj, actor=_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        """The "delete selected" action, one service call per pipeline."""
+        for pipeline in queryset:
+            services.pipeline_delete(pipeline, actor=_actor(request))
 
     @admin.action(description="Enable selected pipelines")
     def enable_pipelines(self, request: HttpRequest, queryset: Any) -> None:
@@ -186,7 +216,16 @@ class PipelineAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             ref = selectors.pipeline_ref(pipeline.slug)
             assert ref is not None
-            result = run_packet(ref, form.cleaned_data["packet"], capture=True, count=False).as_dict()
+            try:
+                # As the logged-in user: no config they could not read in the config store's admin.
+                allowed = authorize_run(ConfigReader.from_user(request.user), ref)
+            except ConfigReadDenied as exc:
+                form.add_error("packet", str(exc.detail))
+            else:
+                result = run_packet(
+                    ref, form.cleaned_data["packet"], capture=True, count=False, allowed=allowed
+                ).as_dict()
+        if result is not None:
             for entry in result["trace"]:
                 entry["before_json"] = json.dumps(entry.get("before"), indent=2, sort_keys=True)
                 entry["after_json"] = json.dumps(entry.get("after"), indent=2, sort_keys=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from pipelines.budget import Budget
+
 
 def max_packet_bytes() -> int:
     """Largest packet (its JSON text) accepted by run, batch and dry run."""
@@ -82,3 +84,31 @@ def run_max_attempts() -> int:
 def run_retention_days() -> int:
     """Runs and settled deliveries older than this are pruned."""
     return int(getattr(settings, "PIPELINE_RUN_RETENTION_DAYS", 14))
+
+
+def max_chained_runs() -> int:
+    """Budget: pipeline runs one packet may cause through `{"pipeline": ...}` routes (its whole chain tree)."""
+    return int(getattr(settings, "PIPELINE_MAX_CHAINED_RUNS", 32))
+
+
+def max_recorded_failures() -> int:
+    """Budget: failed runs one request (a sync run, a batch, an async run) may record."""
+    return int(getattr(settings, "PIPELINE_MAX_RECORDED_FAILURES", 1000))
+
+
+def run_max_seconds() -> float:
+    """Budget: wall-clock seconds of one request's runs (a sync packet with its chains, a batch, an async run).
+
+    Below gunicorn's worker timeout, so an expensive request fails cleanly instead of being killed.
+    """
+    return float(getattr(settings, "PIPELINE_RUN_MAX_SECONDS", 10))
+
+
+def run_budget() -> Budget:
+    """A started budget for one request, from the settings."""
+    return Budget(
+        max_packet_bytes=max_packet_bytes(),
+        max_seconds=run_max_seconds(),
+        max_chained_runs=max_chained_runs(),
+        max_recorded_failures=max_recorded_failures(),
+    ).start()

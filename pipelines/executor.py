@@ -18,7 +18,8 @@ from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
-from pipelines.expressions import compile_expression
+from pipelines.budget import EXPRESSION_LIMITS, RUN_SECONDS, Budget, BudgetExceeded, json_bytes
+from pipelines.expressions import ExpressionError, compile_expression
 from pipelines.paths import copy_json
 from pipelines.steps import STEP_KINDS, DropPacket, RunState, StepError
 from pipelines.steps.base import Apply, _no_lookup, truthy
@@ -68,9 +69,23 @@ class RunResult:
 
     `log` holds one tuple per step reached, `(step, ran, seconds, error, outcome[, before, after])`; the
     dict form (`trace`) is built only when someone reads it, so batch runs without traces never pay for it.
+    `budget` names the budget a failed run went over (empty otherwise); `size` is an upper bound of the
+    output packet's JSON size when the run had a size budget.
     """
 
-    __slots__ = ("status", "packet", "routes", "log", "pipeline_version", "duration_ms", "error", "errors", "_trace")
+    __slots__ = (
+        "status",
+        "packet",
+        "routes",
+        "log",
+        "pipeline_version",
+        "duration_ms",
+        "error",
+        "errors",
+        "budget",
+        "size",
+        "_trace",
+    )
 
     def __init__(
         self,
@@ -82,6 +97,8 @@ class RunResult:
         duration_ms: float,
         error: str = "",
         errors: list[str] | None = None,
+        budget: str = "",
+        size: int | None = None,
     ) -> None:
         self.status = status
         self.packet = packet
@@ -91,6 +108,8 @@ class RunResult:
         self.duration_ms = duration_ms
         self.error = error
         self.errors = errors if errors is not None else []
+        self.budget = budget
+        self.size = size
         self._trace: list[dict[str, Any]] | None = None
 
     @property
@@ -127,6 +146,8 @@ class RunResult:
         if self.error:
             body["error"] = self.error
             body["errors"] = self.errors
+        if self.budget:
+            body["budget"] = self.budget
         return body
 
 
@@ -142,10 +163,22 @@ class CompiledStep:
 
 
 class CompiledPipeline:
-    """A pipeline version as a list of compiled steps."""
+    """A pipeline version as a list of compiled steps.
+
+    `reads` are the config namespaces its enabled steps read and `chains` the pipelines they may route the
+    packet into: what a run of it must be authorized for (with the pipelines it chains into).
+    """
 
     def __init__(
-        self, *, pipeline_id: int | None, slug: str, version: int, error_policy: str, steps: list[CompiledStep]
+        self,
+        *,
+        pipeline_id: int | None,
+        slug: str,
+        version: int,
+        error_policy: str,
+        steps: list[CompiledStep],
+        reads: frozenset[str] = frozenset(),
+        chains: frozenset[str] = frozenset(),
     ):
         self.pipeline_id = pipeline_id
         self.slug = slug
@@ -153,33 +186,65 @@ class CompiledPipeline:
         self.continue_on_error = error_policy == "continue"
         self.steps = steps
         self.step_names = [step.name for step in steps]
+        self.reads = reads
+        self.chains = chains
         # The common case (stop on error, no step skipping its errors) runs as generated straight-line code.
         self._fast = (
             None if self.continue_on_error or any(s.skip_on_error for s in steps) else _generate_fast_run(steps)
         )
 
     def run(
-        self, packet: dict, *, lookup: Callable[[str, str], Any] = _no_lookup, capture: bool = False, copy: bool = True
+        self,
+        packet: dict,
+        *,
+        lookup: Callable[[str, str], Any] = _no_lookup,
+        capture: bool = False,
+        copy: bool = True,
+        budget: Budget | None = None,
+        size: int | None = None,
     ) -> RunResult:
         """Run one prepared packet (see `prepare_packet`). `copy=False` lets the run own and change `packet`.
 
-        `capture=True` records the packet before and after each step in the trace (dry runs).
+        `capture=True` records the packet before and after each step in the trace (dry runs). `budget`
+        (started) bounds the packet's size after every step and the wall clock; `size` is the input's
+        JSON size when the caller knows it (measured here otherwise).
         """
         if copy:
             packet = copy_json(packet)
-        state = RunState(lookup)
+        started = perf_counter()
         log: list[tuple] = []
         errors: list[str] = []
         first_error = ""
-        started = perf_counter()
+        if budget is None:
+            state, deadline = RunState(lookup), float("inf")
+        else:
+            deadline = budget.deadline
+            try:
+                size = json_bytes(packet) if size is None else size
+            except BudgetExceeded as exc:
+                state = RunState(lookup)
+                state.exceeded = exc.budget
+                return self._finish(FAILED, packet, state, log, started, f"the packet is refused: {exc}", [str(exc)])
+            state = RunState(lookup, limit=budget.max_packet_bytes, size=size)
         if self._fast is not None and not capture:
-            status, message, messages = self._fast(packet, state, log)
+            status, message, messages = self._fast(packet, state, log, deadline)
             if status == SUCCEEDED:
                 shape = _shape_error(packet)
                 if not shape:
                     return RunResult(
-                        SUCCEEDED, packet, state.routes, log, self.version, (perf_counter() - started) * 1000
+                        SUCCEEDED,
+                        packet,
+                        state.routes,
+                        log,
+                        self.version,
+                        (perf_counter() - started) * 1000,
+                        size=state.bound if budget is not None else None,
                     )
+            elif status == LATE:
+                status, state.exceeded = FAILED, RUN_SECONDS
+                message = _late_message(budget)
+                errors = [f"{log[-1][0]}: {message}"]
+                first_error = f"step {log[-1][0]!r} failed: {message}"
             elif status == FAILED:
                 name = log[-1][0]
                 errors = [f"{name}: {m}" for m in (messages or [message])]
@@ -194,6 +259,8 @@ class CompiledPipeline:
                     run_it = truthy(step.condition.search(packet))
                 except (JMESPathError, TypeError, ValueError) as exc:  # e.g. `'a' > 1` raises TypeError
                     run_it, condition_error = False, f"condition failed: {str(exc).splitlines()[0]}"
+                    if isinstance(exc, ExpressionError):
+                        state.exceeded = EXPRESSION_LIMITS
                 if not run_it and not condition_error:
                     if capture:
                         snapshot = copy_json(packet)
@@ -211,11 +278,16 @@ class CompiledPipeline:
                     outcome = "dropped"
                 except StepError as exc:
                     error, error_list = str(exc), exc.errors
+                except BudgetExceeded as exc:
+                    error, state.exceeded = str(exc), exc.budget
                 except RecursionError:
                     error = "the packet nests too deeply for this step"
                 except Exception as exc:  # noqa: BLE001 - a faulty step fails its packet, never the caller
                     error = f"{type(exc).__name__}: {exc}"
-            seconds = perf_counter() - t0
+            now = perf_counter()
+            seconds = now - t0
+            if not error and now > deadline:
+                error, state.exceeded = _late_message(budget), RUN_SECONDS
             if error:
                 outcome = "error"
                 if before is not None:
@@ -229,12 +301,12 @@ class CompiledPipeline:
                 status = DROPPED
                 break
             if error:
-                if step.skip_on_error:
+                if step.skip_on_error and not state.exceeded:
                     continue
                 status = FAILED
                 errors.extend(f"{step.name}: {message}" for message in (error_list or [error]))
                 first_error = first_error or f"step {step.name!r} failed: {error}"
-                if not self.continue_on_error:
+                if not self.continue_on_error or state.exceeded:  # a budget ends the run whatever the policy
                     break
         return self._finish(status, packet, state, log, started, first_error, errors)
 
@@ -254,7 +326,17 @@ class CompiledPipeline:
             duration_ms=(perf_counter() - started) * 1000,
             error=first_error,
             errors=errors,
+            budget=state.exceeded if status == FAILED else "",
+            size=state.bound if state.limit is not None else None,
         )
+
+
+LATE = "late"  # the fast path's status when the wall-clock budget ran out after a step
+
+
+def _late_message(budget: Budget | None) -> str:
+    seconds = f" ({budget.max_seconds:g} s)" if budget is not None else ""
+    return f"the run_seconds budget{seconds} ran out after this step"
 
 
 _STEP_SOURCE = """
@@ -268,6 +350,11 @@ _STEP_SOURCE = """
         message = str(exc)
         log.append((name_{i}, True, perf_counter() - t0, message, "error"))
         return "failed", message, exc.errors
+    except BudgetExceeded as exc:
+        message = str(exc)
+        state.exceeded = exc.budget
+        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
+        return "failed", message, None
     except RecursionError:
         message = "the packet nests too deeply for this step"
         log.append((name_{i}, True, perf_counter() - t0, message, "error"))
@@ -276,13 +363,18 @@ _STEP_SOURCE = """
         message = f"{{type(exc).__name__}}: {{exc}}"
         log.append((name_{i}, True, perf_counter() - t0, message, "error"))
         return "failed", message, None
-    log.append((name_{i}, True, perf_counter() - t0, None, "ok"))
+    now = perf_counter()
+    log.append((name_{i}, True, now - t0, None, "ok"))
+    if now > deadline:
+        return "late", None, None
 """
 _CONDITION_SOURCE = """
     try:
         run_it = truthy(condition_{i}.search(packet))
     except (JMESPathError, TypeError, ValueError) as exc:
         message = "condition failed: " + str(exc).splitlines()[0]
+        if isinstance(exc, ExpressionError):
+            state.exceeded = EXPRESSION_LIMITS
         log.append((name_{i}, True, 0.0, message, "error"))
         return "failed", message, None
     if not run_it:
@@ -291,7 +383,9 @@ _CONDITION_SOURCE = """
 """
 
 
-def _generate_fast_run(steps: list[CompiledStep]) -> Callable[[dict, RunState, list], tuple[str, Any, Any]]:
+def _generate_fast_run(
+    steps: list[CompiledStep],
+) -> Callable[[dict, RunState, list, float], tuple[str, Any, Any]]:
     """Straight-line Python for a pipeline whose first failing step ends the run (fastjsonschema's trick).
 
     Same outcomes and log entries as the generic loop in `CompiledPipeline.run`, without its per-step
@@ -301,10 +395,12 @@ def _generate_fast_run(steps: list[CompiledStep]) -> Callable[[dict, RunState, l
         "perf_counter": perf_counter,
         "DropPacket": DropPacket,
         "StepError": StepError,
+        "BudgetExceeded": BudgetExceeded,
+        "ExpressionError": ExpressionError,
         "JMESPathError": JMESPathError,
         "truthy": truthy,
     }
-    lines = ["def run(packet, state, log):"]
+    lines = ["def run(packet, state, log, deadline):"]
     for i, step in enumerate(steps):
         namespace[f"apply_{i}"] = step.apply
         namespace[f"name_{i}"] = step.name
@@ -387,6 +483,7 @@ def compile_pipeline(definition: dict) -> CompiledPipeline:
     if problems:
         raise ValueError("; ".join(m for messages in problems.values() for m in messages))
     ordered = sorted(enumerate(definition.get("steps", [])), key=lambda item: (item[1].get("priority", 100), item[0]))
+    enabled = [step for _, step in ordered if step.get("enabled", True)]
     compiled = [
         CompiledStep(
             name=step["name"],
@@ -395,8 +492,7 @@ def compile_pipeline(definition: dict) -> CompiledPipeline:
             apply=STEP_KINDS[step["kind"]].compile(step["config"]),
             skip_on_error=step.get("on_error", "fail") == "skip",
         )
-        for _, step in ordered
-        if step.get("enabled", True)
+        for step in enabled
     ]
     return CompiledPipeline(
         pipeline_id=definition.get("id"),
@@ -404,6 +500,8 @@ def compile_pipeline(definition: dict) -> CompiledPipeline:
         version=int(definition.get("version", 0)),
         error_policy=definition.get("error_policy", "stop"),
         steps=compiled,
+        reads=frozenset().union(*(STEP_KINDS[s["kind"]].reads(s["config"]) for s in enabled)),
+        chains=frozenset().union(*(STEP_KINDS[s["kind"]].chains(s["config"]) for s in enabled)),
     )
 
 
@@ -428,6 +526,12 @@ class CompiledCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return compiled
+
+    def forget(self, pipeline_id: int) -> None:
+        """Drop every compiled version of one pipeline (it was deleted)."""
+        with self._lock:
+            for key in [k for k in self._items if k[0] == pipeline_id]:
+                self._items.pop(key, None)
 
     def __contains__(self, key: tuple[int, int]) -> bool:
         return key in self._items

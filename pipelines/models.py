@@ -116,6 +116,9 @@ class Run(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     request_id = models.CharField(max_length=100, blank=True)
     actor = models.CharField(max_length=150, blank=True)
+    # The config namespaces an async run was authorized to read when it was submitted (`pipelines.access`);
+    # null: any (the trusted system, or a run submitted before runs carried their authorization).
+    config_namespaces = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Async bookkeeping for crash recovery (`services.runs_recover`): when its task message was last sent,
     # when a worker claimed it, and how many claims it has had.

@@ -86,6 +86,12 @@ class StatsAccumulator:
             self.last_flush = time.monotonic()
         return tallies
 
+    def discard(self, pipeline_id: int) -> None:
+        """Forget one pipeline's unflushed counters (it was deleted)."""
+        with self._lock:
+            for key in [k for k in self._tallies if k[0] == pipeline_id]:
+                del self._tallies[key]
+
     def pending(self, pipeline_id: int) -> dict[str, _Tally]:
         with self._lock:
             return {step: t for (pid, step), t in self._tallies.items() if pid == pipeline_id}

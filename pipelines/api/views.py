@@ -24,10 +24,12 @@ from controlplane.actors import actor_from_request
 from controlplane.errors import Conflict, PayloadTooLarge
 from controlplane.jsonbounds import loads_bounded
 from pipelines import selectors, services
+from pipelines.access import ConfigReader, authorize_run
 from pipelines.api.serializers import (
     PacketSerializer,
     PipelineInputSerializer,
     PipelineSerializer,
+    RunAcceptedSerializer,
     RunResultSerializer,
     RunSerializer,
 )
@@ -44,24 +46,6 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in TRUE
 
 
-def _check_namespaces(request: Request, steps: list[dict[str, Any]]) -> None:
-    """A namespace-restricted key may only enrich from namespaces it can see."""
-    key = request.auth
-    if key is None or not getattr(key, "namespaces", None):
-        return
-    errors = {
-        f"steps.{i}.config": [
-            f"step {s.get('name')!r}: this API key may not read namespace {s['config'].get('namespace')!r}."
-        ]
-        for i, s in enumerate(steps)
-        if s.get("kind") == "enrich"
-        and isinstance(s.get("config"), dict)
-        and not key.allows_namespace(str(s["config"].get("namespace")))
-    }
-    if errors:
-        raise ValidationError(errors)
-
-
 class PipelineListCreateApi(ListAPIView):
     """List pipelines with their steps; create one (`pipeline.changed`)."""
 
@@ -76,8 +60,9 @@ class PipelineListCreateApi(ListAPIView):
         data = PipelineInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        _check_namespaces(request, fields["steps"])
-        pipeline = services.pipeline_create(**fields, actor=actor_from_request(request))
+        pipeline = services.pipeline_create(
+            **fields, actor=actor_from_request(request), reader=ConfigReader.from_request(request)
+        )
         return Response(PipelineSerializer(selectors.pipeline_get(pipeline.slug)).data, status=status.HTTP_201_CREATED)
 
 
@@ -111,9 +96,13 @@ class PipelineDetailApi(GenericAPIView):
         if partial:
             fields = {k: v for k, v in fields.items() if k in request.data}
         steps = fields.pop("steps", None)
-        if steps is not None:
-            _check_namespaces(request, steps)
-        updated = services.pipeline_update(pipeline, steps=steps, actor=actor_from_request(request), **fields)
+        updated = services.pipeline_update(
+            pipeline,
+            steps=steps,
+            actor=actor_from_request(request),
+            reader=ConfigReader.from_request(request),
+            **fields,
+        )
         return Response(PipelineSerializer(selectors.pipeline_get(updated.slug)).data)
 
     def delete(self, request: Request, slug: str) -> Response:
@@ -169,7 +158,7 @@ class PipelineRunApi(APIView):
 
     @extend_schema(
         request=PacketSerializer,
-        responses={200: RunResultSerializer, 202: RunSerializer},
+        responses={200: RunResultSerializer, 202: RunAcceptedSerializer},
         parameters=[
             OpenApiParameter("async", bool, description="Queue the run; poll /api/v1/runs/{id}/."),
             OpenApiParameter("record", bool, description="Keep a sync run as a Run (failed runs are always kept)."),
@@ -180,8 +169,9 @@ class PipelineRunApi(APIView):
         packet = _packet(raw)
         ref = _ref(slug)
         actor = actor_from_request(request)
+        reader = ConfigReader.from_request(request)
         if _flag(request, "async"):
-            run = services.run_submit_async(ref, [packet], actor=actor)[0]
+            run = services.run_submit_async(ref, [packet], actor=actor, reader=reader)[0]
             body = {
                 "run_id": run.pk,
                 "status": run.status,
@@ -189,7 +179,7 @@ class PipelineRunApi(APIView):
                 "url": f"/api/v1/runs/{run.pk}/",
             }
             return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
-        return Response(services.pipeline_run(ref, packet, record=_flag(request, "record"), actor=actor))
+        return Response(services.pipeline_run(ref, packet, record=_flag(request, "record"), actor=actor, reader=reader))
 
 
 class PipelineBatchApi(APIView):
@@ -224,8 +214,9 @@ class PipelineBatchApi(APIView):
             packets.append(_packet(item, prefix=f"packets.{index}."))
         ref = _ref(slug)
         actor = actor_from_request(request)
+        reader = ConfigReader.from_request(request)
         if _flag(request, "async"):
-            runs = services.run_submit_async(ref, packets, actor=actor)
+            runs = services.run_submit_async(ref, packets, actor=actor, reader=reader)
             return Response(
                 {
                     "pipeline_version": ref.version,
@@ -233,11 +224,16 @@ class PipelineBatchApi(APIView):
                 },
                 status=status.HTTP_202_ACCEPTED,
             )
-        return Response(services.pipeline_run_batch(ref, packets, trace=_flag(request, "trace"), actor=actor))
+        return Response(
+            services.pipeline_run_batch(ref, packets, trace=_flag(request, "trace"), actor=actor, reader=reader)
+        )
 
 
 class PipelineDryRunApi(APIView):
-    """Run one packet with a before/after trace per step; nothing is recorded, counted or delivered."""
+    """Run one packet with a before/after trace per step; nothing is recorded, counted or delivered.
+
+    Authorized like a run (403 for config the key may not read); a result over budget answers 422.
+    """
 
     required_scopes = {"POST": Scope.PIPELINES_RUN}
 
@@ -247,7 +243,19 @@ class PipelineDryRunApi(APIView):
         ref = selectors.pipeline_ref(slug)
         if ref is None:
             raise NotFound(f"No pipeline {slug!r}.")
-        return Response(run_packet(ref, packet, capture=True, count=False).as_dict())
+        allowed = authorize_run(ConfigReader.from_request(request), ref)
+        outcome = run_packet(ref, packet, capture=True, count=False, allowed=allowed)
+        over = outcome.over_budget()
+        if over is not None:
+            raise services.RunOverBudget(
+                f"The dry run went over the {over.result.budget} budget. pipeline {over.ref.slug!r}: {over.result.error}",
+                budget=over.result.budget,
+                pipeline=over.ref.slug,
+                step=over.result.log[-1][0] if over.result.log else None,
+                limit="",
+                run_id=None,
+            )
+        return Response(outcome.as_dict())
 
 
 class PipelineMetricsApi(APIView):

@@ -8,6 +8,7 @@ from pipelines.services.definitions import (
 )
 from pipelines.services.deliveries import deliveries_create, delivery_attempt
 from pipelines.services.runs import (
+    RunOverBudget,
     pipeline_run,
     pipeline_run_batch,
     run_execute,
@@ -17,6 +18,7 @@ from pipelines.services.runs import (
 )
 
 __all__ = [
+    "RunOverBudget",
     "deliveries_create",
     "delivery_attempt",
     "pipeline_create",

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 
 from controlplane.events.services import emit
+from pipelines.access import ConfigReader, definition_read_errors
 from pipelines.conf import max_steps
 from pipelines.executor import validate_steps
 from pipelines.models import Pipeline, PipelineVersion, Step
@@ -39,8 +40,14 @@ def normalize_steps(steps: list[dict]) -> list[dict]:
     return result
 
 
-def definition_errors(pipeline: Pipeline, steps: list[dict] | None) -> dict[str, list[str]]:
-    """Every problem with a pipeline's fields and (when given) its steps; empty = valid."""
+def definition_errors(
+    pipeline: Pipeline, steps: list[dict] | None, *, reader: ConfigReader | None = None
+) -> dict[str, list[str]]:
+    """Every problem with a pipeline's fields and (when given) its steps; empty = valid.
+
+    `reader` (the trusted system when None) must be allowed to read every config namespace the steps
+    read, directly or through the pipelines they route into (`pipelines.access`).
+    """
     errors: dict[str, list[str]] = {}
     try:
         pipeline.full_clean(exclude=["version"])
@@ -48,6 +55,9 @@ def definition_errors(pipeline: Pipeline, steps: list[dict] | None) -> dict[str,
         errors.update(exc.message_dict)
     if steps is not None:
         errors.update(validate_steps(steps, max_steps=max_steps()))
+        if reader is not None:
+            for key, messages in definition_read_errors(reader, steps).items():
+                errors.setdefault(key, []).extend(messages)
     return errors
 
 
@@ -123,11 +133,15 @@ def pipeline_create(
     enabled: bool = True,
     steps: list[dict] | None = None,
     actor: str = "system",
+    reader: ConfigReader | None = None,
 ) -> Pipeline:
-    """Create a pipeline with its steps (version 1); raises ValidationError naming each bad step."""
+    """Create a pipeline with its steps (version 1); raises ValidationError naming each bad step.
+
+    `reader`: whose config reads the steps may make (see `definition_errors`).
+    """
     steps = normalize_steps(steps or [])
     pipeline = Pipeline(slug=slug, name=name, description=description, error_policy=error_policy, enabled=enabled)
-    errors = definition_errors(pipeline, steps)
+    errors = definition_errors(pipeline, steps, reader=reader)
     if errors:
         raise ValidationError(errors)
     pipeline.save()
@@ -138,9 +152,17 @@ def pipeline_create(
 
 @transaction.atomic
 def pipeline_update(
-    pipeline: Pipeline, *, actor: str = "system", steps: list[dict] | None = None, **fields: Any
+    pipeline: Pipeline,
+    *,
+    actor: str = "system",
+    steps: list[dict] | None = None,
+    reader: ConfigReader | None = None,
+    **fields: Any,
 ) -> Pipeline:
-    """Change fields and/or replace the steps; bumps the version; nothing is saved when anything is invalid."""
+    """Change fields and/or replace the steps; bumps the version; nothing is saved when anything is invalid.
+
+    `reader`: whose config reads new steps may make (see `definition_errors`).
+    """
     unknown = sorted(set(fields) - set(PIPELINE_FIELDS))
     if unknown:
         raise ValidationError({name: ["Unknown field."] for name in unknown})
@@ -148,7 +170,7 @@ def pipeline_update(
     for name, value in fields.items():
         setattr(locked, name, value)
     normalized = normalize_steps(steps) if steps is not None else None
-    errors = definition_errors(locked, normalized)
+    errors = definition_errors(locked, normalized, reader=reader)
     if errors:
         raise ValidationError(errors)
     locked.version = F("version") + 1
@@ -169,7 +191,20 @@ def pipeline_set_enabled(pipeline: Pipeline, *, enabled: bool, actor: str = "sys
 
 @transaction.atomic
 def pipeline_delete(pipeline: Pipeline, *, actor: str = "system") -> None:
-    """Delete a pipeline with its steps, versions, runs, deliveries and stats."""
-    slug, version = pipeline.slug, pipeline.version
+    """Delete a pipeline with its steps, versions, runs, deliveries and stats (admin and API alike).
+
+    Emits `pipeline.changed`; on commit this process forgets its compiled versions and unflushed counters
+    (other processes never run it again: runs look the pipeline up first, and its rows are gone).
+    """
+    from pipelines.executor import compiled_pipelines
+    from pipelines.stats import accumulator
+
+    pipeline_id, slug, version = pipeline.pk, pipeline.slug, pipeline.version
     pipeline.delete()
     emit("pipeline.changed", subject=slug, data={"action": "deleted", "version": version}, actor=actor)
+
+    def forget() -> None:
+        compiled_pipelines.forget(pipeline_id)
+        accumulator.discard(pipeline_id)
+
+    transaction.on_commit(forget)

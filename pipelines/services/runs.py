@@ -2,22 +2,33 @@
 
 The executor and the runtime write nothing; here a sync run touches the database only when something
 must be kept: a failed run, a run asked to be recorded, or a delivery to a service.
+
+Every run is authorized first for the config it reads (`pipelines.access`: 403 otherwise; async runs at
+submission, carrying the namespaces checked) and runs within one budget per request (`pipelines.budget`).
+A request over budget delivers nothing and records one failed run naming the pipeline, step and budget;
+sync and batch callers get `RunOverBudget` (422), an async run ends failed.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
+from time import perf_counter
 from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from rest_framework import exceptions
 
 from controlplane.events.services import emit
 from controlplane.observability.context import current_request_id
+from pipelines.access import ConfigReader, authorize_run
+from pipelines.budget import RECORDED_FAILURES, Budget
 from pipelines.conf import (
+    run_budget,
     run_failed_event_interval,
     run_max_attempts,
     run_pending_requeue_seconds,
@@ -32,6 +43,88 @@ from pipelines.services.deliveries import deliveries_create
 from pipelines.stats import stats_flush_quietly
 
 logger = logging.getLogger("pipelines.runs")
+
+
+class RunOverBudget(exceptions.APIException):
+    """422: the request went over a run budget; nothing was delivered, one failed run was recorded."""
+
+    status_code = 422
+    default_detail = "The run went over a budget."
+    default_code = "budget_exceeded"
+
+    def __init__(self, detail: str, *, budget: str, pipeline: str, step: str | None, limit: str, run_id: int | None):
+        super().__init__(detail)
+        self.budget = budget
+        self.problem_extra = {"budget": budget, "pipeline": pipeline, "step": step, "limit": limit, "run_id": run_id}
+
+
+@dataclass(frozen=True)
+class _Overrun:
+    """Where a request went over budget, in words for the failed run and the 422."""
+
+    budget: str
+    pipeline: str
+    step: str | None
+    message: str
+
+
+def _overrun(outcomes: list[Outcome], budget: Budget) -> _Overrun | None:
+    """The first budget a request's outcomes went over, counting the failures it would record."""
+    for outcome in outcomes:
+        over = outcome.over_budget()
+        if over is not None:
+            result = over.result
+            step = result.log[-1][0] if result.log and result.log[-1][3] else None
+            return _Overrun(result.budget, over.ref.slug, step, f"pipeline {over.ref.slug!r}: {result.error}")
+    failures = sum(1 for outcome in outcomes for failed in outcome.failures() if failed.ref.id)
+    if failures > budget.max_recorded_failures:
+        root = outcomes[0].ref.slug
+        message = (
+            f"the request would record {failures} failed runs; the recorded_failures budget is "
+            f"{budget.max_recorded_failures}"
+        )
+        return _Overrun(RECORDED_FAILURES, root, None, f"pipeline {root!r}: {message}")
+    return None
+
+
+def _record_overrun(
+    ref: PipelineRef, overrun: _Overrun, packet_in: Any, *, mode: str, actor: str, duration_ms: float
+) -> Run:
+    """The one failed run a request over budget leaves (no output, no deliveries), with `pipeline.run_failed`."""
+    request_id = current_request_id() or ""
+    with transaction.atomic():
+        run = Run.objects.create(
+            pipeline_id=ref.id,
+            version=ref.version,
+            mode=mode,
+            status=RunStatus.FAILED,
+            input=packet_in,
+            output=None,
+            error=f"over budget ({overrun.budget}): {overrun.message}"[:10_000],
+            duration_ms=duration_ms,
+            request_id=request_id,
+            actor=actor[:150],
+            finished_at=timezone.now(),
+        )
+        _notify_failed([run], slugs={ref.id: ref.slug}, actor=actor)
+    return run
+
+
+def _refuse_overrun(
+    ref: PipelineRef, overrun: _Overrun, packet_in: Any, *, mode: str, actor: str, budget: Budget, started: float
+) -> RunOverBudget:
+    run = _record_overrun(
+        ref, overrun, packet_in, mode=mode, actor=actor, duration_ms=(perf_counter() - started) * 1000
+    )
+    return RunOverBudget(
+        f"The run went over the {overrun.budget} budget ({budget.limit_of(overrun.budget)}); nothing was "
+        f"delivered. {overrun.message}",
+        budget=overrun.budget,
+        pipeline=overrun.pipeline,
+        step=overrun.step,
+        limit=budget.limit_of(overrun.budget),
+        run_id=run.pk,
+    )
 
 
 def _run_row(outcome: Outcome, packet_in: Any, *, mode: str, actor: str, request_id: str) -> Run:
@@ -135,10 +228,27 @@ def _notify_failed(runs: list[Run], *, slugs: dict[int, str], actor: str) -> Non
             )
 
 
-def pipeline_run(ref: PipelineRef, packet: dict, *, record: bool = False, actor: str = "system") -> dict[str, Any]:
-    """Run one prepared packet synchronously; keeps the run when it failed or `record`; queues deliveries."""
+def pipeline_run(
+    ref: PipelineRef,
+    packet: dict,
+    *,
+    record: bool = False,
+    actor: str = "system",
+    reader: ConfigReader | None = None,
+) -> dict[str, Any]:
+    """Run one prepared packet synchronously; keeps the run when it failed or `record`; queues deliveries.
+
+    `reader` is on whose behalf config is read (the trusted system when None): ConfigReadDenied (403) when
+    it may not read what the run reads; RunOverBudget (422) when the run goes over a budget.
+    """
+    allowed = authorize_run(reader or ConfigReader.system(), ref)
     packet_in = copy_json(packet)
-    outcome = run_packet(ref, packet, copy=False)
+    budget, started = run_budget(), perf_counter()
+    outcome = run_packet(ref, packet, copy=False, budget=budget, allowed=allowed)
+    overrun = _overrun([outcome], budget)
+    if overrun is not None:
+        stats_flush_quietly()
+        raise _refuse_overrun(ref, overrun, packet_in, mode=RunMode.SYNC, actor=actor, budget=budget, started=started)
     run_ids, delivery_ids = _persist([(outcome, packet_in)], mode=RunMode.SYNC, record_all=record, actor=actor)
     stats_flush_quietly()
     body = outcome.as_dict()
@@ -150,14 +260,33 @@ def pipeline_run(ref: PipelineRef, packet: dict, *, record: bool = False, actor:
 
 
 def pipeline_run_batch(
-    ref: PipelineRef, packets: list[dict], *, trace: bool = False, actor: str = "system"
+    ref: PipelineRef,
+    packets: list[dict],
+    *,
+    trace: bool = False,
+    actor: str = "system",
+    reader: ConfigReader | None = None,
 ) -> dict[str, Any]:
-    """Run many prepared packets in one call with one compiled version; one write for all failures."""
+    """Run many prepared packets in one call with one compiled version; one write for all failures.
+
+    One budget for the whole batch (its wall clock and recorded failures; chained runs per packet): the
+    first packet over budget ends the batch, which then delivers nothing (RunOverBudget, 422).
+    """
+    allowed = authorize_run(reader or ConfigReader.system(), ref)
+    budget, started = run_budget(), perf_counter()
     items = []
     for packet in packets:
         keep = copy_json(packet)
-        outcome = run_packet(ref, packet, version=ref.version, copy=False)
+        outcome = run_packet(ref, packet, version=ref.version, copy=False, budget=budget, allowed=allowed)
         items.append((outcome, keep))
+        if outcome.result.budget or outcome.over_budget() is not None:
+            break
+    overrun = _overrun([outcome for outcome, _ in items], budget)
+    if overrun is not None:
+        stats_flush_quietly()
+        raise _refuse_overrun(
+            ref, overrun, items[-1][1], mode=RunMode.BATCH, actor=actor, budget=budget, started=started
+        )
     run_ids, delivery_ids = _persist(items, mode=RunMode.BATCH, record_all=False, actor=actor)
     stats_flush_quietly()
     results = []
@@ -174,8 +303,15 @@ def pipeline_run_batch(
 
 
 @transaction.atomic
-def run_submit_async(ref: PipelineRef, packets: list[dict], *, actor: str = "system") -> list[Run]:
-    """Record pending runs pinned to the current version and queue them for the worker (on commit)."""
+def run_submit_async(
+    ref: PipelineRef, packets: list[dict], *, actor: str = "system", reader: ConfigReader | None = None
+) -> list[Run]:
+    """Record pending runs pinned to the current version and queue them for the worker (on commit).
+
+    Authorized here, at submission (ConfigReadDenied, 403): each run carries the namespaces it was
+    authorized to read, and the worker lets it read nothing else.
+    """
+    allowed = authorize_run(reader or ConfigReader.system(), ref)
     request_id = current_request_id() or ""
     runs = Run.objects.bulk_create(
         [
@@ -188,6 +324,7 @@ def run_submit_async(ref: PipelineRef, packets: list[dict], *, actor: str = "sys
                 input=packet,
                 request_id=request_id,
                 actor=actor[:150],
+                config_namespaces=sorted(allowed) if allowed is not None else None,
             )
             for packet in packets
         ]
@@ -253,7 +390,12 @@ def run_execute(*, run_id: int) -> str | None:
         return None
     run = Run.objects.select_related("pipeline").get(pk=run_id)
     ref = PipelineRef(id=run.pipeline_id, slug=run.pipeline.slug, version=run.version, enabled=run.pipeline.enabled)
-    outcome = run_packet(ref, run.input, version=run.version, copy=True)
+    allowed = frozenset(run.config_namespaces) if run.config_namespaces is not None else None
+    budget, started = run_budget(), perf_counter()
+    outcome = run_packet(ref, run.input, version=run.version, copy=True, budget=budget, allowed=allowed)
+    overrun = _overrun([outcome], budget)
+    if overrun is not None:
+        return _fail_overrun(run, overrun, duration_ms=(perf_counter() - started) * 1000)
     result = outcome.result
     with transaction.atomic():
         updated = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
@@ -281,6 +423,20 @@ def run_execute(*, run_id: int) -> str | None:
         run.status, run.error = result.status, result.error
         _notify_failed([run, *chained_failures], slugs=_slugs(outcome), actor=run.actor or "system")
     return result.status
+
+
+def _fail_overrun(run: Run, overrun: _Overrun, *, duration_ms: float) -> str | None:
+    """An async run over budget: failed with the reason, no output, no deliveries, `pipeline.run_failed`."""
+    error = f"over budget ({overrun.budget}): {overrun.message}"[:10_000]
+    with transaction.atomic():
+        updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, output=None, error=error, duration_ms=duration_ms, finished_at=timezone.now()
+        )
+        if not updated:
+            return None
+        run.status, run.error = RunStatus.FAILED, error
+        _notify_failed([run], slugs={run.pipeline_id: run.pipeline.slug}, actor=run.actor or "system")
+    return RunStatus.FAILED
 
 
 def runs_prune(*, older_than_days: int | None = None) -> int:

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 
-from pipelines.expressions import compile_expression
+from pipelines.budget import EXPRESSION_LIMITS, PACKET_BYTES, BudgetExceeded, json_bytes, rough_bytes
+from pipelines.expressions import ExpressionError, compile_expression
 from pipelines.paths import MISSING, parse_path
 
 
@@ -34,13 +35,53 @@ def _no_lookup(namespace: str, key: str) -> Any:
 
 
 class RunState:
-    """What a run accumulates besides the packet: routes, and the injected config lookup."""
+    """What a run accumulates besides the packet: routes, the injected config lookup, the size budget.
 
-    __slots__ = ("lookup", "routes")
+    `bound` is an upper bound of the packet's JSON size: steps that write call `wrote`/`grew`, and the
+    packet is measured exactly only when the bound passes `limit` (None: no size budget). `exceeded`
+    names the budget the run went over, if any.
+    """
 
-    def __init__(self, lookup: Callable[[str, str], Any] = _no_lookup) -> None:
+    __slots__ = ("lookup", "routes", "limit", "bound", "exceeded")
+
+    def __init__(
+        self, lookup: Callable[[str, str], Any] = _no_lookup, *, limit: int | None = None, size: int = 0
+    ) -> None:
         self.lookup = lookup
         self.routes: list[str] = []
+        self.limit = limit
+        self.bound = size
+        self.exceeded = ""
+
+    def wrote(self, packet: dict, value: Any) -> None:
+        """`value` was just written into `packet`: raises BudgetExceeded when the packet is now too big."""
+        if self.limit is not None:
+            if type(value) is str and len(value) > self.limit:  # over on its own: no need to serialize it
+                self.exceeded = PACKET_BYTES
+                raise BudgetExceeded(PACKET_BYTES, f"a value grew past the packet_bytes budget ({self.limit} bytes)")
+            self.bound += rough_bytes(value)
+            if self.bound > self.limit:
+                self.measure(packet)
+
+    def grew(self, packet: dict, nbytes: int) -> None:
+        """The packet grew by at most `nbytes`; same check as `wrote`."""
+        if self.limit is not None:
+            self.bound += nbytes
+            if self.bound > self.limit:
+                self.measure(packet)
+
+    def measure(self, packet: dict) -> None:
+        """Measure the packet exactly (the bound passed the limit): fail over the limit, else tighten the bound."""
+        assert self.limit is not None
+        try:
+            exact = json_bytes(packet)
+        except BudgetExceeded as exc:
+            self.exceeded = exc.budget
+            raise
+        if exact > self.limit:
+            self.exceeded = PACKET_BYTES
+            raise BudgetExceeded(PACKET_BYTES, f"the packet grew past the packet_bytes budget ({self.limit} bytes)")
+        self.bound = exact
 
 
 Apply = Callable[[dict, RunState], None]
@@ -58,9 +99,16 @@ def truthy(value: Any) -> bool:
 EVALUATION_ERRORS = (JMESPathError, TypeError, ValueError)  # ordering a string against a number: TypeError
 
 
-def expression_failed(compiled: Any, exc: Exception) -> StepError:
-    """The step error for an expression that could not be evaluated on this packet."""
-    return StepError(f"expression {compiled.expression!r} failed: {str(exc).splitlines()[0]}")
+def expression_failed(compiled: Any, exc: Exception) -> StepError | BudgetExceeded:
+    """The step error for an expression that could not be evaluated on this packet.
+
+    A result past the expression limits (`ExpressionError`: integer digits, non-finite numbers) is a budget:
+    the run fails naming it, whatever the step's `on_error`.
+    """
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, ExpressionError):
+        return BudgetExceeded(EXPRESSION_LIMITS, f"expression {compiled.expression!r} went over its limits: {first}")
+    return StepError(f"expression {compiled.expression!r} failed: {first}")
 
 
 def search(compiled: Any, packet: dict) -> Any:
@@ -101,6 +149,16 @@ class StepKind:
     def compile(cls, config: dict) -> Apply:
         """Turn a validated config into `apply(packet, state)`."""
         raise NotImplementedError
+
+    @classmethod
+    def reads(cls, config: dict) -> frozenset[str]:
+        """Config namespaces a step with this (valid) config reads; runs are authorized for them."""
+        return frozenset()
+
+    @classmethod
+    def chains(cls, config: dict) -> frozenset[str]:
+        """Slugs of the pipelines a step with this (valid) config may chain the packet into."""
+        return frozenset()
 
 
 def check_path(errors: list[str], where: str, path: Any, *, writable: bool = True) -> None:

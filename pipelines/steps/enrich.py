@@ -35,6 +35,10 @@ class EnrichStep(StepKind):
         return errors
 
     @classmethod
+    def reads(cls, config: dict) -> frozenset[str]:
+        return frozenset([config["namespace"]])
+
+    @classmethod
     def compile(cls, config: dict) -> Apply:
         put = compile_setter(parse_path(config["path"]))
         namespace, key = config["namespace"], config["key"]
@@ -50,6 +54,9 @@ class EnrichStep(StepKind):
                     raise StepError(f"config {namespace}/{key} is not set.")
                 else:
                     return
+            elif isinstance(value, (dict, list)):
+                value = copy_json(value)  # the lookup's value is shared with other runs: never alias it
             put(packet, value)
+            state.wrote(packet, value)
 
         return apply

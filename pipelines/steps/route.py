@@ -82,6 +82,11 @@ class RouteStep(StepKind):
         return errors
 
     @classmethod
+    def chains(cls, config: dict) -> frozenset[str]:
+        targets = [rule["to"] for rule in config["rules"]] + [config.get("default")]
+        return frozenset(t["pipeline"] for t in targets if isinstance(t, dict) and "pipeline" in t)
+
+    @classmethod
     def compile(cls, config: dict) -> Apply:
         rules = [(compile_expression(rule["when"]), route_name(rule["to"])) for rule in config["rules"]]
         first = config.get("mode", "first") == "first"

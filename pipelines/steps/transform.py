@@ -131,6 +131,7 @@ class TransformStep(StepKind):
 
         def apply(packet: dict, state: RunState) -> None:
             index = 0
+            # BudgetExceeded passes through unchanged: the executor names the budget.
             try:
                 for op in ops:
                     op(packet, state)
@@ -165,7 +166,9 @@ def _string_op(parts: tuple[str, ...], name: str, fn: Callable[[str], str]) -> O
             return
         if not isinstance(value, str):
             raise StepError(f"{'.'.join(parts)} is {type(value).__name__}, not a string ({name}).")
-        put(packet, fn(value))
+        result = fn(value)
+        put(packet, result)
+        state.wrote(packet, result)
 
     if len(parts) != 2:
         return op
@@ -177,7 +180,9 @@ def _string_op(parts: tuple[str, ...], name: str, fn: Callable[[str], str]) -> O
         if type(node) is dict:
             value = node.get(second)
             if type(value) is str:
-                node[second] = fn(value)
+                result = node[second] = fn(value)
+                if type(result) is not str or len(result) > len(value):  # only growth counts (replace, upper)
+                    state.wrote(packet, result)
                 return
         op(packet, state)
 
@@ -260,14 +265,22 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
     get, put = (compile_getter(parts), compile_setter(parts)) if parts else (None, None)
     if name == "set":
         source = _value_source(operation)
-        return lambda packet, state: put(packet, source(packet))
+
+        def assign(packet: dict, state: RunState) -> None:
+            value = source(packet)
+            put(packet, value)
+            state.wrote(packet, value)
+
+        return assign
     if name == "default":
         source = _value_source(operation)
 
         def default(packet: dict, state: RunState) -> None:
             current = get(packet)
             if current is MISSING or current is None:
-                put(packet, source(packet))
+                value = source(packet)
+                put(packet, value)
+                state.wrote(packet, value)
 
         return default
     if name == "remove":
@@ -287,6 +300,8 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
             value = take(packet)
             if value is not MISSING:
                 put_target(packet, value if move else copy_json(value))
+                if not move:
+                    state.wrote(packet, value)
 
         return relocate
     if name == "cast":
@@ -295,7 +310,9 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
         def cast(packet: dict, state: RunState) -> None:
             value = get(packet)
             if value is not MISSING:
-                put(packet, _cast(value, to))
+                cast_value = _cast(value, to)
+                put(packet, cast_value)
+                state.wrote(packet, cast_value)
 
         return cast
     if name == "upper":
@@ -312,7 +329,13 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
         return _string_op(parts, name, lambda s: s[:length])
     if name == "format":
         template = operation["template"]
-        return lambda packet, state: put(packet, _format(template, packet))
+
+        def render(packet: dict, state: RunState) -> None:
+            text = _format(template, packet)
+            put(packet, text)
+            state.wrote(packet, text)
+
+        return render
     if name == "json_parse":
         return _string_op(parts, name, lambda s: _json_parse(s, where))
     if name == "json_dump":
@@ -320,14 +343,17 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
         def dump(packet: dict, state: RunState) -> None:
             value = get(packet)
             if value is not MISSING:
-                put(packet, json.dumps(value, separators=(",", ":"), sort_keys=True))
+                text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+                put(packet, text)
+                state.wrote(packet, text)
 
         return dump
     if name == "map":
         compiled = compile_expression(operation["expr"])
 
         def project(packet: dict, state: RunState) -> None:
-            packet["payload"] = copy_json(search(compiled, packet))
+            packet["payload"] = payload = copy_json(search(compiled, packet))
+            state.wrote(packet, payload)
 
         return project
     if name in ("add_tag", "remove_tag"):
@@ -350,7 +376,8 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
             meta = packet.get("metadata")
             if type(meta) is not dict:
                 meta = packet["metadata"] = {}
-            meta[key] = source(packet)
+            meta[key] = value = source(packet)
+            state.wrote(packet, value)
 
         return metadata
     raise ValueError(f"unknown operation {name}")  # unreachable after validation

@@ -209,7 +209,7 @@ def test_scopes_are_enforced() -> None:
 
 
 def test_a_namespace_restricted_key_may_not_enrich_from_other_namespaces() -> None:
-    client = key_client("pipelines:write", namespaces=["shop"])
+    client = key_client("pipelines:write", "config:read", namespaces=["shop"])
     enrich = {"name": "e", "kind": "enrich", "config": {"path": "payload.k", "namespace": "payroll", "key": "salary"}}
     response = post_json(client, "/api/v1/pipelines/", {"slug": "p", "name": "P", "steps": [enrich]})
     assert response.status_code == 400 and "payroll" in response.json()["errors"]["steps.0.config"][0]
