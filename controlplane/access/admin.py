@@ -47,15 +47,12 @@ class APIKeyForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        # Only the fields this form edits (a revoked key's form has none), and only those that passed
+        # their own field validation.
+        given = {"expiry_date": "expires_at"}
+        checked = {given.get(f, f): cleaned[f] for f in self.fields if f in cleaned}
         try:
-            api_key_fields_validate(
-                name=cleaned.get("name", ""),
-                scopes=cleaned.get("scopes", []),
-                rate=cleaned.get("rate", ""),
-                namespaces=cleaned.get("namespaces", []),
-                expires_at=cleaned.get("expiry_date"),
-                future_expiry=self.instance.pk is None,
-            )
+            api_key_fields_validate(**checked, future_expiry=self.instance.pk is None)
         except ValidationError as exc:
             for field, problems in exc.message_dict.items():
                 self.add_error("expiry_date" if field == "expires_at" else field, problems)

@@ -13,7 +13,7 @@ from controlplane.env import RATE_RE
 
 MAX_RATE_COUNT = 1_000_000_000
 MAX_NAMESPACES = 200
-RATE_HELP = "A rate is a positive count per period, like 600/m, 100/h, 10/s or 1000/5m."
+RATE_HELP = "A rate looks like 600/m, 100/h or 10/s: a positive count per period (1000/5m works too)."
 
 
 def rate_errors(rate: str) -> list[str]:
