@@ -10,4 +10,7 @@ class ControlplaneConfig(AppConfig):
     verbose_name = "Control plane"
 
     def ready(self) -> None:
+        from controlplane import strictjson
         from controlplane.observability import celery_hooks  # noqa: F401  (connects Celery signals)
+
+        strictjson.install()  # API bodies keep their JSON types (the OpenAPI document promises them)

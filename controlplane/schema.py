@@ -1,6 +1,8 @@
-"""OpenAPI schema helpers: every operation documents its problem+json error responses."""
+"""OpenAPI schema helpers: every operation documents its problem+json error responses and real string rules."""
 
 from __future__ import annotations
+
+import copy
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
@@ -9,26 +11,56 @@ from rest_framework import serializers
 ProblemSerializer = inline_serializer(
     name="Problem",
     fields={
-        "type": serializers.CharField(),
-        "title": serializers.CharField(),
-        "status": serializers.IntegerField(),
-        "detail": serializers.CharField(),
-        "request_id": serializers.CharField(),
-        "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False),
+        # Read-only: an answer's fields, never input (so no request-side string rules apply to them).
+        "type": serializers.CharField(read_only=True),
+        "title": serializers.CharField(read_only=True),
+        "status": serializers.IntegerField(read_only=True),
+        "detail": serializers.CharField(read_only=True),
+        "request_id": serializers.CharField(read_only=True),
+        "errors": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField(read_only=True)), required=False
+        ),
     },
 )
 
+# Answers any operation can give, all application/problem+json (controlplane/errors.py). Documented on every
+# operation, so a client (and schemathesis' status-code and content-type checks) knows every status it may meet.
 _ERRORS = {
-    400: "Invalid request (validation errors in `errors`).",
+    400: "Invalid request: a parameter, header or body field breaks the contract (details in `errors`).",
     401: "Missing, malformed, unknown, expired or revoked API key.",
-    403: "The API key lacks the scope this route needs.",
-    404: "Not found.",
-    429: "Rate limit exceeded; see Retry-After.",
+    403: "The API key lacks the scope (or namespace) this route needs.",
+    404: "Not found (also: outside the namespaces the key may see).",
+    409: "The resource is in a state that refuses the request (e.g. a disabled pipeline, a probe in progress).",
+    411: "A body sent without a length the server can read to its end.",
+    412: "An `If-Match` precondition did not hold (compare-and-swap lost).",
+    413: "The request body (or a document, packet or batch in it) exceeds its size limit.",
+    415: "The request body's Content-Type is not one this operation reads.",
+    422: "Well-formed but over a run budget (packet size after a step, chained runs, wall clock).",
+    429: "Rate limit exceeded; see `Retry-After` and the `RateLimit-*` headers.",
+    503: "A backing service (database, cache, broker) is unavailable; retry after `Retry-After`.",
+}
+# Answered by the HTTP server in front of the application (gunicorn's request-line limit) before any view runs,
+# so the body is that server's (HTML) or ours when the application answers.
+_URI_TOO_LONG = "414"
+_URI_TOO_LONG_RESPONSE = {
+    "description": "The request line (path and query string) is longer than the server accepts.",
+    "content": {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+        "text/html": {"schema": {"type": "string"}},
+    },
 }
 
 
 class ProblemAutoSchema(AutoSchema):
-    """AutoSchema that adds the shared problem+json error responses to every operation."""
+    """AutoSchema that documents the shared error responses and the string rules DRF enforces.
+
+    - every operation lists the problem+json answers in `_ERRORS` (and 414);
+    - a serializer with `additional_properties = False` (its view refuses unknown fields) says so;
+    - a writable `CharField` that refuses blank values (DRF's default, `allow_blank=False`) gets
+      `minLength: 1`, and, since DRF trims whitespace before that check, `pattern: "\\S"` (at least one
+      non-space character) when it has no pattern of its own — otherwise the document allows `""` and
+      `"  "`, which the server refuses.
+    """
 
     def _get_response_bodies(self, direction="response"):  # type: ignore[no-untyped-def]
         responses = super()._get_response_bodies(direction)
@@ -41,7 +73,28 @@ class ProblemAutoSchema(AutoSchema):
                 content = responses[key].get("content", {})
                 if "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
+        responses.setdefault(_URI_TOO_LONG, copy.deepcopy(_URI_TOO_LONG_RESPONSE))
         return responses
+
+    def _map_basic_serializer(self, serializer, direction):  # type: ignore[no-untyped-def]
+        schema = super()._map_basic_serializer(serializer, direction)
+        # A serializer whose view refuses unknown fields says so (`additional_properties = False`).
+        if getattr(serializer, "additional_properties", True) is False:
+            schema["additionalProperties"] = False
+        return schema
+
+    def _insert_field_validators(self, field, schema):  # type: ignore[no-untyped-def]
+        super()._insert_field_validators(field, schema)  # the field's own validators first (RegexValidator...)
+        if (
+            isinstance(field, serializers.CharField)
+            and not field.read_only
+            and not field.allow_blank
+            and schema.get("type") == "string"
+            and "enum" not in schema
+        ):
+            schema["minLength"] = max(1, schema.get("minLength", 0))
+            if field.trim_whitespace and "pattern" not in schema:
+                schema["pattern"] = r"\S"
 
 
 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from configstore.models import MASK, Namespace, Revision, Rule, Source
@@ -15,7 +16,12 @@ class NamespaceSerializer(serializers.ModelSerializer):
         model = Namespace
         fields = ["name", "description", "revision", "created_at", "updated_at"]
         read_only_fields = ["revision", "created_at", "updated_at"]
-        extra_kwargs = {"name": {"validators": []}}  # uniqueness is the service's (full_clean) job
+        # Uniqueness is the service's (full_clean) job; the name pattern stays, so the OpenAPI document has it.
+        extra_kwargs = {
+            "name": {
+                "validators": [v for v in Namespace._meta.get_field("name").validators if isinstance(v, RegexValidator)]
+            }
+        }
 
 
 class EntryWriteSerializer(serializers.Serializer):

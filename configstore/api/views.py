@@ -83,6 +83,12 @@ IMPORT_TYPES = {
     "text/x-ini": "ini",
     "text/x-env": "env",
 }
+# The media type of every `?format=` export (configstore.formats.CONTENT_TYPES): JSON and YAML parse to the
+# nested config object, TOML/INI/env are documented as text.
+EXPORT_RESPONSES = {
+    (200, media): OpenApiTypes.OBJECT if media in ("application/json", "application/yaml") else OpenApiTypes.STR
+    for media in sorted({content_type.split(";")[0] for content_type in CONTENT_TYPES.values()})
+}
 ENTRY_BODIES_PER_SNAPSHOT = 4096  # rendered entry bodies kept per namespace revision (memory bound)
 ENTRY_BODY = OpenApiTypes.OBJECT  # the entry with every layer; its shape is in docs/configstore.md
 REVISION_RESULT = inline_serializer(
@@ -156,7 +162,7 @@ class NamespaceConfigApi(_RevisionPrefetch, APIView):
             OpenApiParameter("format", str, enum=list(FORMATS)),
             OpenApiParameter("prefix", str, description="Variable prefix for `format=env`."),
         ],
-        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/plain"): OpenApiTypes.STR, 304: None},
+        responses={**EXPORT_RESPONSES, 304: None},
     )
     def get(self, request: Request, namespace: str) -> HttpResponse:
         if not request.auth.allows_namespace(namespace):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from pipelines.models import Delivery, Pipeline, Run, Step
+from pipelines.models import Delivery, Pipeline, Run, RunStatus, Step
 from pipelines.selectors import steps_ordered
 
 
@@ -62,12 +62,29 @@ class PipelineInputSerializer(serializers.Serializer):
 
 
 class PacketSerializer(serializers.Serializer):
-    """A packet (documentation only; run bodies are parsed and checked by the executor)."""
+    """A packet (documentation only; run bodies are parsed and checked by the executor's `prepare_packet`).
 
-    id = serializers.CharField(required=False)
-    payload = serializers.JSONField()
-    metadata = serializers.DictField(required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    Mirrors what `prepare_packet` accepts: `id` 1..200 characters (null or omitted: generated), `metadata`
+    and `tags` may be null, any other field is refused.
+    """
+
+    additional_properties = False  # read by controlplane.schema: unknown packet fields are refused
+
+    id = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=200, trim_whitespace=False)
+    payload = serializers.JSONField(required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+    tags = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False, allow_null=True
+    )
+
+
+class RunAcceptedSerializer(serializers.Serializer):
+    """The 202 answer of `run/?async=true` (documentation only): poll `url` until `status` is no longer pending."""
+
+    run_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    pipeline_version = serializers.IntegerField()
+    url = serializers.CharField()
 
 
 class TraceEntrySerializer(serializers.Serializer):

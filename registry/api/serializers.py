@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from registry.models import Check, CheckResult, CheckStatus, Instance, Service
+from registry.models import (
+    Check,
+    CheckKind,
+    CheckResult,
+    CheckStatus,
+    Instance,
+    Scheme,
+    Service,
+    ServiceType,
+    validate_url_safe_name,
+)
 from registry.probes.base import redact_params
 from registry.probes.http import redact_headers
 from registry.selectors import health_summary
@@ -153,9 +163,10 @@ class ServiceDetailSerializer(ServiceSerializer):
 class ServiceWriteSerializer(serializers.Serializer):
     """Body of a service create (all fields) or PATCH (any but `name`)."""
 
-    name = serializers.CharField(max_length=100)
+    # Validators and choices here too, so the OpenAPI document carries the real pattern and enum.
+    name = serializers.CharField(max_length=100, validators=[validate_url_safe_name])
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    type = serializers.CharField(required=False)
+    type = serializers.ChoiceField(choices=ServiceType.choices, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     owner = serializers.CharField(max_length=200, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
@@ -166,8 +177,8 @@ class ServiceWriteSerializer(serializers.Serializer):
 class CheckSpecSerializer(serializers.Serializer):
     """One check in a registration body; omitted fields take the model defaults (interval 10, timeout 5...)."""
 
-    name = serializers.CharField(max_length=100)
-    kind = serializers.CharField()
+    name = serializers.CharField(max_length=100, validators=[validate_url_safe_name])
+    kind = serializers.ChoiceField(choices=CheckKind.choices)
     interval = serializers.FloatField(required=False)
     timeout = serializers.FloatField(required=False)
     enabled = serializers.BooleanField(required=False)
@@ -187,6 +198,8 @@ class CheckSpecSerializer(serializers.Serializer):
     failures_before_warning = serializers.IntegerField(required=False, min_value=1, max_value=100)
     failures_before_critical = serializers.IntegerField(required=False, min_value=1, max_value=100)
 
+    additional_properties = False  # read by controlplane.schema: unknown fields are refused below
+
     def to_internal_value(self, data):  # type: ignore[no-untyped-def]
         if isinstance(data, dict):
             unknown = set(data) - set(self.fields)
@@ -198,10 +211,10 @@ class CheckSpecSerializer(serializers.Serializer):
 class InstanceRegisterSerializer(serializers.Serializer):
     """Body of an instance registration (upsert by `instance_id`)."""
 
-    instance_id = serializers.CharField(max_length=200)
+    instance_id = serializers.CharField(max_length=200, validators=[validate_url_safe_name])
     address = serializers.CharField(max_length=253)
     port = serializers.IntegerField(min_value=1, max_value=65535)
-    scheme = serializers.CharField(required=False, default="http")
+    scheme = serializers.ChoiceField(choices=Scheme.choices, required=False, default="http")
     tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     metadata = serializers.DictField(required=False, default=dict)
     deregister_critical_after = serializers.IntegerField(

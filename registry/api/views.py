@@ -32,17 +32,6 @@ def _choice_param(request, name: str, choices: list[str]) -> str | None:  # type
     return value
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("type", str, enum=ServiceType.values),
-        OpenApiParameter("tag", str),
-        OpenApiParameter("capability", str),
-        OpenApiParameter(
-            "status", str, enum=InstanceStatus.values, description="services with an instance in this status"
-        ),
-        OpenApiParameter("search", str),
-    ]
-)
 class ServiceViewSet(GenericViewSet):
     """Service CRUD by name; list filters `type`, `tag`, `capability`, `status`, `search`."""
 
@@ -61,6 +50,18 @@ class ServiceViewSet(GenericViewSet):
             search=params.get("search") or None,
         )
 
+    # The filters belong to the list only (on the class they were documented for create/retrieve/... too).
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("type", str, enum=ServiceType.values),
+            OpenApiParameter("tag", str),
+            OpenApiParameter("capability", str),
+            OpenApiParameter(
+                "status", str, enum=InstanceStatus.values, description="services with an instance in this status"
+            ),
+            OpenApiParameter("search", str),
+        ]
+    )
     def list(self, request):  # type: ignore[no-untyped-def]
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(s.ServiceSerializer(page, many=True).data)
@@ -97,6 +98,7 @@ class InstanceListApi(GenericAPIView):
 
     required_scopes = READ_WRITE
     serializer_class = s.InstanceSerializer
+    pagination_class = None  # the GET answers the whole (small) list, as the document now says
 
     @extend_schema(operation_id="services_instances_list", responses=s.InstanceSerializer(many=True))
     def get(self, request, name: str):  # type: ignore[no-untyped-def]

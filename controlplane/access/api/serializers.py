@@ -11,7 +11,7 @@ from controlplane.access.scopes import ALL_SCOPES
 class APIKeySerializer(serializers.ModelSerializer):
     """A key as listed: never its secret or hash."""
 
-    expires_at = serializers.DateTimeField(source="expiry_date", read_only=True)
+    expires_at = serializers.DateTimeField(source="expiry_date", read_only=True, allow_null=True)  # null: never
     created_by = serializers.SerializerMethodField()
 
     class Meta:
