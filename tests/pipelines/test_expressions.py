@@ -110,3 +110,102 @@ def test_the_issue_example_sets_a_total_in_a_transform() -> None:
     }
     result = compile_pipeline(definition).run(prepare_packet({"payload": {"price": 30, "qty": 4}}))
     assert result.status == "succeeded" and result.packet["payload"]["total"] == 120
+
+
+# --- limits: nesting that would exhaust the stack, numbers that would not render (issue #9 point 7, #10 point 3) ---
+
+DEEP = 2000
+DEEP_EXPRESSIONS = {
+    "parentheses": "(" * DEEP + "a" + ")" * DEEP,
+    "chained +": " + ".join(["a"] * DEEP),
+    "chained * and -": " * ".join(["a"] * (DEEP // 2)) + " - " + " - ".join(["a"] * (DEEP // 2)),
+    "nested calls": "abs(" * DEEP + "a" + ")" * DEEP,
+    "nested arithmetic calls": "add(" * DEEP + "a" + ", `1`)" * DEEP,
+    "nested filters": "items" + "[?items" * DEEP + "]" * DEEP,
+    "deep filter chain": "items[?" + " && ".join(["n > `0`"] * DEEP) + "]",
+    "chained ||": " || ".join(["a"] * DEEP),
+    "chained |": " | ".join(["a"] * DEEP),
+    "chained ==": " == ".join(["a"] * DEEP),
+    "nested lists": "[" * DEEP + "a" + "]" * DEEP,
+    "nested hashes": "{k: " * DEEP + "a" + "}" * DEEP,
+    "prefix !": "!" * DEEP + "a",
+    "prefix &": "sort_by(items, " + "&" * DEEP + "n)",
+}
+
+
+@pytest.mark.parametrize("text", DEEP_EXPRESSIONS.values(), ids=DEEP_EXPRESSIONS.keys())
+def test_deeply_nested_expressions_are_a_clean_compile_error(text: str) -> None:
+    with pytest.raises(ValueError, match="Invalid JMESPath") as caught:
+        compile_expression(text)
+    assert not isinstance(caught.value, RecursionError)
+    message = str(caught.value)
+    assert "nest" in message or "prefix operators" in message, message
+    assert len(message) < 600  # the expression is shown shortened, not 2,000 levels of it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 60 + "a" + ")" * 60,
+        " + ".join(["a"] * 60),
+        "abs(" * 60 + "a" + ")" * 60,
+        " || ".join(["a"] * 100),
+        "items" + "[?items" * 20 + "]" * 20,
+        "'" + "(" * 3000 + "'",  # brackets inside a quoted string do not nest
+    ],
+)
+def test_expressions_within_the_limits_still_compile_and_run(text: str) -> None:
+    compiled = compile_expression(text)
+    compiled.search({"a": 1, "items": []})
+
+
+@pytest.mark.parametrize("limit", [8, 16])
+def test_the_depth_limit_is_a_setting(settings, limit: int) -> None:
+    settings.PIPELINE_EXPRESSION_MAX_DEPTH = limit
+    compile_expression("abs(" * limit + "a" + ")" * limit)
+    with pytest.raises(ValueError, match=f"more than {limit} levels"):
+        compile_expression("abs(" * (limit + 1) + "a" + ")" * (limit + 1))
+
+
+HUGE = 10**100 + 7  # 101 digits: the issue's number
+
+
+@pytest.mark.parametrize(
+    ("text", "payload"),
+    [
+        ("payload.n * payload.n", {"n": HUGE}),
+        ("multiply(payload.n, payload.n)", {"n": HUGE}),
+        ("payload.m * `10` + `0`", {"m": 10**99}),
+        ("add(payload.m, payload.m)", {"m": 10**100 - 1}),
+        ("subtract(`0`, payload.n)", {"n": HUGE}),
+        ("payload.h * `1.5`", {"h": 10**400}),  # OverflowError in Python: int too large for a float
+        ("divide(payload.h, `3`)", {"h": 10**400}),
+        ("payload.f * payload.f", {"f": 1e200}),  # finite operands, infinite product
+        ("round(payload.f * payload.f, `0`)", {"f": 1e300}),
+        ("sort_by(payload.items, &multiply(n, n))[0].n", {"items": [{"n": HUGE}]}),  # interpreter path
+    ],
+)
+def test_results_beyond_the_number_cap_raise_the_modules_own_error(text: str, payload: dict) -> None:
+    from pipelines.expressions import ExpressionError
+
+    with pytest.raises(ExpressionError):
+        compile_expression(text).search({"payload": payload})
+
+
+def test_repeated_squaring_stops_at_the_cap_instead_of_growing() -> None:
+    from pipelines.expressions import ExpressionError
+
+    square = compile_expression("payload.n * payload.n")
+    n = 3
+    with pytest.raises(ExpressionError, match="out of range"):
+        for _ in range(20):  # 3 ** (2 ** 20) would have 500,000 digits
+            n = square.search({"payload": {"n": n}})
+    assert len(str(n)) <= 100
+
+
+def test_numbers_within_the_cap_are_unchanged(settings) -> None:
+    big = 10**99
+    assert compile_expression("payload.m * `9`").search({"payload": {"m": big}}) == 9 * big
+    assert compile_expression("payload.f * `2`").search({"payload": {"f": 1.5e99}}) == 3e99
+    settings.PIPELINE_EXPRESSION_MAX_DIGITS = 200
+    assert compile_expression("payload.m * payload.m").search({"payload": {"m": big}}) == big * big
