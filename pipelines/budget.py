@@ -19,6 +19,7 @@ Over budget the run fails naming the step and the budget, and the request delive
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -87,5 +88,9 @@ def rough_bytes(value: Any) -> int:
     if kind is dict or kind is list:
         return json_bytes(value)
     if kind is int and not -(1 << 64) < value < (1 << 64):
-        return value.bit_length() // 3 + 2  # decimal digits < bits / 3.32
+        digits = value.bit_length() * 0.30103 + 2  # log10(2) digits per bit
+        limit = sys.get_int_max_str_digits()
+        if limit and digits > limit:  # Python could not even write it out: the response would be a 500
+            raise BudgetExceeded(PACKET_BYTES, f"an integer has more than {limit} digits, too many to send as JSON")
+        return int(digits) + 1
     return 24

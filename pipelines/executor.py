@@ -397,6 +397,7 @@ def _generate_fast_run(
         "StepError": StepError,
         "BudgetExceeded": BudgetExceeded,
         "ExpressionError": ExpressionError,
+        "EXPRESSION_LIMITS": EXPRESSION_LIMITS,
         "JMESPathError": JMESPathError,
         "truthy": truthy,
     }

@@ -74,7 +74,7 @@ def _overrun(outcomes: list[Outcome], budget: Budget) -> _Overrun | None:
         over = outcome.over_budget()
         if over is not None:
             result = over.result
-            step = result.log[-1][0] if result.log and result.log[-1][3] else None
+            step = result.log[-1][0] if result.log else None  # the step the run stopped at
             return _Overrun(result.budget, over.ref.slug, step, f"pipeline {over.ref.slug!r}: {result.error}")
     failures = sum(1 for outcome in outcomes for failed in outcome.failures() if failed.ref.id)
     if failures > budget.max_recorded_failures:

@@ -113,3 +113,39 @@ def test_enable_and_disable_actions(staff) -> None:  # type: ignore[no-untyped-d
     assert set(Pipeline.objects.values_list("version", flat=True)) == {2}
     staff.post("/admin/pipelines/pipeline/", {"action": "enable_pipelines", "_selected_action": [first.pk]})
     assert list(Pipeline.objects.filter(enabled=True).values_list("pk", flat=True)) == [first.pk]
+
+
+def _compiled(pipeline: Pipeline) -> bool:
+    from pipelines.executor import compiled_pipelines
+    from pipelines.selectors import compiled_pipeline
+
+    compiled_pipeline(pipeline.pk, pipeline.version)
+    return (pipeline.pk, pipeline.version) in compiled_pipelines
+
+
+def test_delete_from_the_change_page_goes_through_the_service(staff, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    pipeline = PipelineFactory(slug="orders")
+    assert _compiled(pipeline)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(f"/admin/pipelines/pipeline/{pipeline.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not Pipeline.objects.exists()
+    event = Event.objects.get(kind="pipeline.changed", data__action="deleted")
+    assert event.subject == "orders" and event.actor == "user:ops"
+    from pipelines.executor import compiled_pipelines
+
+    assert (pipeline.pk, pipeline.version) not in compiled_pipelines  # this process forgot it
+
+
+def test_bulk_delete_selected_goes_through_the_service(staff, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    pipelines = [PipelineFactory(slug=f"p{i}") for i in range(3)]
+    kept = PipelineFactory(slug="kept")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(
+            "/admin/pipelines/pipeline/",
+            {"action": "delete_selected", "_selected_action": [p.pk for p in pipelines], "post": "yes"},
+        )
+    assert response.status_code == 302
+    assert list(Pipeline.objects.values_list("slug", flat=True)) == ["kept"] and kept.pk
+    deleted = Event.objects.filter(kind="pipeline.changed", data__action="deleted")
+    assert sorted(deleted.values_list("subject", flat=True)) == ["p0", "p1", "p2"]
+    assert set(deleted.values_list("actor", flat=True)) == {"user:ops"}
