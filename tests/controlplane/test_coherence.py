@@ -235,3 +235,83 @@ def test_the_watch_path_refuses_a_key_revoked_by_another_process() -> None:
     request = RequestFactory().get("/api/v1/config/watched/watch/", HTTP_AUTHORIZATION=f"Api-Key {raw}")
     with pytest.raises(exceptions.AuthenticationFailed, match="revoked"):
         _authorize(request, "watched")
+
+
+def test_coherence_does_not_import_the_access_app() -> None:
+    """The coherence machinery is platform code: apps register with it, it imports none of them."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(coherence.__file__).read_text())
+    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if name.startswith(("controlplane.", "configstore", "registry", "pipelines"))]
+    assert keycache.GENERATION_KEY in coherence._generations  # the access app registered what it needs
+
+
+class _RedisAnswering:
+    """The shared cache's real Redis client, except for what `CONFIG GET` / `INFO cluster` answer.
+
+    The Redis server is shared by every test run on this machine, so its policy is not changed for real.
+    """
+
+    def __init__(self, real, *, policy: str | None = None, cluster: int | None = 0) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.policy, self.cluster = real, policy, cluster
+
+    def config_get(self, name: str) -> dict:
+        from redis.exceptions import ResponseError
+
+        if self.policy is None:
+            raise ResponseError("unknown command 'CONFIG'")  # managed services often disable it
+        return {name: self.policy}
+
+    def info(self, section: str) -> dict:
+        from redis.exceptions import ResponseError
+
+        if self.cluster is None:
+            raise ResponseError("unknown command 'INFO'")
+        return {"cluster_enabled": self.cluster}
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+def test_the_real_redis_has_what_coherence_needs() -> None:
+    found = coherence.redis_properties()
+    assert found["maxmemory_policy"] not in coherence.UNSAFE_EVICTION and found["cluster"] is False
+    assert found["problems"] == []
+    from controlplane.access.checks import check_coherence_redis
+
+    assert check_coherence_redis() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("policy", "cluster", "status", "check_ids"),
+    [
+        ("allkeys-lru", 0, "down", {"access.W001"}),
+        ("allkeys-lfu", 0, "down", {"access.W001"}),
+        ("allkeys-random", 0, "down", {"access.W001"}),
+        ("volatile-lru", 0, "up", set()),
+        ("noeviction", 1, "down", {"access.E001"}),
+        (None, 0, "up", {"access.W003"}),  # CONFIG disabled: "unknown", said so
+        ("noeviction", None, "up", set()),  # INFO disabled: a warning in /readyz only
+    ],
+)
+def test_readyz_and_check_deploy_report_the_redis_properties(monkeypatch, policy, cluster, status, check_ids) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from controlplane.access.checks import check_coherence_redis
+
+    real = coherence._client()
+    monkeypatch.setattr(coherence, "_client", lambda: _RedisAnswering(real, policy=policy, cluster=cluster))
+    component = Client().get("/readyz").json()["components"]["coherence"]
+    assert component["status"] == status, component
+    if status == "down":
+        assert ("allkeys" in component["error"]) == (cluster == 0)
+        assert ("Cluster" in component["error"]) == (cluster == 1)
+    else:
+        assert component["maxmemory_policy"] == (policy or "unknown")
+        assert bool(component.get("warnings")) == (policy is None or cluster is None)
+    messages = check_coherence_redis()
+    assert {message.id for message in messages} == check_ids
