@@ -160,9 +160,10 @@ def _compilable_copy(schema: Any) -> Any:
     """The schema as handed to fastjsonschema: same meaning, nothing that makes it resolve or backtrack.
 
     - The root `$id` / `id` go: with no base URI, a fragment reference can only mean this document.
-    - `additionalProperties: false` next to `required` and `patternProperties` becomes the equivalent
-      `{"not": {}}`: fastjsonschema would otherwise run Python `re.search(pattern, name)` for every required
-      name while generating code (a user pattern on Python's backtracking engine).
+    - Next to `required` and `patternProperties`, `additionalProperties: false` becomes the equivalent
+      `{"not": {}}` and `additionalProperties: {}` the equivalent `true`: for a falsy value fastjsonschema
+      runs Python `re.search(pattern, name)` for every required name while generating code (a user pattern
+      on Python's backtracking engine).
     """
     if not isinstance(schema, dict):
         return schema
@@ -171,14 +172,13 @@ def _compilable_copy(schema: Any) -> Any:
         if isinstance(schema.get(key), str):
             del schema[key]
     for node, _, _ in _nodes(schema):
-        if (
-            isinstance(node, dict)
-            and node.get("patternProperties")
-            and node.get("required")
-            and "additionalProperties" in node
-            and not node["additionalProperties"]
-        ):
+        if not (isinstance(node, dict) and node.get("patternProperties") and node.get("required")):
+            continue
+        additional = node.get("additionalProperties", True)
+        if additional is False:
             node["additionalProperties"] = {"not": {}}
+        elif additional == {} and isinstance(additional, dict):
+            node["additionalProperties"] = True
     return schema
 
 

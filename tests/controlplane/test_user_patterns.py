@@ -118,3 +118,26 @@ def test_deep_and_huge_schemas_are_refused_without_recursing():
 def test_ordinary_schemas_are_still_accepted(schema):
     assert schema_problems(schema) == []
     assert validate_rule_params("json_schema", {"schema": schema}) == []
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("additional", [False, {}, {"type": "string"}])
+def test_required_names_next_to_pattern_properties_never_meet_pythons_re(additional):
+    # fastjsonschema matches patternProperties against `required` names with Python's `re` while generating
+    # code when additionalProperties is falsy (False, and also {}); a catastrophic pattern would hang there.
+    evil = "a" * 40 + "!"
+    schema = {
+        "type": "object",
+        "patternProperties": {"(a+)+$": {"type": "integer"}},
+        "required": [evil],
+        "additionalProperties": additional,
+    }
+    assert schema_problems(schema) == []
+    check = compile_rule("json_schema", {"schema": schema})
+    assert check({"a" * 5: 1}) != []  # the required name is missing
+    if additional is False:
+        assert check({evil: 1}) != []  # not matched by the pattern, and no other property may exist
+    elif additional == {}:
+        assert check({evil: 1, "zz": [1]}) == []  # {} allows anything, as before the rewrite
+    else:
+        assert check({evil: "x"}) == [] and check({evil: 1}) != []
