@@ -1,12 +1,24 @@
 """A small process supervisor for `manage.py serve`: start children, prefix their output, restart
 crashes with backoff, stop everything on SIGTERM/SIGINT.
 
-It supervises the project's own processes on one machine (web, worker, beat, watch server); across
+It supervises the project's own processes on one machine (web, workers, beat, watch server); across
 machines, use systemd or the platform's orchestrator with the same commands (docs/operations.md).
+
+Nothing outlives the supervisor, even when it is killed with SIGKILL (issue #10, point 4):
+
+* each child runs in its own process group and gets `PR_SET_PDEATHSIG` (SIGKILL) on Linux, so it dies
+  with the supervisor;
+* the children's own children (gunicorn workers, Celery pool processes) get no such signal, so a small
+  guard process (`python -m controlplane.supervisor guard`, started first) learns each child's process
+  group and, when its pipe from the supervisor closes without a clean "done", terminates and then kills
+  every one of those groups. The guard also inherits the data-directory lock of `serve`, so a second
+  `serve` cannot start until the last process of the first one is gone.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -15,6 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("controlplane.serve")
@@ -33,10 +46,114 @@ class Child:
     next_start_at: float = 0.0
     ever_stable: bool = False
     tail: deque = field(default_factory=lambda: deque(maxlen=20))
+    #: A line fragment the child prints once it serves (e.g. celery's "ready."); None: ready at start.
+    ready_text: str | None = None
+    ready: bool = False
 
 
 class StartupFailed(Exception):
     """A child exited during its start-up window: the system cannot start as configured."""
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook that makes the child receive SIGKILL when the supervisor dies (Linux only).
+
+    libc and prctl are looked up here, before any fork, so the hook only makes one system call between
+    fork and exec. The signal survives exec; a supervisor that died before the call is caught by the
+    parent-pid check right after it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
+
+
+class Guard:
+    """The supervisor's side of the guard process: tells it each child's process group."""
+
+    def __init__(self, *, keep_fds: tuple[int, ...] = ()) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "controlplane.supervisor", "guard"],
+            stdin=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            pass_fds=keep_fds,
+            start_new_session=True,  # Ctrl-C in the terminal must not reach it
+        )
+
+    def watch(self, pgid: int) -> None:
+        self._send(f"pgid {pgid}")
+
+    def done(self) -> None:
+        """Everything stopped cleanly: the guard exits without killing anything."""
+        self._send("done")
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+    def _send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            logger.warning("serve: the guard process is gone; children may outlive a killed supervisor")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def guard_main(stream=None, grace: float = 3.0) -> int:  # type: ignore[no-untyped-def]
+    """The guard process: on EOF without "done", SIGTERM each known group, then SIGKILL what is left."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stream = stream or sys.stdin
+    groups: list[int] = []
+    for line in stream:
+        word, _, value = line.strip().partition(" ")
+        if word == "done":
+            return 0
+        if word == "pgid" and value.isdigit():
+            groups.append(int(value))
+    # The supervisor went away without a clean stop.
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_group_alive(pgid) for pgid in groups):
+        time.sleep(0.1)
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return 0
 
 
 class Supervisor:
@@ -51,8 +168,15 @@ class Supervisor:
         max_backoff: float = 30.0,
         grace: float = 20.0,
         out=None,  # type: ignore[no-untyped-def]
+        on_ready: Callable[[], None] | None = None,
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self.children = children
+        self.on_ready = on_ready
+        self.keep_fds = keep_fds
+        self.guard: Guard | None = None
+        self._announced_ready = False
+        self._preexec = _parent_death_signal()
         self.startup_window = startup_window
         self.stable_after = stable_after
         self.max_backoff = max_backoff
@@ -64,7 +188,7 @@ class Supervisor:
     # --- output -----------------------------------------------------------------------------
     def emit(self, name: str, line: str) -> None:
         with self._out_lock:
-            self.out.write(f"{name:<7}| {line}\n")
+            self.out.write(f"{name:<12}| {line}\n")
             self.out.flush()
 
     def _pump(self, child: Child, process: subprocess.Popen) -> None:
@@ -72,6 +196,8 @@ class Supervisor:
         for raw in process.stdout:
             line = raw.rstrip("\n")
             child.tail.append(line)
+            if child.ready_text and not child.ready and child.ready_text in line:
+                child.ready = True
             self.emit(child.name, line)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -84,7 +210,11 @@ class Supervisor:
             text=True,
             bufsize=1,
             start_new_session=True,  # signals from the terminal reach only the supervisor
+            preexec_fn=self._preexec,  # one prctl call between fork and exec, see _parent_death_signal
         )
+        if self.guard is not None:
+            self.guard.watch(child.process.pid)  # its own session: pgid == pid
+        child.ready = child.ready_text is None
         child.started_at = time.monotonic()
         threading.Thread(target=self._pump, args=(child, child.process), daemon=True).start()
         self.emit("serve", f"started {child.name} (pid {child.process.pid}): {' '.join(child.argv)}")
@@ -96,17 +226,27 @@ class Supervisor:
         """Start every child and supervise until a stop is requested; returns the exit status."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        self.guard = Guard(keep_fds=self.keep_fds)
         for child in self.children:
             self.start(child)
         try:
             while not self._stop.wait(0.2):
                 self._check_children()
+                self._maybe_announce_ready()
         except StartupFailed as exc:
             self.emit("serve", f"FATAL: {exc}")
             self.stop_all()
             return 1
         self.stop_all()
         return 0
+
+    def _maybe_announce_ready(self) -> None:
+        if self._announced_ready or not all(c.process is not None and c.ready for c in self.children):
+            return
+        self._announced_ready = True
+        if self.on_ready is not None:
+            with self._out_lock:
+                self.on_ready()
 
     def _check_children(self) -> None:
         now = time.monotonic()
@@ -124,6 +264,7 @@ class Supervisor:
                     child.restarts = 0
                 continue
             uptime = now - child.started_at
+            _kill_group(process.pid)  # its pool processes, if it left any behind
             if not child.ever_stable and uptime < self.startup_window:
                 reason = " / ".join(list(child.tail)[-5:]) or "no output"
                 raise StartupFailed(f"{child.name} could not start (exit {code} after {uptime:.1f} s): {reason}")
@@ -155,4 +296,13 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
                 child.process.wait()
+        for child in self.children:
+            if child.process is not None:
+                _kill_group(child.process.pid)  # a pool process that outlived its stopped parent
+        if self.guard is not None:
+            self.guard.done()
         self.emit("serve", "all components stopped")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["guard"]:
+    raise SystemExit(guard_main())

@@ -127,7 +127,6 @@ def celery_worker_process(transactional_db, tmp_path):  # type: ignore[no-untype
     visible to the worker. The queue is purged first so messages left by earlier tests do not run.
     """
     import subprocess
-    import sys
     import time
 
     from controlplane.celery import app
@@ -135,23 +134,10 @@ def celery_worker_process(transactional_db, tmp_path):  # type: ignore[no-untype
     app.control.purge()
     log_path = tmp_path / "worker.log"
     log = open(log_path, "w")  # noqa: SIM115
+    from controlplane.commandlines import celery_worker
+
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "controlplane",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
+        celery_worker(concurrency=2, name=f"test-{os.getpid()}"),  # every queue, as serve's workers together
         env=subprocess_env(),
         stdout=log,
         stderr=subprocess.STDOUT,

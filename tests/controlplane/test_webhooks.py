@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -136,23 +135,10 @@ def test_nothing_is_lost_when_the_worker_dies_mid_delivery(tmp_path, settings) -
 
     def start_worker(log_name: str):  # type: ignore[no-untyped-def]
         log = open(tmp_path / log_name, "w")  # noqa: SIM115
+        from controlplane.commandlines import celery_worker
+
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "controlplane",
-                "worker",
-                "-l",
-                "info",
-                "-c",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"{log_name}@%h",
-            ],
+            celery_worker(concurrency=1, name=log_name),
             env=subprocess_env(WEBHOOK_CLAIM_SECONDS="2"),
             stdout=log,
             stderr=subprocess.STDOUT,
