@@ -14,3 +14,6 @@ class ControlplaneConfig(AppConfig):
         from controlplane.observability import celery_hooks  # noqa: F401  (connects Celery signals)
 
         strictjson.install()  # API bodies keep their JSON types (the OpenAPI document promises them)
+        from controlplane.inputs import install_form_guards
+
+        install_form_guards()  # admin JSON inputs refuse NUL with a field error (the input boundary)

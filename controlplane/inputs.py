@@ -10,7 +10,9 @@ One middleware, so every route (API, admin, health) gets the same rules without 
 - NUL characters (PostgreSQL refuses them in text and jsonb, which answered 500): refused with 400 in the
   decoded path, query parameter names and values, header values and bodies (raw NUL bytes, and `\\u0000`
   in JSON, named by its path). Config documents (YAML/TOML/INI/env) are checked after parsing by
-  `configstore.formats`; form posts are left to the forms, whose fields report NUL as a field error.
+  `configstore.formats`; form posts are left to the forms, whose fields report NUL as a field error
+  (`CharField` already does; `install_form_guards` adds the same to `forms.JSONField`, whose text holds
+  `\\u0000` escapes rather than NUL characters).
 
 Every refusal is problem+json (`errors` names the parameter, header or JSON path).
 """
@@ -19,15 +21,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
+from django import forms
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 
 from controlplane.errors import problem_response
-from controlplane.jsonbounds import JSON_NUL_ESCAPE, NUL, NulCharacterError, loads_bounded, printable_key
+from controlplane.jsonbounds import JSON_NUL_ESCAPE, NUL, NulCharacterError, loads_bounded, nul_path, printable_key
 
 NUL_MESSAGE = "NUL characters are not allowed."
 # Sent by clients as a correlation id; a bad value is replaced by a fresh id (RequestTracingMiddleware).
@@ -172,3 +176,30 @@ class InputBoundaryMiddleware:
             if errors:
                 return _invalid("The request body holds a NUL character; see `errors`.", errors)
         return None
+
+
+_FORM_GUARDS_INSTALLED = False
+
+
+def install_form_guards() -> None:
+    """Give every `forms.JSONField` (admin JSON inputs included) a field error for NUL in keys or strings.
+
+    Called once from `ControlplaneConfig.ready`: one place covers every ModelForm the admin builds for a
+    model JSONField and every hand-written form using `forms.JSONField`, without touching the apps' forms.
+    """
+    global _FORM_GUARDS_INSTALLED
+    if _FORM_GUARDS_INSTALLED:
+        return
+    original = forms.JSONField.to_python
+
+    def to_python(self: forms.JSONField, value: Any) -> Any:
+        converted = original(self, value)
+        path = nul_path(converted)
+        if path is not None:
+            where = "" if path == "body" else f" (at {path})"
+            raise ValidationError(f"NUL characters are not allowed{where}.", code="null_characters_not_allowed")
+        return converted
+
+    to_python.__doc__ = original.__doc__
+    forms.JSONField.to_python = to_python  # type: ignore[method-assign]
+    _FORM_GUARDS_INSTALLED = True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 
 import pytest
 from django.apps import apps
@@ -175,9 +174,7 @@ def test_nul_in_a_query_parameter_name_and_in_the_path(admin_api, world) -> None
 
 def test_nul_in_a_header_is_a_400_except_the_request_id_which_is_replaced(admin_api, world) -> None:
     before = fingerprint()
-    response = admin_api.put(
-        "/api/v1/config/payments/db.host/", {"value": "y"}, format="json", HTTP_IF_MATCH='"1\x00"'
-    )
+    response = admin_api.put("/api/v1/config/payments/db.host/", {"value": "y"}, format="json", HTTP_IF_MATCH='"1\x00"')
     assert _assert_problem(response, 400)["errors"] == {"headers.If-Match": ["NUL characters are not allowed."]}
     assert fingerprint() == before
     for junk in ("a\x00b", "<script>", "x" * 500, "../../etc"):
@@ -209,9 +206,8 @@ def test_deep_documents_are_a_400(admin_api, world, url: str, body: str, content
     assert fingerprint() == before
 
 
-BOMB = (
-    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
 )
 MERGE_BOMB = "m0: &m0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}\n" + "".join(
     f"m{n}: &m{n} {{<<: *m{n - 1}, {', '.join(f'k{k}: *m{n - 1}' for k in range(9))}}}\n" for n in range(1, 8)
@@ -300,7 +296,8 @@ def test_a_chunked_body_over_the_limit_is_a_413(admin_api, world) -> None:
 def test_legitimate_input_still_passes(admin_api, world) -> None:
     """Escaped backslashes that only look like a NUL escape, and non-JSON bodies mentioning it, pass."""
     response = admin_api.patch(
-        "/api/v1/services/billing/", b'{"metadata": {"note": "\\\\u0000 is how JSON spells NUL"}}',
+        "/api/v1/services/billing/",
+        b'{"metadata": {"note": "\\\\u0000 is how JSON spells NUL"}}',
         content_type="application/json",
     )
     assert response.status_code == 200, response.content
@@ -313,4 +310,66 @@ def test_legitimate_input_still_passes(admin_api, world) -> None:
     assert response.status_code == 200, response.content
 
 
-ADMIN_FORMS: list[tuple[str, Callable[[dict], dict]]] = []
+def _admin_forms(world) -> dict[str, tuple[str, dict]]:  # type: ignore[no-untyped-def]
+    """Admin form posts (url, fields) with a NUL in a JSON field (escaped) or a text field (raw)."""
+    from configstore.models import Entry
+
+    entry = Entry.objects.get(key="db.host")
+    namespace = world["namespace"]
+    return {
+        "entry-value": (
+            f"/admin/configstore/entry/{entry.pk}/change/",
+            {"value": '"a\\u0000b"', "description": "", "expected_revision": namespace.revision or 1},
+        ),
+        "entry-value-key": (
+            f"/admin/configstore/entry/{entry.pk}/change/",
+            {"value": '{"k\\u0000": 1}', "description": "", "expected_revision": 1},
+        ),
+        "service-metadata": (
+            "/admin/registry/service/add/",
+            {"name": "s-admin", "type": "http_api", "tags": "[]", "capabilities": "[]", "metadata": '{"a": "\\u0000"}'},
+        ),
+        "service-tags": (
+            "/admin/registry/service/add/",
+            {"name": "s-admin", "type": "http_api", "tags": '["\\u0000"]', "capabilities": "[]", "metadata": "{}"},
+        ),
+        "service-description-raw": (
+            "/admin/registry/service/add/",
+            {"name": "s-admin", "type": "http_api", "description": "a\x00b", "tags": "[]", "capabilities": "[]"},
+        ),
+        "rule-params": (
+            "/admin/configstore/rule/add/",
+            {"namespace": namespace.pk, "key": "db.host", "kind": "enum", "params": '{"values": ["\\u0000"]}'},
+        ),
+        "import-document": (
+            f"/admin/configstore/namespace/{namespace.pk}/import/",
+            {"document": 'a: "\\0"', "format": "yaml", "replace": "on", "message": ""},
+        ),
+    }
+
+
+ADMIN_FORM_NAMES = [
+    "entry-value",
+    "entry-value-key",
+    "service-metadata",
+    "service-tags",
+    "service-description-raw",
+    "rule-params",
+    "import-document",
+]
+
+
+@pytest.mark.parametrize("name", ADMIN_FORM_NAMES)
+def test_admin_forms_report_nul_as_a_field_error(admin_client, world, name: str) -> None:
+    url, data = _admin_forms(world)[name]
+    before = fingerprint()
+    response = admin_client.post(url, data)
+    assert response.status_code == 200, (response.status_code, response.get("Location"))
+    page = response.content.decode()
+    assert "errorlist" in page and ("Null characters are not allowed" in page or "NUL characters" in page)
+    assert fingerprint() == before
+
+
+def test_admin_search_with_a_nul_is_a_400(admin_client, world) -> None:
+    for url in ("/admin/registry/service/?q=a%00", "/admin/configstore/entry/?q=%00", "/admin/registry/service/?o=%00"):
+        _assert_problem(admin_client.get(url), 400)
