@@ -150,3 +150,13 @@ def test_a_number_past_the_cap_fails_the_run_not_the_request(writer):  # type: i
     body = response.json()
     assert "grow" in json.dumps(body) and "out of range" in json.dumps(body)
     assert Run.objects.get(pk=body["run_id"]).status == "failed"
+
+
+@pytest.mark.parametrize("condition", ["(" * 900 + "a" + ")" * 900, " || ".join(["a"] * 400)], ids=["parens", "||"])
+def test_a_deep_step_condition_is_a_400_naming_the_step(writer, condition):  # type: ignore[no-untyped-def]
+    # A condition is at most 2,000 characters, which is still deep enough to exhaust the stack.
+    step = {"name": "deep", "kind": "filter", "condition": condition, "config": {"when": "payload.b"}}
+    response = create(writer, [step])
+    assert response.status_code == 400, response.content
+    messages = [m for field, ms in response.json()["errors"].items() if field.startswith("steps.0") for m in ms]
+    assert any("step 'deep'" in m and "nests more than" in m for m in messages), response.json()
