@@ -15,6 +15,7 @@ import asyncio
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,7 +64,9 @@ def servers(django_db_setup, django_db_blocker, tmp_path_factory):  # type: igno
     if not settings.REDIS_URL:
         pytest.skip("per-process key caches exist only with the shared cache (production-mode pass)")
     tmp = tmp_path_factory.mktemp("matrix")
-    with gunicorn(subprocess_env(), tmp, workers=4) as base:
+    # The per-client sign-in limit is raised so that every sign-in from this loopback address (in this
+    # run and in runs before it, within the window) cannot trip it: the per-user-name one is under test.
+    with gunicorn(subprocess_env(ADMIN_LOGIN_RATE_CLIENT="100000/10m"), tmp, workers=4) as base:
         watch = _uvicorn("controlplane.asgi:application", tmp)
         port = next(watch)
         try:
@@ -111,8 +114,6 @@ def _admin_action(action: str, key: APIKey, **extra) -> None:  # type: ignore[no
 
 
 def _api_revoke(key: APIKey, ctx: dict) -> None:
-    import urllib.request
-
     _, admin_raw = APIKeyFactory.create_with_plaintext(scopes=["admin"], rate="1000000/h")
     request = urllib.request.Request(
         f"{ctx['base']}/api/v1/keys/{key.prefix}/revoke/",
@@ -225,3 +226,44 @@ def test_a_changed_key_is_refused_everywhere_on_the_next_request(servers, way: s
         assert b'"a"' not in body
     for kind in case.events:
         assert Event.objects.filter(kind=kind, subject=key.prefix).exists(), (way, kind)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_sign_in_throttle_counts_across_the_four_workers(servers, settings) -> None:  # type: ignore[no-untyped-def]
+    """Failed sign-ins spread over the workers add up in the shared cache; the next one is refused."""
+    import re
+    import urllib.error
+    import urllib.parse
+    import uuid
+
+    base, _ = servers
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+    get_user_model().objects.create_superuser(name, "ops@example.com", "right-password")
+
+    def attempt(password: str) -> tuple[int, str]:
+        with urllib.request.urlopen(f"{base}/admin/login/") as page:  # noqa: S310 - loopback test server
+            html = page.read().decode()
+            cookie = page.headers["Set-Cookie"].split(";")[0]
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+        body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": name, "password": password})
+        request = urllib.request.Request(f"{base}/admin/login/?next=/admin/", data=body.encode(), method="POST")
+        request.add_header("Cookie", cookie)
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    limit = int(settings.ADMIN_LOGIN_RATE_USER.split("/")[0])
+    assert [attempt("wrong")[0] for _ in range(limit)] == [200] * limit
+    status, html = attempt("right-password")
+    assert status == 429 and "Too many failed sign-in attempts for this user name" in html
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report a redirect (a successful sign-in) as its own status instead of following it."""
+
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
