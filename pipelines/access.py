@@ -169,3 +169,24 @@ def definition_read_errors(reader: ConfigReader, steps: list[Any]) -> dict[str, 
                             f"{reader.name} may not read it."
                         )
     return errors
+
+
+def run_hidden_reason(reader: ConfigReader, run: Any) -> str:
+    """Why `reader` may not see a recorded run's packets, trace and error (they can hold config it read); "" if it may.
+
+    A run keeps the namespaces it could read (`Run.config_namespaces`); rows older than that field are
+    judged by what their pipeline version reads now.
+    """
+    if reader.reads_all:
+        return ""
+    namespaces = run.config_namespaces
+    if namespaces is None:
+        try:
+            ref = PipelineRef(id=run.pipeline_id, slug=run.pipeline.slug, version=run.version, enabled=True)
+            namespaces = list(namespaces_read(ref))
+        except Exception:  # noqa: BLE001 - a version that cannot be read back: hide rather than guess
+            return f"it may have read config that {reader.name} cannot check"
+    denied = sorted(namespace for namespace in namespaces if not reader.may_read(namespace))
+    if denied:
+        return f"it could read config namespace {denied[0]!r}, which {reader.name} may not read"
+    return ""

@@ -197,10 +197,14 @@ class PipelineAdmin(admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         pipeline = Pipeline.objects.filter(pk=object_id).first() if object_id.isdigit() else None
         if pipeline is not None:
+            recent_runs = list(selectors.runs_recent(pipeline, limit=10))
+            if not ConfigReader.from_user(request.user).reads_all:
+                for run in recent_runs:
+                    run.error = "(hidden: needs the config view permission)" if run.error else ""
             extra_context.update(
                 dry_run_form=DryRunForm(initial={"packet": json.dumps(SAMPLE_PACKET, indent=2)}),
                 dry_run_url=reverse("admin:pipelines_pipeline_dry_run", args=[pipeline.pk]),
-                recent_runs=list(selectors.runs_recent(pipeline, limit=10)),
+                recent_runs=recent_runs,
                 recent_deliveries=list(selectors.deliveries_recent(pipeline, limit=10)),
                 step_metrics=selectors.pipeline_metrics(pipeline),
             )
@@ -251,17 +255,31 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class _HidesPackets:
+    """Packets can hold config values read by enrich steps: only staff who may read config see them."""
+
+    packet_fields: tuple[str, ...] = ()
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        excluded = list(super().get_exclude(request, obj) or [])  # type: ignore[misc]
+        if not ConfigReader.from_user(request.user).reads_all:
+            excluded.extend(self.packet_fields)
+        return excluded
+
+
 @admin.register(Run)
-class RunAdmin(ReadOnlyAdmin):
+class RunAdmin(_HidesPackets, ReadOnlyAdmin):
     list_display = ("id", "pipeline", "version", "mode", "status", "duration_ms", "created_at")
     list_filter = ("status", "mode", "pipeline")
-    search_fields = ("error", "request_id")
+    search_fields = ("request_id",)  # not `error`: it can quote packet values
+    packet_fields = ("input", "output", "trace", "chained", "error")
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(_HidesPackets, ReadOnlyAdmin):
     list_display = ("id", "pipeline", "service", "status", "attempts", "last_status_code", "last_error", "created_at")
     list_filter = ("status", "pipeline")
+    packet_fields = ("packet",)
 
 
 @admin.register(StepStats)

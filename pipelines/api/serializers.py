@@ -144,6 +144,18 @@ class RunSerializer(serializers.ModelSerializer):
     def get_deliveries(self, run: Run) -> list[dict]:
         return DeliverySerializer(run.deliveries.all(), many=True).data
 
+    def to_representation(self, run: Run) -> dict:
+        """Packets, trace and error are hidden from a reader (context `reader`) who may not read the config
+        the run could read: a recorded run is read back under the same rule as the run itself."""
+        from pipelines.access import run_hidden_reason
+
+        body = super().to_representation(run)
+        reader = self.context.get("reader")
+        reason = run_hidden_reason(reader, run) if reader is not None else ""
+        if reason:
+            body.update(input=None, output=None, trace=[], chained=[], error=f"Hidden: {reason}.")
+        return body
+
 
 class DeliverySerializer(serializers.ModelSerializer):
     class Meta:

@@ -278,6 +278,9 @@ class PipelineRunsApi(ListAPIView):
     required_scopes = {"GET": Scope.PIPELINES_READ}
     serializer_class = RunSerializer
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "reader": ConfigReader.from_request(self.request)}
+
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return Run.objects.none()
@@ -296,4 +299,4 @@ class RunDetailApi(APIView):
             run = selectors.run_get(pk)
         except Http404:
             raise NotFound(f"No run {pk}.") from None
-        return Response(RunSerializer(run).data)
+        return Response(RunSerializer(run, context={"reader": ConfigReader.from_request(request)}).data)

@@ -12,6 +12,7 @@ sync and batch callers get `RunOverBudget` (422), an async run ends failed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from time import perf_counter
@@ -25,7 +26,7 @@ from rest_framework import exceptions
 
 from controlplane.events.services import emit
 from controlplane.observability.context import current_request_id
-from pipelines.access import ConfigReader, authorize_run
+from pipelines.access import ConfigReader, authorize_run, namespaces_read
 from pipelines.budget import RECORDED_FAILURES, Budget
 from pipelines.conf import (
     run_budget,
@@ -87,8 +88,21 @@ def _overrun(outcomes: list[Outcome], budget: Budget) -> _Overrun | None:
     return None
 
 
+def _read_by(ref: PipelineRef, allowed: frozenset[str] | None) -> Callable[[], list[str]]:
+    """The namespaces a request's runs may have read, kept on the rows it records so that reading a run back
+    is authorized like the run was (computed only when a row is written)."""
+    return lambda: sorted(allowed if allowed is not None else namespaces_read(ref))
+
+
 def _record_overrun(
-    ref: PipelineRef, overrun: _Overrun, packet_in: Any, *, mode: str, actor: str, duration_ms: float
+    ref: PipelineRef,
+    overrun: _Overrun,
+    packet_in: Any,
+    *,
+    mode: str,
+    actor: str,
+    duration_ms: float,
+    namespaces: Callable[[], list[str]],
 ) -> Run:
     """The one failed run a request over budget leaves (no output, no deliveries), with `pipeline.run_failed`."""
     request_id = current_request_id() or ""
@@ -104,6 +118,7 @@ def _record_overrun(
             duration_ms=duration_ms,
             request_id=request_id,
             actor=actor[:150],
+            config_namespaces=namespaces(),
             finished_at=timezone.now(),
         )
         _notify_failed([run], slugs={ref.id: ref.slug}, actor=actor)
@@ -111,10 +126,24 @@ def _record_overrun(
 
 
 def _refuse_overrun(
-    ref: PipelineRef, overrun: _Overrun, packet_in: Any, *, mode: str, actor: str, budget: Budget, started: float
+    ref: PipelineRef,
+    overrun: _Overrun,
+    packet_in: Any,
+    *,
+    mode: str,
+    actor: str,
+    budget: Budget,
+    started: float,
+    allowed: frozenset[str] | None,
 ) -> RunOverBudget:
     run = _record_overrun(
-        ref, overrun, packet_in, mode=mode, actor=actor, duration_ms=(perf_counter() - started) * 1000
+        ref,
+        overrun,
+        packet_in,
+        mode=mode,
+        actor=actor,
+        duration_ms=(perf_counter() - started) * 1000,
+        namespaces=_read_by(ref, allowed),
     )
     return RunOverBudget(
         f"The run went over the {overrun.budget} budget ({budget.limit_of(overrun.budget)}); nothing was "
@@ -148,7 +177,12 @@ def _run_row(outcome: Outcome, packet_in: Any, *, mode: str, actor: str, request
 
 
 def _persist(
-    items: list[tuple[Outcome, Any]], *, mode: str, record_all: bool, actor: str
+    items: list[tuple[Outcome, Any]],
+    *,
+    mode: str,
+    record_all: bool,
+    actor: str,
+    namespaces: Callable[[], list[str]],
 ) -> tuple[list[int | None], list[list[int]]]:
     """Keep what must be kept for a list of (outcome, input): runs and deliveries, in one transaction."""
     request_id = current_request_id() or ""
@@ -176,6 +210,10 @@ def _persist(
         runs.extend(rows)
     if not runs and not any(planned):
         return [None] * len(items), [[] for _ in items]
+    if runs:
+        read = namespaces()
+        for run in runs:
+            run.config_namespaces = read
     with transaction.atomic():
         if runs:
             Run.objects.bulk_create(runs)
@@ -248,8 +286,12 @@ def pipeline_run(
     overrun = _overrun([outcome], budget)
     if overrun is not None:
         stats_flush_quietly()
-        raise _refuse_overrun(ref, overrun, packet_in, mode=RunMode.SYNC, actor=actor, budget=budget, started=started)
-    run_ids, delivery_ids = _persist([(outcome, packet_in)], mode=RunMode.SYNC, record_all=record, actor=actor)
+        raise _refuse_overrun(
+            ref, overrun, packet_in, mode=RunMode.SYNC, actor=actor, budget=budget, started=started, allowed=allowed
+        )
+    run_ids, delivery_ids = _persist(
+        [(outcome, packet_in)], mode=RunMode.SYNC, record_all=record, actor=actor, namespaces=_read_by(ref, allowed)
+    )
     stats_flush_quietly()
     body = outcome.as_dict()
     if run_ids[0] is not None:
@@ -285,9 +327,11 @@ def pipeline_run_batch(
     if overrun is not None:
         stats_flush_quietly()
         raise _refuse_overrun(
-            ref, overrun, items[-1][1], mode=RunMode.BATCH, actor=actor, budget=budget, started=started
+            ref, overrun, items[-1][1], mode=RunMode.BATCH, actor=actor, budget=budget, started=started, allowed=allowed
         )
-    run_ids, delivery_ids = _persist(items, mode=RunMode.BATCH, record_all=False, actor=actor)
+    run_ids, delivery_ids = _persist(
+        items, mode=RunMode.BATCH, record_all=False, actor=actor, namespaces=_read_by(ref, allowed)
+    )
     stats_flush_quietly()
     results = []
     summary = {"succeeded": 0, "failed": 0, "dropped": 0}
@@ -312,6 +356,9 @@ def run_submit_async(
     authorized to read, and the worker lets it read nothing else.
     """
     allowed = authorize_run(reader or ConfigReader.system(), ref)
+    # Carried to the worker: the run may read these and nothing else (a later edit of a chained pipeline
+    # cannot widen it); also what reading the run back is authorized against.
+    read = _read_by(ref, allowed)()
     request_id = current_request_id() or ""
     runs = Run.objects.bulk_create(
         [
@@ -324,7 +371,7 @@ def run_submit_async(
                 input=packet,
                 request_id=request_id,
                 actor=actor[:150],
-                config_namespaces=sorted(allowed) if allowed is not None else None,
+                config_namespaces=read,
             )
             for packet in packets
         ]
@@ -418,6 +465,8 @@ def run_execute(*, run_id: int) -> str | None:
             for failed in outcome.failures()
             if failed is not outcome and failed.ref.id
         ]
+        for failed_run in chained_failures:
+            failed_run.config_namespaces = run.config_namespaces
         if chained_failures:
             Run.objects.bulk_create(chained_failures)
         run.status, run.error = result.status, result.error

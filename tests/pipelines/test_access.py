@@ -191,3 +191,51 @@ def test_admin_save_of_an_enrich_step_needs_config_view_permission(config, clien
     client.force_login(get_user_model().objects.get(pk=user.pk))  # a fresh permission cache
     response = client.post("/admin/pipelines/pipeline/add/", form_data([enrich("beta")]))
     assert response.status_code == 302 and Pipeline.objects.filter(slug="orders").exists()
+
+
+# --- reading a recorded run back is authorized like the run ------------------------------------------
+
+
+def test_recorded_runs_hide_their_packets_from_keys_that_may_not_read_the_config(config) -> None:  # type: ignore[no-untyped-def]
+    failing = {
+        "name": "fail",
+        "kind": "transform",
+        "config": {"operations": [{"op": "cast", "path": "payload.beta", "type": "int"}]},
+    }
+    PipelineFactory(slug="direct", steps=[enrich("beta")])
+    PipelineFactory(slug="entry", steps=[enrich("beta"), route_to("chained")])
+    PipelineFactory(slug="chained", steps=[failing])  # reads nothing itself, but receives beta's value
+    owner = key_client("pipelines:run", "pipelines:read", "config:read")
+    recorded = post(owner, "/api/v1/pipelines/direct/run/?record=true", {"payload": {}}).json()["run_id"]
+    post(owner, "/api/v1/pipelines/entry/run/", {"payload": {}})
+    chained = Run.objects.get(pipeline__slug="chained")
+    assert BETA_VALUE in json.dumps(chained.input) and chained.config_namespaces == ["beta"]
+
+    assert BETA_VALUE in owner.get(f"/api/v1/runs/{recorded}/").content.decode()
+    for other in (
+        key_client("pipelines:run", "pipelines:read"),
+        key_client("pipelines:run", "pipelines:read", "config:read", namespaces=["alpha"]),
+    ):
+        for url in (
+            f"/api/v1/runs/{recorded}/",
+            f"/api/v1/runs/{chained.pk}/",
+            "/api/v1/pipelines/direct/runs/",
+            "/api/v1/pipelines/chained/runs/",
+        ):
+            response = other.get(url)
+            assert response.status_code == 200 and BETA_VALUE not in response.content.decode(), url
+            assert "Hidden: it could read config namespace 'beta'" in response.content.decode()
+
+
+def test_the_run_admin_hides_packets_from_staff_without_config_view_permission(config, client) -> None:  # type: ignore[no-untyped-def]
+    PipelineFactory(slug="direct", steps=[enrich("beta")])
+    run_id = post(
+        key_client("pipelines:run", "config:read"), "/api/v1/pipelines/direct/run/?record=true", {"payload": {}}
+    ).json()["run_id"]
+    staff = staff_client(client, "view_run")
+    page = staff.get(f"/admin/pipelines/run/{run_id}/change/")
+    assert page.status_code == 200 and BETA_VALUE not in page.content.decode()
+    user = get_user_model().objects.get(username="staffer")
+    user.user_permissions.add(Permission.objects.get(codename="view_entry"))
+    client.force_login(get_user_model().objects.get(pk=user.pk))
+    assert BETA_VALUE in client.get(f"/admin/pipelines/run/{run_id}/change/").content.decode()
