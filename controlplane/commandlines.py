@@ -52,6 +52,8 @@ def uvicorn(
         "--no-access-log",
         "--lifespan",
         "off",
+        "--http",  # problem+json for requests h11 refuses (controlplane/uvicorn_http.py)
+        "controlplane.uvicorn_http:ProblemH11Protocol",
         *extra,
     ]
 

@@ -8,7 +8,6 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -17,6 +16,7 @@ import pytest
 from django.db import connection
 
 from configstore import selectors, services
+from controlplane import commandlines
 from tests.conftest import subprocess_env
 from tests.factories import APIKeyFactory
 from tests.processes import free_port, gunicorn
@@ -100,8 +100,7 @@ def uvicorn(env: dict[str, str], tmp_path):  # type: ignore[no-untyped-def]
     log_path = tmp_path / "uvicorn.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "controlplane.asgi:application", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--no-access-log", "--lifespan", "off"],
+            commandlines.uvicorn("127.0.0.1", port),  # the command line `serve` runs
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -124,6 +123,23 @@ def uvicorn(env: dict[str, str], tmp_path):  # type: ignore[no-untyped-def]
 def test_uvicorn_reads_chunked_bodies_to_the_end(payments, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with uvicorn(subprocess_env(API_MAX_BODY_BYTES="4096"), tmp_path) as base:
         check_chunked_paths(base, payments)
+
+
+def test_uvicorn_protocol_errors_are_problem_json_and_junk_request_ids_are_replaced(transactional_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with uvicorn(subprocess_env(), tmp_path) as base:
+        for head in (
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: a\x00b",
+            "GET /api/v1/services/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key a\x00b",
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad\x01Name: 1",
+        ):
+            status, headers, body = raw_request(base, head)
+            document = assert_problem(status, headers, body, 400)
+            assert document["request_id"] == headers["x-request-id"]
+        for junk in ("<script>", "x" * 300, "a b", "é"):
+            status, headers, _ = raw_request(
+                base, f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: {junk}\r\nConnection: close"
+            )
+            assert status == 200 and re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
 
 
 def test_a_server_without_the_end_marker_answers_411(payments, live_server) -> None:  # type: ignore[no-untyped-def]
