@@ -23,6 +23,7 @@ from typing import Any
 
 import jmespath
 from django.conf import settings
+from django.core.signals import setting_changed
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
 
@@ -150,11 +151,27 @@ def _bounded(digits: int) -> Any:
     return check
 
 
+@lru_cache(maxsize=1)
+def _current_check() -> Any:
+    # Read once, not per call: an absent setting makes `getattr(settings, ...)` raise and catch inside
+    # Django on every lookup, which would cost more than the arithmetic it guards.
+    return _bounded(max_digits())
+
+
+def _limits_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PIPELINE_EXPRESSION_MAX_DIGITS":
+        _current_check.cache_clear()
+
+
+setting_changed.connect(_limits_changed)
+
+
 def _checked(result: Any) -> Any:
-    return _bounded(max_digits())(result)
+    return _current_check()(result)
 
 
 _ARITHMETIC = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul}
+_DIVISION = {"divide": operator.truediv, "mod": operator.mod}  # null when dividing by zero
 _ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
 
 
@@ -434,6 +451,27 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
                 return call(name, [a, b])  # raises jmespath's own type error
 
             return arithmetic
+        if len(args) == 2 and name in _DIVISION:
+            first, second = args
+            operate = _DIVISION[name]
+            high = 10 ** max_digits()
+            low = -high
+
+            def division(v: Any) -> Any:
+                a, b = first(v), second(v)
+                if _is_actual_number(a) and _is_actual_number(b):
+                    if b == 0:
+                        return None
+                    try:
+                        result = operate(a, b)
+                    except OverflowError as exc:  # an int too large for a float
+                        raise ExpressionError(f"number out of range: {exc}.") from None
+                    if low < result < high:
+                        return result
+                    return _checked(result)
+                return call(name, [a, b])
+
+            return division
         if len(args) == 2 and name == "contains":
             first, second = args
 

@@ -209,3 +209,17 @@ def test_numbers_within_the_cap_are_unchanged(settings) -> None:
     assert compile_expression("payload.f * `2`").search({"payload": {"f": 1.5e99}}) == 3e99
     settings.PIPELINE_EXPRESSION_MAX_DIGITS = 200
     assert compile_expression("payload.m * payload.m").search({"payload": {"m": big}}) == big * big
+
+
+def test_the_interpreter_path_follows_a_changed_number_cap(settings) -> None:
+    from pipelines.expressions import ExpressionError
+
+    text = "max_by(payload.items, &multiply(n, n)).n"  # an expref: evaluated by jmespath's interpreter
+    packet = {"payload": {"items": [{"n": 10**60}, {"n": 2}]}}
+    with pytest.raises(ExpressionError):
+        compile_expression(text).search(packet)
+    settings.PIPELINE_EXPRESSION_MAX_DIGITS = 200
+    assert compile_expression(text).search(packet) == 10**60
+    settings.PIPELINE_EXPRESSION_MAX_DIGITS = 100
+    with pytest.raises(ExpressionError):
+        compile_expression(text).search(packet)
