@@ -27,6 +27,13 @@ def _fresh_process_state():  # type: ignore[no-untyped-def]
     accumulator.drain()
 
 
+@pytest.fixture(autouse=True)
+def _loopback_delivery_targets_allowed(settings):  # type: ignore[no-untyped-def]
+    """Delivery targets here listen on 127.0.0.1: allow-listed explicitly (workers inherit it through
+    subprocess_env); the production default refuses loopback for deliveries (tests/controlplane/test_egress.py)."""
+    settings.EGRESS_ALLOW_NETWORKS = ["127.0.0.0/8"]
+
+
 def run_steps(steps: list[dict], packet: dict, *, lookup=None, error_policy: str = "stop", capture: bool = False):  # type: ignore[no-untyped-def]
     """Compile `steps` as a throwaway pipeline and run one packet through it (pure, no database)."""
     compiled = compile_pipeline({"id": 1, "slug": "t", "version": 1, "error_policy": error_policy, "steps": steps})

@@ -28,7 +28,8 @@ def _get(url: str, key: str | None = None) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def test_whole_system_starts_serves_runs_beat_tasks_and_stops(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_whole_system_starts_serves_runs_beat_tasks_and_stops(tmp_path, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.EGRESS_ALLOW_NETWORKS = ["127.0.0.0/8"]  # the webhook receiver below is on loopback (children inherit)
     # Transactional tests flush the database; put the default schedules back as a fresh install has them.
     emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
     _, raw = APIKeyFactory.create_with_plaintext(scopes=["events:read"])
