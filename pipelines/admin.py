@@ -24,11 +24,10 @@ from django.urls import path, reverse
 
 from controlplane.jsonbounds import loads_bounded
 from pipelines import selectors, services
-from pipelines.access import ConfigReadDenied, ConfigReader, authorize_run, definition_read_errors
+from pipelines.access import ConfigReadDenied, ConfigReader, definition_read_errors
 from pipelines.conf import max_packet_bytes
 from pipelines.executor import PacketError, prepare_packet, validate_steps
 from pipelines.models import Delivery, Pipeline, Run, Step, StepStats
-from pipelines.runtime import run_packet
 from pipelines.services.definitions import PIPELINE_FIELDS, STEP_FIELDS, normalize_steps
 
 SAMPLE_PACKET = {"payload": {"amount": 10, "currency": "eur"}, "metadata": {}, "tags": []}
@@ -222,13 +221,11 @@ class PipelineAdmin(admin.ModelAdmin):
             assert ref is not None
             try:
                 # As the logged-in user: no config they could not read in the config store's admin.
-                allowed = authorize_run(ConfigReader.from_user(request.user), ref)
-            except ConfigReadDenied as exc:
+                result = services.pipeline_dry_run(
+                    ref, form.cleaned_data["packet"], reader=ConfigReader.from_user(request.user)
+                )
+            except (ConfigReadDenied, services.RunOverBudget) as exc:
                 form.add_error("packet", str(exc.detail))
-            else:
-                result = run_packet(
-                    ref, form.cleaned_data["packet"], capture=True, count=False, allowed=allowed
-                ).as_dict()
         if result is not None:
             for entry in result["trace"]:
                 entry["before_json"] = json.dumps(entry.get("before"), indent=2, sort_keys=True)

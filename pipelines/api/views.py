@@ -24,7 +24,7 @@ from controlplane.actors import actor_from_request
 from controlplane.errors import Conflict, PayloadTooLarge
 from controlplane.jsonbounds import loads_bounded
 from pipelines import selectors, services
-from pipelines.access import ConfigReader, authorize_run
+from pipelines.access import ConfigReader
 from pipelines.api.serializers import (
     PacketSerializer,
     PipelineInputSerializer,
@@ -36,7 +36,6 @@ from pipelines.api.serializers import (
 from pipelines.conf import max_batch_packets, max_packet_bytes
 from pipelines.executor import PacketError, prepare_packet
 from pipelines.models import Run
-from pipelines.runtime import run_packet
 from pipelines.selectors import PipelineRef
 
 TRUE = {"1", "true", "yes", "on"}
@@ -243,19 +242,7 @@ class PipelineDryRunApi(APIView):
         ref = selectors.pipeline_ref(slug)
         if ref is None:
             raise NotFound(f"No pipeline {slug!r}.")
-        allowed = authorize_run(ConfigReader.from_request(request), ref)
-        outcome = run_packet(ref, packet, capture=True, count=False, allowed=allowed)
-        over = outcome.over_budget()
-        if over is not None:
-            raise services.RunOverBudget(
-                f"The dry run went over the {over.result.budget} budget. pipeline {over.ref.slug!r}: {over.result.error}",
-                budget=over.result.budget,
-                pipeline=over.ref.slug,
-                step=over.result.log[-1][0] if over.result.log else None,
-                limit="",
-                run_id=None,
-            )
-        return Response(outcome.as_dict())
+        return Response(services.pipeline_dry_run(ref, packet, reader=ConfigReader.from_request(request)))
 
 
 class PipelineMetricsApi(APIView):

@@ -1,5 +1,6 @@
 """Every write in pipelines, by area: definitions, runs, deliveries."""
 
+from pipelines.services.budgets import RunOverBudget
 from pipelines.services.definitions import (
     pipeline_create,
     pipeline_delete,
@@ -8,7 +9,7 @@ from pipelines.services.definitions import (
 )
 from pipelines.services.deliveries import deliveries_create, delivery_attempt
 from pipelines.services.runs import (
-    RunOverBudget,
+    pipeline_dry_run,
     pipeline_run,
     pipeline_run_batch,
     run_execute,
@@ -23,6 +24,7 @@ __all__ = [
     "delivery_attempt",
     "pipeline_create",
     "pipeline_delete",
+    "pipeline_dry_run",
     "pipeline_run",
     "pipeline_run_batch",
     "pipeline_set_enabled",

@@ -13,24 +13,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from time import perf_counter
 from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from rest_framework import exceptions
 
-from controlplane.events.services import emit
 from controlplane.observability.context import current_request_id
-from pipelines.access import ConfigReader, authorize_run, namespaces_read
-from pipelines.budget import RECORDED_FAILURES, Budget
+from pipelines.access import ConfigReader, authorize_run
 from pipelines.conf import (
     run_budget,
-    run_failed_event_interval,
     run_max_attempts,
     run_pending_requeue_seconds,
     run_retention_days,
@@ -40,140 +34,12 @@ from pipelines.models import Delivery, Run, RunMode, RunStatus
 from pipelines.paths import copy_json
 from pipelines.runtime import Outcome, run_packet
 from pipelines.selectors import PipelineRef
+from pipelines.services.budgets import RunOverBudget, fail_overrun, overrun_of, read_by, refuse_overrun
 from pipelines.services.deliveries import deliveries_create
+from pipelines.services.recording import chain_slugs, notify_failed, run_row
 from pipelines.stats import stats_flush_quietly
 
 logger = logging.getLogger("pipelines.runs")
-
-
-class RunOverBudget(exceptions.APIException):
-    """422: the request went over a run budget; nothing was delivered, one failed run was recorded."""
-
-    status_code = 422
-    default_detail = "The run went over a budget."
-    default_code = "budget_exceeded"
-
-    def __init__(self, detail: str, *, budget: str, pipeline: str, step: str | None, limit: str, run_id: int | None):
-        super().__init__(detail)
-        self.budget = budget
-        self.problem_extra = {"budget": budget, "pipeline": pipeline, "step": step, "limit": limit, "run_id": run_id}
-
-
-@dataclass(frozen=True)
-class _Overrun:
-    """Where a request went over budget, in words for the failed run and the 422."""
-
-    budget: str
-    pipeline: str
-    step: str | None
-    message: str
-
-
-def _overrun(outcomes: list[Outcome], budget: Budget) -> _Overrun | None:
-    """The first budget a request's outcomes went over, counting the failures it would record."""
-    for outcome in outcomes:
-        over = outcome.over_budget()
-        if over is not None:
-            result = over.result
-            step = result.log[-1][0] if result.log else None  # the step the run stopped at
-            return _Overrun(result.budget, over.ref.slug, step, f"pipeline {over.ref.slug!r}: {result.error}")
-    failures = sum(1 for outcome in outcomes for failed in outcome.failures() if failed.ref.id)
-    if failures > budget.max_recorded_failures:
-        root = outcomes[0].ref.slug
-        message = (
-            f"the request would record {failures} failed runs; the recorded_failures budget is "
-            f"{budget.max_recorded_failures}"
-        )
-        return _Overrun(RECORDED_FAILURES, root, None, f"pipeline {root!r}: {message}")
-    return None
-
-
-def _read_by(ref: PipelineRef, allowed: frozenset[str] | None) -> Callable[[], list[str]]:
-    """The namespaces a request's runs may have read, kept on the rows it records so that reading a run back
-    is authorized like the run was (computed only when a row is written)."""
-    return lambda: sorted(allowed if allowed is not None else namespaces_read(ref))
-
-
-def _record_overrun(
-    ref: PipelineRef,
-    overrun: _Overrun,
-    packet_in: Any,
-    *,
-    mode: str,
-    actor: str,
-    duration_ms: float,
-    namespaces: Callable[[], list[str]],
-) -> Run:
-    """The one failed run a request over budget leaves (no output, no deliveries), with `pipeline.run_failed`."""
-    request_id = current_request_id() or ""
-    with transaction.atomic():
-        run = Run.objects.create(
-            pipeline_id=ref.id,
-            version=ref.version,
-            mode=mode,
-            status=RunStatus.FAILED,
-            input=packet_in,
-            output=None,
-            error=f"over budget ({overrun.budget}): {overrun.message}"[:10_000],
-            duration_ms=duration_ms,
-            request_id=request_id,
-            actor=actor[:150],
-            config_namespaces=namespaces(),
-            finished_at=timezone.now(),
-        )
-        _notify_failed([run], slugs={ref.id: ref.slug}, actor=actor)
-    return run
-
-
-def _refuse_overrun(
-    ref: PipelineRef,
-    overrun: _Overrun,
-    packet_in: Any,
-    *,
-    mode: str,
-    actor: str,
-    budget: Budget,
-    started: float,
-    allowed: frozenset[str] | None,
-) -> RunOverBudget:
-    run = _record_overrun(
-        ref,
-        overrun,
-        packet_in,
-        mode=mode,
-        actor=actor,
-        duration_ms=(perf_counter() - started) * 1000,
-        namespaces=_read_by(ref, allowed),
-    )
-    return RunOverBudget(
-        f"The run went over the {overrun.budget} budget ({budget.limit_of(overrun.budget)}); nothing was "
-        f"delivered. {overrun.message}",
-        budget=overrun.budget,
-        pipeline=overrun.pipeline,
-        step=overrun.step,
-        limit=budget.limit_of(overrun.budget),
-        run_id=run.pk,
-    )
-
-
-def _run_row(outcome: Outcome, packet_in: Any, *, mode: str, actor: str, request_id: str) -> Run:
-    result = outcome.result
-    return Run(
-        pipeline_id=outcome.ref.id,
-        version=result.pipeline_version,
-        mode=mode,
-        status=result.status,
-        input=packet_in,
-        output=result.packet,
-        routes=result.routes,
-        trace=result.trace,
-        chained=[{"pipeline": c.ref.slug, "status": c.status, "error": c.result.error} for c in outcome.chained],
-        error="\n".join(result.errors or ([result.error] if result.error else []))[:10_000],
-        duration_ms=result.duration_ms,
-        request_id=request_id,
-        actor=actor[:150],
-        finished_at=timezone.now(),
-    )
 
 
 def _persist(
@@ -193,10 +59,10 @@ def _persist(
         planned.append(outcome.deliveries())
         rows = []
         if record_all:
-            rows.append(_run_row(outcome, packet_in, mode=mode, actor=actor, request_id=request_id))
+            rows.append(run_row(outcome, packet_in, mode=mode, actor=actor, request_id=request_id))
         else:
             rows.extend(
-                _run_row(
+                run_row(
                     failed,
                     failed.entered if failed.entered is not None else packet_in,
                     mode=mode,
@@ -227,43 +93,9 @@ def _persist(
             cursor += len(plan)
         slugs: dict[int, str] = {}
         for outcome, _ in items:
-            slugs.update(_slugs(outcome))
-        _notify_failed(runs, slugs=slugs, actor=actor)
+            slugs.update(chain_slugs(outcome))
+        notify_failed(runs, slugs=slugs, actor=actor)
     return run_ids, delivery_ids
-
-
-def _slugs(outcome: Outcome) -> dict[int, str]:
-    """Pipeline id -> slug for every link of a chain."""
-    found = {outcome.ref.id: outcome.ref.slug}
-    for child in outcome.chained:
-        found.update(_slugs(child))
-    return found
-
-
-def _notify_failed(runs: list[Run], *, slugs: dict[int, str], actor: str) -> None:
-    """`pipeline.run_failed`, at most once per pipeline per interval so a failing flood stays one event."""
-    seen: set[int] = set()
-    for run in runs:
-        if run.status != RunStatus.FAILED or run.pipeline_id in seen:
-            continue
-        seen.add(run.pipeline_id)
-        try:
-            first = cache.add(f"pipelines:run_failed:{run.pipeline_id}", 1, timeout=run_failed_event_interval())
-        except Exception:  # noqa: BLE001 - a cache outage must not turn a failed packet into a 500
-            logger.warning("Cache unavailable for the run_failed rate limit", exc_info=True)
-            first = False
-        if first:
-            emit(
-                "pipeline.run_failed",
-                subject=slugs.get(run.pipeline_id, str(run.pipeline_id)),
-                data={
-                    "run_id": run.pk,
-                    "version": run.version,
-                    "error": run.error[:500],
-                    "suppressed_for_seconds": run_failed_event_interval(),
-                },
-                actor=actor,
-            )
 
 
 def pipeline_run(
@@ -283,14 +115,14 @@ def pipeline_run(
     packet_in = copy_json(packet)
     budget, started = run_budget(), perf_counter()
     outcome = run_packet(ref, packet, copy=False, budget=budget, allowed=allowed)
-    overrun = _overrun([outcome], budget)
+    overrun = overrun_of([outcome], budget)
     if overrun is not None:
         stats_flush_quietly()
-        raise _refuse_overrun(
+        raise refuse_overrun(
             ref, overrun, packet_in, mode=RunMode.SYNC, actor=actor, budget=budget, started=started, allowed=allowed
         )
     run_ids, delivery_ids = _persist(
-        [(outcome, packet_in)], mode=RunMode.SYNC, record_all=record, actor=actor, namespaces=_read_by(ref, allowed)
+        [(outcome, packet_in)], mode=RunMode.SYNC, record_all=record, actor=actor, namespaces=read_by(ref, allowed)
     )
     stats_flush_quietly()
     body = outcome.as_dict()
@@ -323,14 +155,14 @@ def pipeline_run_batch(
         items.append((outcome, keep))
         if outcome.result.budget or outcome.over_budget() is not None:
             break
-    overrun = _overrun([outcome for outcome, _ in items], budget)
+    overrun = overrun_of([outcome for outcome, _ in items], budget)
     if overrun is not None:
         stats_flush_quietly()
-        raise _refuse_overrun(
+        raise refuse_overrun(
             ref, overrun, items[-1][1], mode=RunMode.BATCH, actor=actor, budget=budget, started=started, allowed=allowed
         )
     run_ids, delivery_ids = _persist(
-        items, mode=RunMode.BATCH, record_all=False, actor=actor, namespaces=_read_by(ref, allowed)
+        items, mode=RunMode.BATCH, record_all=False, actor=actor, namespaces=read_by(ref, allowed)
     )
     stats_flush_quietly()
     results = []
@@ -346,6 +178,27 @@ def pipeline_run_batch(
     return {"pipeline_version": ref.version, "count": len(results), "summary": summary, "results": results}
 
 
+def pipeline_dry_run(ref: PipelineRef, packet: dict, *, reader: ConfigReader | None = None) -> dict[str, Any]:
+    """Run one packet with a before/after trace per step; nothing is recorded, counted or delivered.
+
+    Authorized and budgeted like a run: ConfigReadDenied (403), RunOverBudget (422, no run recorded).
+    """
+    allowed = authorize_run(reader or ConfigReader.system(), ref)
+    budget = run_budget()
+    outcome = run_packet(ref, packet, capture=True, count=False, budget=budget, allowed=allowed)
+    overrun = overrun_of([outcome], budget)
+    if overrun is not None:
+        raise RunOverBudget(
+            f"The dry run went over the {overrun.budget} budget ({budget.limit_of(overrun.budget)}). {overrun.message}",
+            budget=overrun.budget,
+            pipeline=overrun.pipeline,
+            step=overrun.step,
+            limit=budget.limit_of(overrun.budget),
+            run_id=None,
+        )
+    return outcome.as_dict()
+
+
 @transaction.atomic
 def run_submit_async(
     ref: PipelineRef, packets: list[dict], *, actor: str = "system", reader: ConfigReader | None = None
@@ -358,7 +211,7 @@ def run_submit_async(
     allowed = authorize_run(reader or ConfigReader.system(), ref)
     # Carried to the worker: the run may read these and nothing else (a later edit of a chained pipeline
     # cannot widen it); also what reading the run back is authorized against.
-    read = _read_by(ref, allowed)()
+    read = read_by(ref, allowed)()
     request_id = current_request_id() or ""
     runs = Run.objects.bulk_create(
         [
@@ -412,7 +265,7 @@ def runs_recover() -> dict[str, int]:
             ):
                 run.status, run.error = RunStatus.FAILED, error
                 failed.append(run)
-        _notify_failed(failed, slugs={run.pipeline_id: run.pipeline.slug for run in failed}, actor="system")
+        notify_failed(failed, slugs={run.pipeline_id: run.pipeline.slug for run in failed}, actor="system")
     reset = stalled.filter(attempts__lt=run_max_attempts()).update(status=RunStatus.PENDING, queued_at=None)
     overdue = now - timedelta(seconds=run_pending_requeue_seconds())
     ids = list(
@@ -440,9 +293,9 @@ def run_execute(*, run_id: int) -> str | None:
     allowed = frozenset(run.config_namespaces) if run.config_namespaces is not None else None
     budget, started = run_budget(), perf_counter()
     outcome = run_packet(ref, run.input, version=run.version, copy=True, budget=budget, allowed=allowed)
-    overrun = _overrun([outcome], budget)
+    overrun = overrun_of([outcome], budget)
     if overrun is not None:
-        return _fail_overrun(run, overrun, duration_ms=(perf_counter() - started) * 1000)
+        return fail_overrun(run, overrun, duration_ms=(perf_counter() - started) * 1000)
     result = outcome.result
     with transaction.atomic():
         updated = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
@@ -461,7 +314,7 @@ def run_execute(*, run_id: int) -> str | None:
         if plan:
             deliveries_create(plan, request_id=run.request_id)
         chained_failures = [
-            _run_row(failed, failed.entered, mode=RunMode.ASYNC, actor=run.actor, request_id=run.request_id)
+            run_row(failed, failed.entered, mode=RunMode.ASYNC, actor=run.actor, request_id=run.request_id)
             for failed in outcome.failures()
             if failed is not outcome and failed.ref.id
         ]
@@ -470,22 +323,8 @@ def run_execute(*, run_id: int) -> str | None:
         if chained_failures:
             Run.objects.bulk_create(chained_failures)
         run.status, run.error = result.status, result.error
-        _notify_failed([run, *chained_failures], slugs=_slugs(outcome), actor=run.actor or "system")
+        notify_failed([run, *chained_failures], slugs=chain_slugs(outcome), actor=run.actor or "system")
     return result.status
-
-
-def _fail_overrun(run: Run, overrun: _Overrun, *, duration_ms: float) -> str | None:
-    """An async run over budget: failed with the reason, no output, no deliveries, `pipeline.run_failed`."""
-    error = f"over budget ({overrun.budget}): {overrun.message}"[:10_000]
-    with transaction.atomic():
-        updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            status=RunStatus.FAILED, output=None, error=error, duration_ms=duration_ms, finished_at=timezone.now()
-        )
-        if not updated:
-            return None
-        run.status, run.error = RunStatus.FAILED, error
-        _notify_failed([run], slugs={run.pipeline_id: run.pipeline.slug}, actor=run.actor or "system")
-    return RunStatus.FAILED
 
 
 def runs_prune(*, older_than_days: int | None = None) -> int:

@@ -227,3 +227,19 @@ def test_an_integer_too_long_to_write_out_fails_the_run_in_the_executor() -> Non
     compiled = compile_pipeline({"id": 1, "steps": [step]})
     result = compiled.run(prepare_packet({"payload": {}}), lookup=lambda ns, key: 10**5000, budget=Budget().start())
     assert (result.status, result.budget) == ("failed", "packet_bytes") and "digits" in result.error
+
+
+def test_a_dry_run_over_budget_answers_422_and_records_nothing(runner, client) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    pipeline = PipelineFactory(slug="grow", steps=[doubling(), DELIVER])
+    problem = over_budget(
+        post(runner, "/api/v1/pipelines/grow/dry-run/", {"payload": {"s": "x" * 1000}}), "packet_bytes"
+    )
+    assert problem["step"] == "double" and problem["run_id"] is None and problem["limit"] == "262144 bytes"
+    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only"))
+    page = client.post(
+        f"/admin/pipelines/pipeline/{pipeline.pk}/dry-run/", {"packet": json.dumps({"payload": {"s": "x" * 1000}})}
+    ).content.decode()
+    assert "packet_bytes budget" in page
+    assert not Run.objects.exists() and Delivery.objects.count() == 0
