@@ -390,3 +390,19 @@ def test_the_opened_file_is_checked_not_only_the_path_checked_before(namespace, 
     result = services.source_reload(source=source, force=True, actor="t")
     assert result.status == "failed" and "leaves the source root" in result.error
     assert selectors.config_value("payments", "a") is None
+
+
+def test_the_admin_import_page_refuses_an_empty_replace_unless_asked(superuser_client, namespace):
+    services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    url = f"/admin/configstore/namespace/{namespace.pk}/import/"
+    assert superuser_client.get(url).status_code == 200
+    page = superuser_client.post(url, {"document": "", "format": "yaml", "replace": "on"})
+    assert page.status_code == 200 and "allow_empty" in page.content.decode()
+    assert selectors.config_value("payments", "a") == 1
+    bad = superuser_client.post(url, {"document": "a: [unclosed", "format": "yaml"})
+    assert bad.status_code == 200 and selectors.config_value("payments", "a") == 1
+    ok = superuser_client.post(url, {"document": "b: 2\n", "format": "yaml", "replace": "on", "message": "m"})
+    assert ok.status_code == 302 and selectors.config_effective("payments") == {"b": 2}
+    assert Revision.objects.get(namespace=namespace, number=2).origin == "import"
+    emptied = superuser_client.post(url, {"document": "", "format": "yaml", "replace": "on", "allow_empty": "on"})
+    assert emptied.status_code == 302 and selectors.config_effective("payments") == {}
