@@ -55,7 +55,9 @@ class ProblemAutoSchema(AutoSchema):
     """AutoSchema that documents the shared error responses and the string rules DRF enforces.
 
     - every operation lists the problem+json answers in `_ERRORS` (and 414);
-    - a serializer with `additional_properties = False` (its view refuses unknown fields) says so;
+    - a serializer with `additional_properties = False` (its view refuses unknown fields) says so, one with
+      `body_required = True` makes its request body required;
+    - a `JSONField` that refuses null is documented as any JSON value but null;
     - a writable `CharField` that refuses blank values (DRF's default, `allow_blank=False`) gets
       `minLength: 1`, and, since DRF trims whitespace before that check, `pattern: "\\S"` (at least one
       non-space character) when it has no pattern of its own — otherwise the document allows `""` and
@@ -81,6 +83,28 @@ class ProblemAutoSchema(AutoSchema):
         # A serializer whose view refuses unknown fields says so (`additional_properties = False`).
         if getattr(serializer, "additional_properties", True) is False:
             schema["additionalProperties"] = False
+        return schema
+
+    def _get_request_for_media_type(self, serializer, direction="request"):  # type: ignore[no-untyped-def]
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        # A body the view cannot do without even when every field is optional (a packet: `{}` is fine, no body is not).
+        # A raw schema given to extend_schema (e.g. the batch array) describes a body the view needs, too.
+        if getattr(serializer, "body_required", False) or isinstance(serializer, dict):
+            required = True
+        return schema, required
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):  # type: ignore[no-untyped-def]
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        # drf-spectacular documents a JSONField as `{}` (any value, null included); one that refuses null takes any
+        # JSON value but null (OpenAPI 3.0 has no null type: a schema with a `type` excludes null unless nullable).
+        if (
+            isinstance(field, serializers.JSONField)
+            and not field.read_only
+            and not field.allow_null
+            and set(schema) <= {"description", "title"}
+        ):
+            kinds = [{"type": "object"}, {"type": "array", "items": {}}, {"type": "string"}, {"type": "number"}]
+            schema = {**schema, "anyOf": [*kinds, {"type": "boolean"}]}
         return schema
 
     def _insert_field_validators(self, field, schema):  # type: ignore[no-untyped-def]
@@ -115,3 +139,19 @@ try:
             }
 except ImportError:  # pragma: no cover
     pass
+
+
+def boolean_param(request, name: str) -> bool:  # type: ignore[no-untyped-def]
+    """A boolean query parameter as documented (`"type": "boolean"`): absent, `true` or `false`; else 400.
+
+    Views used to read anything but a few true-ish words as false, so `?async=null` or `?replace=maybe`
+    was accepted and quietly meant false.
+    """
+    from rest_framework.exceptions import ValidationError
+
+    values = request.query_params.getlist(name)
+    if not values:
+        return False
+    if len(values) == 1 and values[0].lower() in ("true", "false"):
+        return values[0].lower() == "true"
+    raise ValidationError({name: ["Give true or false, once."]})

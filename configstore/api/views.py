@@ -33,6 +33,7 @@ from configstore.models import Namespace, Revision, Rule, Source
 from controlplane.access.scopes import Scope, grants
 from controlplane.actors import actor_from_request
 from controlplane.errors import PayloadTooLarge
+from controlplane.schema import boolean_param
 
 READ_WRITE = {"GET": Scope.CONFIG_READ, "HEAD": Scope.CONFIG_READ, "*": Scope.CONFIG_WRITE}
 
@@ -47,7 +48,7 @@ def _actor(request: Request) -> ConfigActor:
 
 
 def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
+    return boolean_param(request, name)  # true/false as the OpenAPI document says; anything else is a 400
 
 
 def namespace_for(request: Request, name: str) -> Namespace:
@@ -62,7 +63,7 @@ def _revision_header(value: str | None) -> int | None:
     if value is None:
         return None
     token = value.strip().removeprefix("W/").strip('"')
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):  # str.isdigit alone takes "²", which int() refuses (500)
         raise exceptions.ValidationError({"If-Match": ['Give the revision number, such as 3 or "3".']})
     return int(token)
 
@@ -73,7 +74,11 @@ def _schema_only(view) -> bool:  # type: ignore[no-untyped-def]
 
 
 IF_MATCH = OpenApiParameter(
-    "If-Match", str, OpenApiParameter.HEADER, description="Compare-and-swap: the revision the write expects."
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="Compare-and-swap: the revision the write expects (`3`, `\"3\"` or `W/\"3\"`).",
+    pattern=r'^\s*(W/)?"*[0-9]+"*\s*$',  # what _revision_header reads
 )
 # Import: the Content-Type names the format when `?format=` does not; anything else is read as YAML.
 IMPORT_TYPES = {

@@ -69,6 +69,7 @@ class PacketSerializer(serializers.Serializer):
     """
 
     additional_properties = False  # read by controlplane.schema: unknown packet fields are refused
+    body_required = True  # `{}` is a packet, no body is not
 
     id = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=200, trim_whitespace=False)
     payload = serializers.JSONField(required=False, allow_null=True)

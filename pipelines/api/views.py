@@ -23,6 +23,7 @@ from controlplane.access.scopes import Scope
 from controlplane.actors import actor_from_request
 from controlplane.errors import Conflict, PayloadTooLarge
 from controlplane.jsonbounds import loads_bounded
+from controlplane.schema import boolean_param
 from pipelines import selectors, services
 from pipelines.access import ConfigReader
 from pipelines.api.serializers import (
@@ -38,11 +39,9 @@ from pipelines.executor import PacketError, prepare_packet
 from pipelines.models import Run
 from pipelines.selectors import PipelineRef
 
-TRUE = {"1", "true", "yes", "on"}
-
 
 def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in TRUE
+    return boolean_param(request, name)  # true/false as the OpenAPI document says; anything else is a 400
 
 
 class PipelineListCreateApi(ListAPIView):
@@ -187,7 +186,8 @@ class PipelineBatchApi(APIView):
     required_scopes = {"POST": Scope.PIPELINES_RUN}
 
     @extend_schema(
-        request=PacketSerializer(many=True),
+        # An array of packets (at least one; the Packet component comes from the run operation).
+        request={"application/json": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Packet"}}},
         responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
         parameters=[
             OpenApiParameter("trace", bool, description="Include each packet's per-step trace."),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import (
@@ -69,6 +71,7 @@ class CheckSerializer(serializers.ModelSerializer):
     def get_headers(self, check: Check) -> dict[str, str]:
         return redact_headers(check.headers)
 
+    @extend_schema_field(OpenApiTypes.OBJECT)  # `object` values: drf-spectacular would guess a string
     def get_params(self, check: Check) -> dict[str, object]:
         return redact_params(check.params)
 

@@ -263,6 +263,59 @@ def test_list_and_key_responses_match_their_schemas() -> None:
     assert isinstance(instances.json(), list)
 
 
+@pytest.mark.parametrize("value", ["null", "1", "yes", "", "maybe", "true&async=false"])
+def test_boolean_query_parameters_take_true_or_false_only(value: str) -> None:
+    from tests.pipelines.factories import PipelineFactory
+
+    PipelineFactory(slug="flags")
+    client = key_client("admin")
+    for path, body in (
+        (f"/api/v1/pipelines/flags/run/?async={value}", {"payload": 1}),
+        (f"/api/v1/pipelines/flags/batch/?async={value}", [{"payload": 1}]),
+        (f"/api/v1/pipelines/flags/run/?record={value}&record=true", {"payload": 1}),
+    ):
+        response = client.post(path, body, format="json")
+        assert response.status_code == 400, (path, response.content[:300])
+        assert response["Content-Type"] == "application/problem+json"
+    assert client.post("/api/v1/config/", {"name": "flags"}, format="json").status_code == 201
+    response = client.post(
+        f"/api/v1/config/flags/import/?format=json&replace={value}", "{}", content_type="application/json"
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert client.post("/api/v1/pipelines/flags/run/?record=false", {"payload": 1}, format="json").status_code == 200
+    assert client.post("/api/v1/pipelines/flags/run/?async=TRUE", {"payload": 1}, format="json").status_code == 202
+
+
+@pytest.mark.parametrize("header", ["\u00b2", "abc", "", "W/x", "1.5", "-1"])
+def test_if_match_outside_its_documented_pattern_is_a_400(header: str) -> None:
+    import re
+
+    document = _schema()
+    params = document["paths"]["/api/v1/config/{namespace}/{key}/"]["put"]["parameters"]
+    pattern = next(p for p in params if p["name"] == "If-Match")["schema"]["pattern"]
+    assert not re.search(pattern, header)
+    client = key_client("config:read", "config:write")
+    assert client.post("/api/v1/config/", {"name": "cas"}, format="json").status_code == 201
+    response = client.put("/api/v1/config/cas/a/", {"value": 1}, format="json", HTTP_IF_MATCH=header)
+    assert response.status_code == 400, response.content[:300]
+    for good in ("0", '"0"', 'W/"0"'):
+        assert re.search(pattern, good)
+
+
+def test_documented_shapes_of_webhook_creation_checks_and_event_filters() -> None:
+    document = _schema()
+    created = _response_schema(document, "/api/v1/webhooks/", "post", "201")
+    response = key_client("admin").post(
+        "/api/v1/webhooks/", {"name": "w", "url": "https://hooks.example.com/x", "kinds": ["check.*"]}, format="json"
+    )
+    assert response.status_code == 201 and response.json()["secret"]
+    _validator(document, created).validate(response.json())
+    assert document["components"]["schemas"]["Check"]["properties"]["params"]["type"] == "object"
+    since = next(p for p in document["paths"]["/api/v1/events/"]["get"]["parameters"] if p["name"] == "since")
+    assert since["schema"] == {"type": "integer", "minimum": 0}
+    assert key_client("events:read").get("/api/v1/events/?since=-1").status_code == 400
+
+
 # --- schemathesis against a real server -------------------------------------------------------------
 
 CHECKS = (
@@ -332,6 +385,16 @@ parameters = {{ id = {data["check_id"]} }}
 # Revoking the run's own key would turn every later request into a 401.
 include-path = "/api/v1/keys/{{prefix}}/revoke/"
 parameters = {{ prefix = "{data["doomed_prefix"]}" }}
+
+[[operations]]
+# Writes: the document gives a body's shape; the services then apply rules no schema can express (uniqueness,
+# a revision that exists, an expiry in the future, a rule's params for its kind, a document's syntax, a name
+# that cannot change). Those refusals are 400s with `errors`, so for writes 400 counts as an answer to valid
+# data; run/dry-run/batch bodies are fully described and stay strict. Schema-violating data is still checked
+# everywhere (negative_data_rejection).
+include-method-regex = "^(POST|PUT|PATCH)$"
+exclude-path-regex = "/(run|dry-run|batch)/$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
 
 [[operations]]
 # Deleting the shared fixtures would turn every later request into a 404: delete something else.

@@ -26,6 +26,12 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
+class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
+    """A subscription just created (documentation of the 201): the only answer that carries its `secret`."""
+
+    secret = serializers.CharField(read_only=True)
+
+
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     event_kind = serializers.CharField(source="event.kind", read_only=True)
 

@@ -16,6 +16,7 @@ from controlplane.events import selectors, services
 from controlplane.events.api.serializers import (
     EventSerializer,
     WebhookDeliverySerializer,
+    WebhookSubscriptionCreatedSerializer,
     WebhookSubscriptionSerializer,
 )
 from controlplane.events.models import WebhookSubscription
@@ -31,7 +32,7 @@ class EventListApi(ListAPIView):
         parameters=[
             OpenApiParameter("kind", str),
             OpenApiParameter("subject", str),
-            OpenApiParameter("since", int, description="Only events with a larger id."),
+            OpenApiParameter("since", {"type": "integer", "minimum": 0}, description="Only events with a larger id."),
         ]
     )
     def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -57,7 +58,7 @@ class WebhookListCreateApi(ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.webhook_subscription_list()
 
-    @extend_schema(request=WebhookSubscriptionSerializer, responses={201: WebhookSubscriptionSerializer})
+    @extend_schema(request=WebhookSubscriptionSerializer, responses={201: WebhookSubscriptionCreatedSerializer})
     def post(self, request: Request) -> Response:
         data = WebhookSubscriptionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
