@@ -125,7 +125,10 @@ def _validate_check(index: int, spec: dict[str, Any], address: str) -> tuple[Che
             parse_expected_statuses(check.expected_statuses)
         except StatusSpecError as exc:
             errors.setdefault("expected_statuses", []).append(str(exc))
-        if check.path.startswith(("http://", "https://")):
+        if any(ord(ch) <= 32 or ord(ch) == 127 for ch in check.path):
+            # Spaces and control characters would let a path smuggle a request line or header.
+            errors.setdefault("path", []).append("The path must not contain spaces or control characters.")
+        elif check.path.startswith(("http://", "https://")):
             try:
                 check_url(check.path, purpose=Purpose.PROBE)
             except EgressDenied as exc:
