@@ -20,6 +20,7 @@ from jmespath.exceptions import JMESPathError
 
 from pipelines.budget import EXPRESSION_LIMITS, RUN_SECONDS, Budget, BudgetExceeded, json_bytes
 from pipelines.expressions import ExpressionError, compile_expression
+from pipelines.fastrun import LATE, generate_fast_run
 from pipelines.paths import copy_json
 from pipelines.steps import STEP_KINDS, DropPacket, RunState, StepError
 from pipelines.steps.base import Apply, _no_lookup, truthy
@@ -189,9 +190,7 @@ class CompiledPipeline:
         self.reads = reads
         self.chains = chains
         # The common case (stop on error, no step skipping its errors) runs as generated straight-line code.
-        self._fast = (
-            None if self.continue_on_error or any(s.skip_on_error for s in steps) else _generate_fast_run(steps)
-        )
+        self._fast = None if self.continue_on_error or any(s.skip_on_error for s in steps) else generate_fast_run(steps)
 
     def run(
         self,
@@ -331,90 +330,9 @@ class CompiledPipeline:
         )
 
 
-LATE = "late"  # the fast path's status when the wall-clock budget ran out after a step
-
-
 def _late_message(budget: Budget | None) -> str:
     seconds = f" ({budget.max_seconds:g} s)" if budget is not None else ""
     return f"the run_seconds budget{seconds} ran out after this step"
-
-
-_STEP_SOURCE = """
-    t0 = perf_counter()
-    try:
-        apply_{i}(packet, state)
-    except DropPacket:
-        log.append((name_{i}, True, perf_counter() - t0, None, "dropped"))
-        return "dropped", None, None
-    except StepError as exc:
-        message = str(exc)
-        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
-        return "failed", message, exc.errors
-    except BudgetExceeded as exc:
-        message = str(exc)
-        state.exceeded = exc.budget
-        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
-        return "failed", message, None
-    except RecursionError:
-        message = "the packet nests too deeply for this step"
-        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
-        return "failed", message, None
-    except Exception as exc:
-        message = f"{{type(exc).__name__}}: {{exc}}"
-        log.append((name_{i}, True, perf_counter() - t0, message, "error"))
-        return "failed", message, None
-    now = perf_counter()
-    log.append((name_{i}, True, now - t0, None, "ok"))
-    if now > deadline:
-        return "late", None, None
-"""
-_CONDITION_SOURCE = """
-    try:
-        run_it = truthy(condition_{i}.search(packet))
-    except (JMESPathError, TypeError, ValueError) as exc:
-        message = "condition failed: " + str(exc).splitlines()[0]
-        if isinstance(exc, ExpressionError):
-            state.exceeded = EXPRESSION_LIMITS
-        log.append((name_{i}, True, 0.0, message, "error"))
-        return "failed", message, None
-    if not run_it:
-        log.append((name_{i}, False, 0.0, None, "skipped"))
-    else:
-"""
-
-
-def _generate_fast_run(
-    steps: list[CompiledStep],
-) -> Callable[[dict, RunState, list, float], tuple[str, Any, Any]]:
-    """Straight-line Python for a pipeline whose first failing step ends the run (fastjsonschema's trick).
-
-    Same outcomes and log entries as the generic loop in `CompiledPipeline.run`, without its per-step
-    branching over policies that do not apply.
-    """
-    namespace: dict[str, Any] = {
-        "perf_counter": perf_counter,
-        "DropPacket": DropPacket,
-        "StepError": StepError,
-        "BudgetExceeded": BudgetExceeded,
-        "ExpressionError": ExpressionError,
-        "EXPRESSION_LIMITS": EXPRESSION_LIMITS,
-        "JMESPathError": JMESPathError,
-        "truthy": truthy,
-    }
-    lines = ["def run(packet, state, log, deadline):"]
-    for i, step in enumerate(steps):
-        namespace[f"apply_{i}"] = step.apply
-        namespace[f"name_{i}"] = step.name
-        body = _STEP_SOURCE.format(i=i)
-        if step.condition is not None:
-            namespace[f"condition_{i}"] = step.condition
-            body = _CONDITION_SOURCE.format(i=i) + "\n".join(
-                "    " + line if line else line for line in body.splitlines()
-            )
-        lines.append(body)
-    lines.append('    return "succeeded", None, None')
-    exec(compile("\n".join(lines), "<pipeline>", "exec"), namespace)  # noqa: S102 - source built above from fixed templates
-    return namespace["run"]
 
 
 def _shape_error(packet: dict) -> str:
