@@ -20,6 +20,7 @@ from typing import Any
 
 import re2
 from django.conf import settings
+from re2 import _re2
 
 
 class PatternError(ValueError):
@@ -41,8 +42,16 @@ def max_program_bytes() -> int:
     return int(getattr(settings, "USER_REGEX_MAX_MEMORY", 8 * 1024 * 1024))
 
 
+# Matching goes through the binding's RE2 class directly: the `re2` module's Python wrapper builds a match
+# object with decoded offsets on every call (several microseconds), and nothing here reads a match.
+_SEARCH = _re2.RE2.Anchor.UNANCHORED
+_MATCH = _re2.RE2.Anchor.ANCHOR_START
+_FULLMATCH = _re2.RE2.Anchor.ANCHOR_BOTH
+_NO_MATCH = (-1, -1)
+
+
 class UserPattern:
-    """A compiled user regex. `search`, `match` and `fullmatch` answer a truthy value or None, like `re`.
+    """A compiled user regex. `search`, `match` and `fullmatch` answer True or None, like `re`'s truthiness.
 
     Input longer than the budget answers None (no match), so callers that only test truthiness — the
     generated fastjsonschema code among them — need no special case.
@@ -55,14 +64,21 @@ class UserPattern:
         self._regex = regex
         self._limit = limit
 
-    def search(self, text: str) -> Any:
-        return self._regex.search(text) if len(text) <= self._limit else None
+    def _test(self, anchor: Any, text: str) -> bool | None:
+        if len(text) > self._limit:
+            return None
+        # JSON may carry lone surrogates, which strict UTF-8 refuses; RE2 matches invalid bytes safely.
+        data = text.encode("utf-8", "surrogatepass")
+        return True if self._regex.Match(anchor, data, 0, len(data))[0] != _NO_MATCH else None
 
-    def match(self, text: str) -> Any:
-        return self._regex.match(text) if len(text) <= self._limit else None
+    def search(self, text: str) -> bool | None:
+        return self._test(_SEARCH, text)
 
-    def fullmatch(self, text: str) -> Any:
-        return self._regex.fullmatch(text) if len(text) <= self._limit else None
+    def match(self, text: str) -> bool | None:
+        return self._test(_MATCH, text)
+
+    def fullmatch(self, text: str) -> bool | None:
+        return self._test(_FULLMATCH, text)
 
     def fits(self, text: str) -> bool:
         """Whether `text` is within the input budget (a rule reports the length rather than a mismatch)."""
@@ -91,11 +107,9 @@ def _compile(pattern: str, limit: int, memory: int) -> UserPattern:
     options.log_errors = False  # RE2 would print every refused pattern to stderr
     options.never_capture = True  # no group is ever read; without captures RE2 stays on its fast DFA
     options.max_mem = memory
-    try:
-        regex = re2.compile(pattern, options)
-    except re2.error as exc:
-        detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise PatternError(_explain(detail)) from None
+    regex = _re2.RE2(pattern.encode("utf-8", "surrogatepass"), options)
+    if not regex.ok():
+        raise PatternError(_explain(regex.error().decode("utf-8", "replace")))
     return UserPattern(pattern, regex, limit)
 
 
