@@ -141,3 +141,10 @@ def test_required_names_next_to_pattern_properties_never_meet_pythons_re(additio
         assert check({evil: 1, "zz": [1]}) == []  # {} allows anything, as before the rewrite
     else:
         assert check({evil: "x"}) == [] and check({evil: 1}) != []
+
+
+def test_lone_surrogates_from_json_are_matched_not_raised():
+    text = "a" + chr(0xD800)  # json.loads("\"a\\ud800\"") gives this; strict UTF-8 cannot encode it
+    assert compile_rule("pattern", {"regex": "a."})(text) == []
+    assert compile_rule("pattern", {"regex": "b."})(text) != []
+    compile_schema({"type": "string", "pattern": "^a"})(text)
