@@ -71,6 +71,7 @@ class Channel(filesystem.Channel):
         self._acking_queues: set[str] = set()  # consumed with no_ack=False
         self._orphans_restored = False
         self._claim_path: Path | None = None
+        self._get_keeps_claim: bool | None = None  # set during basic_get: that call's no_ack decides
         super().__init__(*args, **kwargs)
 
     # --- where claims live ------------------------------------------------------------------------
@@ -127,12 +128,20 @@ class Channel(filesystem.Channel):
             self._acking_queues.add(queue)
         return super().basic_consume(queue, no_ack, *args, **kwargs)
 
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        self._get_keeps_claim = not no_ack
+        try:
+            return super().basic_get(queue, no_ack=no_ack, **kwargs)
+        finally:
+            self._get_keeps_claim = None
+
     def _get(self, queue: str) -> Any:
         if not self._orphans_restored:
             self._orphans_restored = True
             self.restore_orphans()
         wanted = f"{queue}.msg"
-        keep_claim = queue in self._acking_queues
+        # Messages nobody will acknowledge (no_ack consumers: celery's pidbox replies) are not kept.
+        keep_claim = queue in self._acking_queues if self._get_keeps_claim is None else self._get_keeps_claim
         for filename in sorted(os.listdir(self.data_folder_in)):
             if filename.partition(".")[2] != wanted:
                 continue
