@@ -148,3 +148,17 @@ def test_lone_surrogates_from_json_are_matched_not_raised():
     assert compile_rule("pattern", {"regex": "a."})(text) == []
     assert compile_rule("pattern", {"regex": "b."})(text) != []
     compile_schema({"type": "string", "pattern": "^a"})(text)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("fmt", ["email", "idn-email"])
+def test_the_quadratic_builtin_email_format_is_not_run_on_long_text(fmt):
+    # fastjsonschema's email regex takes about 1.5 s for 20,000 characters of this on Python's engine,
+    # and grows with the square: a 256 KiB packet would hold a worker for minutes.
+    validate = compile_schema({"type": "string", "format": fmt})
+    validate("ops@example.com")
+    for _ in range(20):
+        with pytest.raises(fastjsonschema.JsonSchemaValueException, match=fmt):
+            validate("a@" + "a." * 100_000 + "@")
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        validate("not-an-address")
