@@ -245,11 +245,11 @@ def schema_problems(schema: Any) -> list[str]:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        return [f"schema is not valid: {exc.message}"]
+        return [f"schema is not valid: {exc.message[:300]}"]
     try:
         compile_schema(schema)
     except (JsonSchemaDefinitionException, PatternError) as exc:
-        return [f"schema is not valid: {exc}"]
+        return [f"schema is not valid: {str(exc)[:300]}"]
     except (re.error, ValueError, TypeError, KeyError, RecursionError) as exc:
         # fastjsonschema assumes well-formed input in places (a Python-only regex, odd keyword values).
         return [f"schema cannot be compiled: {type(exc).__name__}: {str(exc)[:200]}"]
