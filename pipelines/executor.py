@@ -26,6 +26,7 @@ from pipelines.steps import STEP_KINDS, DropPacket, RunState, StepError
 from pipelines.steps.base import Apply, _no_lookup, truthy
 
 SUCCEEDED, FAILED, DROPPED = "succeeded", "failed", "dropped"
+_NO_DEADLINE = float("inf")
 PACKET_KEYS = ("id", "payload", "metadata", "tags")
 
 
@@ -215,7 +216,7 @@ class CompiledPipeline:
         errors: list[str] = []
         first_error = ""
         if budget is None:
-            state, deadline = RunState(lookup), float("inf")
+            state, deadline = RunState(lookup), _NO_DEADLINE
         else:
             deadline = budget.deadline
             try:

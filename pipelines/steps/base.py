@@ -55,13 +55,22 @@ class RunState:
 
     def wrote(self, packet: dict, value: Any) -> None:
         """`value` was just written into `packet`: raises BudgetExceeded when the packet is now too big."""
-        if self.limit is not None:
-            if type(value) is str and len(value) > self.limit:  # over on its own: no need to serialize it
+        limit = self.limit
+        if limit is None:
+            return
+        kind = type(value)
+        # Short strings and small numbers inline (the hot path); anything else through `rough_bytes`.
+        if kind is str:
+            if len(value) > limit:  # over on its own: no need to serialize it
                 self.exceeded = PACKET_BYTES
-                raise BudgetExceeded(PACKET_BYTES, f"a value grew past the packet_bytes budget ({self.limit} bytes)")
+                raise BudgetExceeded(PACKET_BYTES, f"a value grew past the packet_bytes budget ({limit} bytes)")
+            self.bound += 6 * len(value) + 2
+        elif (kind is int and -(1 << 64) < value < (1 << 64)) or kind is float or kind is bool or value is None:
+            self.bound += 24
+        else:
             self.bound += rough_bytes(value)
-            if self.bound > self.limit:
-                self.measure(packet)
+        if self.bound > limit:
+            self.measure(packet)
 
     def grew(self, packet: dict, nbytes: int) -> None:
         """The packet grew by at most `nbytes`; same check as `wrote`."""
