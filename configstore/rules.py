@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import fastjsonschema
 
-from controlplane.jsonschemas import compile_schema, schema_problems
+from controlplane.jsonschemas import LOOP_MESSAGE, compile_schema, schema_problems
 from controlplane.patterns import compile_user_regex, max_input_chars, regex_problem
 
 Check = Callable[..., list[str]]
@@ -227,7 +227,10 @@ class JsonSchemaRule(RuleKind):
         try:
             self.validate(value)
         except fastjsonschema.JsonSchemaValueException as exc:
-            return [f"does not match the schema: {exc.message}."]
+            return [f"does not match the schema: {exc.message[:500]}."]
+        except RecursionError:
+            # A $ref cycle only values of some shape reach (the save-time probe tries one of each type).
+            return [f"cannot be checked: the {LOOP_MESSAGE}"]
         return []
 
 

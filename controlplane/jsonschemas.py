@@ -27,7 +27,7 @@ from typing import Any
 
 import fastjsonschema
 from django.conf import settings
-from fastjsonschema import JsonSchemaDefinitionException
+from fastjsonschema import JsonSchemaDefinitionException, JsonSchemaValueException
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -36,6 +36,7 @@ from controlplane.patterns import PatternError, compile_user_regex
 Validator = Callable[[Any], Any]
 
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+LOOP_MESSAGE = "schema refers to itself in a loop ($ref cycle that never reaches the value's contents)."
 # Metaschemas by URI without scheme and trailing '#'; only these may appear as `$schema`.
 KNOWN_METASCHEMAS = frozenset(
     {
@@ -190,9 +191,9 @@ def _compilable_copy(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     schema = copy.deepcopy(schema)
-    for key in ("$id", "id"):
-        if isinstance(schema.get(key), str):
-            del schema[key]
+    # Whatever their type: fastjsonschema takes the root id as its base URI unchecked (`"id": true` crashed it).
+    schema.pop("$id", None)
+    schema.pop("id", None)
     for node, _, _ in _nodes(schema):
         if not (isinstance(node, dict) and node.get("patternProperties") and node.get("required")):
             continue
@@ -247,12 +248,21 @@ def schema_problems(schema: Any) -> list[str]:
     except SchemaError as exc:
         return [f"schema is not valid: {exc.message[:300]}"]
     try:
-        compile_schema(schema)
+        validate = compile_schema(schema)
     except (JsonSchemaDefinitionException, PatternError) as exc:
         return [f"schema is not valid: {str(exc)[:300]}"]
-    except (re.error, ValueError, TypeError, KeyError, RecursionError) as exc:
+    except (re.error, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         # fastjsonschema assumes well-formed input in places (a Python-only regex, odd keyword values).
         return [f"schema cannot be compiled: {type(exc).__name__}: {str(exc)[:200]}"]
+    # `{"$ref": "#"}` or a cycle of $defs compiles, then recurses without end on every value: try one value
+    # of each JSON type (a cycle only some values reach is caught when checking them, configstore.rules).
+    for sample in (None, True, 0, 0.5, "", [], {}):
+        try:
+            validate(sample)
+        except JsonSchemaValueException:
+            pass
+        except RecursionError:
+            return [LOOP_MESSAGE]
     return []
 
 

@@ -162,3 +162,38 @@ def test_the_quadratic_builtin_email_format_is_not_run_on_long_text(fmt):
             validate("a@" + "a." * 100_000 + "@")
     with pytest.raises(fastjsonschema.JsonSchemaValueException):
         validate("not-an-address")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#"},
+        {"allOf": [{"type": "object"}, {"$ref": "#"}]},
+        {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"},
+        {"not": {"$ref": "#"}},
+    ],
+)
+def test_a_ref_loop_every_value_reaches_is_refused_at_save(schema):
+    assert schema_problems(schema) == [
+        "schema refers to itself in a loop ($ref cycle that never reaches the value's contents)."
+    ]
+
+
+def test_a_ref_loop_only_some_values_reach_is_a_rule_error_not_a_crash():
+    schema = {"if": {"type": "string", "minLength": 3}, "then": {"$ref": "#"}}
+    assert schema_problems(schema) == []  # the probe values ("" among them) never enter the loop
+    check = compile_rule("json_schema", {"schema": schema})
+    assert "loop" in check("abcd")[0]
+    assert check("ab") == [] and check(5) == []
+
+
+def test_recursive_schemas_over_nested_data_still_work():
+    tree = {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}}
+    check = compile_rule("json_schema", {"schema": tree})
+    assert check({"children": [{"children": [{"children": []}]}]}) == []
+    assert check({"children": [{"children": [5]}]}) != []
+
+
+@pytest.mark.parametrize("root_id", [True, 5, None, ["x"], {"a": 1}])
+def test_a_root_id_of_any_type_does_not_crash_the_compiler(root_id):
+    assert schema_problems({"id": root_id, "type": "string"}) == []
