@@ -148,6 +148,8 @@ def _static_problems(schema: Any) -> list[str]:
             return [f"is nested deeper than {max_depth()} levels."]
         if count > max_nodes():
             return [f"has more than {max_nodes()} objects and arrays."]
+        if len(problems) >= 20:  # enough to act on; the rest would only make the response long
+            break
         if not isinstance(node, dict):
             continue
         for keyword in REF_KEYWORDS:
