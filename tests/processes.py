@@ -10,6 +10,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from controlplane import commandlines
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -51,18 +53,7 @@ def gunicorn(env: dict[str, str], tmp_path: Path, *, workers: int = 2):  # type:
     log = tmp_path / f"gunicorn-{port}.log"
     with open(log, "w") as handle:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "controlplane.wsgi:application",
-                "-c",
-                "python:controlplane.gunicorn_conf",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-w",
-                str(workers),
-            ],
+            commandlines.gunicorn(f"127.0.0.1:{port}", workers=workers),
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -84,27 +75,31 @@ class ServeProcess:
         self.log_path = tmp_path / f"serve-{self.port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "serve",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--watch-bind",
-                f"127.0.0.1:{self.watch_port}",
-                "--web-workers",
-                "1",
-                "--worker-concurrency",
-                "1",
-                "--grace",
-                "15",
-                *extra,
-            ],
+            [*self.argv(port=self.port, watch_port=self.watch_port), *extra],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parent.parent,
         )
+
+    @staticmethod
+    def argv(*, port: int, watch_port: int | None = None) -> list[str]:
+        """The `manage.py serve` command line the tests use (small pools: the machine has 2 cores)."""
+        return [
+            sys.executable,
+            "manage.py",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--watch-bind",
+            f"127.0.0.1:{watch_port or free_port()}",
+            "--web-workers",
+            "1",
+            "--worker-concurrency",
+            "1",
+            "--grace",
+            "15",
+        ]
 
     @property
     def output(self) -> str:
@@ -132,6 +127,41 @@ class ServeProcess:
         code = stop(self.process, timeout)
         self._log.close()
         return code
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live descendant of `pid` (children, grandchildren, ...), from /proc."""
+    import os
+
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:`port` (TIME_WAIT leftovers do not count, as for a server restarting)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def pid_alive(pid: int) -> bool:
