@@ -14,6 +14,10 @@ the fastjsonschema validator. Two layers, so that neither alone has to be perfec
 
 jsonschema's `Draft202012Validator.check_schema` (the metaschema check) never retrieves anything: it only
 validates the schema as data against the bundled metaschema.
+
+Also refused at save: a `$ref` loop every value recurses through (`{"$ref": "#"}`), found by validating one
+value of each JSON type. fastjsonschema's builtin `email` formats (quadratic on Python's `re`) only see text
+up to 320 characters.
 """
 
 from __future__ import annotations
