@@ -162,6 +162,9 @@ RATELIMIT_USE_CACHE = "default"
 # (controlplane.access.login_throttle); counted on the shared cache, so across every web process.
 ADMIN_LOGIN_RATE_CLIENT = env_rate("ADMIN_LOGIN_RATE_CLIENT", "20/10m")
 ADMIN_LOGIN_RATE_USER = env_rate("ADMIN_LOGIN_RATE_USER", "10/15m")
+# Web processes learn the API-key generation from the coherence listener (no Redis round trip per
+# request); false = read it in every request's round trip instead (controlplane.access.keycache).
+COHERENCE_LISTENER = env_bool("COHERENCE_LISTENER", True)
 # Embedded mode has one web process, so a local-memory counter is exact there; the checks below
 # only make sense for a shared cache.
 SILENCED_SYSTEM_CHECKS = [] if REDIS_URL else ["django_ratelimit.E003", "django_ratelimit.W001"]

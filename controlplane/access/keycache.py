@@ -49,11 +49,27 @@ def enabled() -> bool:
     return _enabled
 
 
+_listening: bool | None = None  # memo, like `_enabled`
+
+
+def listening() -> bool:
+    """Whether this process follows the generation through the coherence listener (`COHERENCE_LISTENER`).
+
+    Off, every request reads the generation in its one Redis round trip: the simpler design, kept
+    switchable so the benchmark can compare the two (docs/BENCHMARKS.md).
+    """
+    global _listening
+    if _listening is None:
+        _listening = enabled() and getattr(settings, "COHERENCE_LISTENER", True)
+    return _listening
+
+
 @receiver(setting_changed)
 def _forget_enabled(setting: str, **kwargs: Any) -> None:
-    global _enabled
-    if setting in ("REDIS_URL", "APIKEY_CACHE", "CACHES"):
+    global _enabled, _listening
+    if setting in ("REDIS_URL", "APIKEY_CACHE", "CACHES", "COHERENCE_LISTENER"):
         _enabled = None
+        _listening = None
 
 
 def current_generation() -> int:
@@ -82,6 +98,8 @@ def shared_pool() -> Any:
 def trusted(keys: Sequence[str] = ()) -> tuple[int | None, dict[str, bytes | None] | None]:
     """What this process knows without a round trip (see `coherence`): the generation, and the values of
     the shared-cache `keys` when asked for. `(None, None)` when it must ask Redis for any of it."""
+    if not listening():
+        return None, None
     pool = shared_pool()
     generation = coherence.trusted_generation(pool, GENERATION_KEY)
     if generation is None or not keys:

@@ -37,6 +37,9 @@ class APIKey(AbstractAPIKey):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
         ordering = ["-created"]
+        # Django's internal writes and related-object access go through the base manager: ours, so that
+        # `APIKey._base_manager.filter(...).update(...)` invalidates like any other write.
+        base_manager_name = "objects"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"

@@ -46,6 +46,19 @@ def _client_for_fresh_key(rate: str) -> APIClient:
     return client
 
 
+def _revoke_as_another_process_would(key) -> None:  # type: ignore[no-untyped-def]
+    """The row changes and the shared generation moves, but this process's own cache is left alone.
+
+    An ORM write in this process would drop its cached records itself (the data layer invalidates
+    locally too), which would hide whether the shared generation alone reaches it.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE access_apikey SET revoked = %s WHERE prefix = %s", [True, key.prefix])
+    cache.incr(keycache.GENERATION_KEY)
+
+
 class _CountCalls:
     """Counts round trips to the rate-limit script (wraps the real call; Redis still answers)."""
 
@@ -105,9 +118,8 @@ def test_a_key_revoked_elsewhere_is_refused_while_the_process_trusts_its_copy() 
     key = keycache.lookup(client.raw_key.split(".")[0], lambda prefix: None)
     assert key is not None  # cached in this process
     # Another process revokes: the row changes and the shared generation moves; this process's cache is
-    # not touched directly.
-    type(key).objects.filter(pk=key.pk).update(revoked=True)
-    cache.incr(keycache.GENERATION_KEY)
+    # not touched directly (an ORM write here would drop it: see `_revoke_as_another_process_would`).
+    _revoke_as_another_process_would(key)
     coherence.barrier()
     response = client.get("/api/v1/events/")
     assert response.status_code == 401
@@ -230,8 +242,7 @@ def test_the_watch_path_refuses_a_key_revoked_by_another_process() -> None:
     coherence.barrier()  # this process has applied the key creation's bump: what it caches now stays
     request = RequestFactory().get("/api/v1/config/watched/watch/", HTTP_AUTHORIZATION=f"Api-Key {raw}")
     assert _authorize(request, "watched")[0]  # authenticated; the record is now cached in this process
-    type(key).objects.filter(pk=key.pk).update(revoked=True)  # as another process would, without
-    cache.incr(keycache.GENERATION_KEY)  # touching this process's cache
+    _revoke_as_another_process_would(key)
     request = RequestFactory().get("/api/v1/config/watched/watch/", HTTP_AUTHORIZATION=f"Api-Key {raw}")
     with pytest.raises(exceptions.AuthenticationFailed, match="revoked"):
         _authorize(request, "watched")
@@ -315,3 +326,20 @@ def test_readyz_and_check_deploy_report_the_redis_properties(monkeypatch, policy
         assert bool(component.get("warnings")) == (policy is None or cluster is None)
     messages = check_coherence_redis()
     assert {message.id for message in messages} == check_ids
+
+
+@pytest.mark.django_db
+def test_without_the_listener_every_request_reads_the_generation_and_revocation_still_binds(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COHERENCE_LISTENER=false: the simpler design the benchmark compares with (one round trip a request)."""
+    settings.COHERENCE_LISTENER = False
+    client = key_client("events:read", rate="1000000/h")
+    trips = _CountCalls(monkeypatch)
+    for _ in range(5):
+        assert client.get("/api/v1/events/").status_code == 200
+    assert trips.calls == 5 and keycache.trusted_generation() is None
+    from controlplane.access.models import APIKey
+
+    _revoke_as_another_process_would(APIKey.objects.get(prefix=client.raw_key.split(".")[0]))
+    assert client.get("/api/v1/events/").status_code == 401

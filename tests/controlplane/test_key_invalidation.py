@@ -40,6 +40,7 @@ WRITES = {
         APIKey.objects.bulk_update([key], ["namespaces"]),
     ),
     "base-manager-delete": lambda key: APIKey._base_manager.filter(pk=key.pk).delete(),
+    "base-manager-update": lambda key: APIKey._base_manager.filter(pk=key.pk).update(revoked=True),
 }
 
 
