@@ -79,7 +79,13 @@ class ProblemAutoSchema(AutoSchema):
         return responses
 
     def _map_basic_serializer(self, serializer, direction):  # type: ignore[no-untyped-def]
-        schema = super()._map_basic_serializer(serializer, direction)
+        # Which way the fields being mapped go: the string rules describe input, so they apply to requests only
+        # (COMPONENT_SPLIT_REQUEST gives requests their own components, so a response never inherits them).
+        outer, self._direction = getattr(self, "_direction", None), direction
+        try:
+            schema = super()._map_basic_serializer(serializer, direction)
+        finally:
+            self._direction = outer
         # A serializer whose view refuses unknown fields says so (`additional_properties = False`).
         if getattr(serializer, "additional_properties", True) is False:
             schema["additionalProperties"] = False
@@ -98,7 +104,8 @@ class ProblemAutoSchema(AutoSchema):
         # drf-spectacular documents a JSONField as `{}` (any value, null included); one that refuses null takes any
         # JSON value but null (OpenAPI 3.0 has no null type: a schema with a `type` excludes null unless nullable).
         if (
-            isinstance(field, serializers.JSONField)
+            direction == "request"
+            and isinstance(field, serializers.JSONField)
             and not field.read_only
             and not field.allow_null
             and set(schema) <= {"description", "title"}
@@ -110,7 +117,8 @@ class ProblemAutoSchema(AutoSchema):
     def _insert_field_validators(self, field, schema):  # type: ignore[no-untyped-def]
         super()._insert_field_validators(field, schema)  # the field's own validators first (RegexValidator...)
         if (
-            isinstance(field, serializers.CharField)
+            getattr(self, "_direction", None) == "request"
+            and isinstance(field, serializers.CharField)
             and not field.read_only
             and not field.allow_blank
             and schema.get("type") == "string"

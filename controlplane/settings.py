@@ -271,6 +271,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Request bodies get their own components (`…Request`): input rules (minLength, patterns, no read-only
+    # fields) describe what the server accepts without constraining what it answers.
+    "COMPONENT_SPLIT_REQUEST": True,
     # The schema and its docs page are public; every operation in them still needs a key.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],

@@ -186,8 +186,10 @@ class PipelineBatchApi(APIView):
     required_scopes = {"POST": Scope.PIPELINES_RUN}
 
     @extend_schema(
-        # An array of packets (at least one; the Packet component comes from the run operation).
-        request={"application/json": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Packet"}}},
+        # An array of packets (at least one; the PacketRequest component comes from the run operation).
+        request={
+            "application/json": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/PacketRequest"}}
+        },
         responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT},
         parameters=[
             OpenApiParameter("trace", bool, description="Include each packet's per-step trace."),

@@ -165,26 +165,29 @@ def test_booleans_and_integers_are_not_coerced() -> None:
 def test_names_carry_their_real_pattern_and_blank_strings_are_documented_as_refused() -> None:
     document = _schema()
     schemas = document["components"]["schemas"]
-    service_name = schemas["ServiceWrite"]["properties"]["name"]
+    service_name = schemas["ServiceWriteRequest"]["properties"]["name"]
     assert service_name["minLength"] == 1 and service_name["pattern"].startswith("^")
-    assert schemas["ServiceWrite"]["properties"]["type"]["$ref"].endswith("Enum") or "enum" in str(
-        schemas["ServiceWrite"]["properties"]["type"]
+    assert schemas["ServiceWriteRequest"]["properties"]["type"]["$ref"].endswith("Enum") or "enum" in str(
+        schemas["ServiceWriteRequest"]["properties"]["type"]
     )
-    namespace_name = schemas["Namespace"]["properties"]["name"]
+    namespace_name = schemas["NamespaceRequest"]["properties"]["name"]
     regexes = [v.regex.pattern for v in Namespace._meta.get_field("name").validators if hasattr(v, "regex")]
     assert namespace_name["pattern"] in regexes
     # Blank-able text stays blank-able; a required non-blank text needs one non-space character.
-    assert "minLength" not in schemas["ServiceWrite"]["properties"]["description"]
-    assert schemas["APIKeyCreate"]["properties"]["name"]["pattern"] == r"\S"
+    assert "minLength" not in schemas["ServiceWriteRequest"]["properties"]["description"]
+    assert schemas["APIKeyCreateRequest"]["properties"]["name"]["pattern"] == r"\S"
     for value, ok in (("", False), ("   ", False), (" a ", True)):
-        valid = _validator(document, {"$ref": "#/components/schemas/APIKeyCreate"}).is_valid(
+        valid = _validator(document, {"$ref": "#/components/schemas/APIKeyCreateRequest"}).is_valid(
             {"name": value, "scopes": ["admin"]}
         )
         assert valid is ok, value
         response = key_client("admin").post("/api/v1/keys/", {"name": value, "scopes": ["admin"]}, format="json")
         assert (response.status_code == 201) is ok, (value, response.content[:300])
+    # Input rules never constrain answers (an empty `error`, a blank request id are fine there).
+    assert schemas["ConfigSourceReloadResult"]["properties"]["error"] == {"type": "string", "nullable": True}
+    assert all("minLength" not in field for field in schemas["Problem"]["properties"].values())
     # The packet says what the executor takes: id 1..200 characters or null, nothing else.
-    packet = _validator(document, {"$ref": "#/components/schemas/Packet"})
+    packet = _validator(document, {"$ref": "#/components/schemas/PacketRequest"})
     assert packet.is_valid({"id": None, "payload": 1, "metadata": None, "tags": None})
     assert not packet.is_valid({"id": ""}) and not packet.is_valid({"extra": 1})
 
@@ -328,7 +331,7 @@ CHECKS = (
     "positive_data_acceptance",
 )
 # Whole-run budget in seconds per test pass (make test runs two passes); override for a longer hunt.
-MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", "70"))
+MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", "80"))
 SEED = os.environ.get("SCHEMATHESIS_SEED", "913")
 
 
@@ -368,6 +371,11 @@ def _config_file(tmp_path: Path, admin_raw: str, data: dict[str, Any]) -> Path:
 # NUL is refused by the input boundary on purpose (PostgreSQL cannot store it); not a disagreement.
 allow-x00 = false
 
+[checks.positive_data_acceptance]
+# 412: a well-formed `If-Match` whose revision is not the current one (compare-and-swap lost) - like 409, an
+# answer about the resource's state, not a refusal of the request's shape.
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+
 [auth.openapi.ApiKeyAuth]
 api_key = "Api-Key {admin_raw}"
 
@@ -394,7 +402,7 @@ parameters = {{ prefix = "{data["doomed_prefix"]}" }}
 # everywhere (negative_data_rejection).
 include-method-regex = "^(POST|PUT|PATCH)$"
 exclude-path-regex = "/(run|dry-run|batch)/$"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "422", "429"]
 
 [[operations]]
 # Deleting the shared fixtures would turn every later request into a 404: delete something else.
@@ -432,8 +440,10 @@ def test_schemathesis_finds_no_disagreement_between_the_document_and_a_real_serv
             "25",
             "--max-time",
             str(MAX_TIME),
+            # One client thread: CPython 3.11's ast.parse is not thread-safe, and hypothesis calls it while
+            # describing strategies ("AST constructor recursion depth mismatch" with two workers).
             "--workers",
-            "2",
+            "1",
             "--seed",
             SEED,
             "--request-timeout",
