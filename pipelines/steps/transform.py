@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.budget import PACKET_BYTES, BudgetExceeded
 from pipelines.paths import (
     MISSING,
     PathError,
@@ -228,17 +229,24 @@ def _cast(value: Any, to: str) -> Any:
         raise StepError(f"cannot cast to {to}: {exc}") from None
 
 
-def _format(template: str, packet: dict) -> str:
+def _format(template: str, packet: dict, limit: int | None = None) -> str:
+    """The template with `{path}` placeholders filled; past `limit` characters BudgetExceeded, before the
+    text is built (a template repeating a large value would otherwise allocate it many times over)."""
+    written = len(template)
+
     def substitute(match: re.Match) -> str:
+        nonlocal written
         whole, path = match.group(0), match.group(1)
         if path is None:
             return whole[0]
         value = get_path(packet, tuple(path.strip().split(".")))
         if value is MISSING or value is None:
             return ""
-        if isinstance(value, str):
-            return value
-        return json.dumps(value, separators=(",", ":"))
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        written += len(text)
+        if limit is not None and written > limit:
+            raise BudgetExceeded(PACKET_BYTES, f"the formatted text grows past the packet_bytes budget ({limit} bytes)")
+        return text
 
     return _TEMPLATE.sub(substitute, template)
 
@@ -323,7 +331,27 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
         return _string_op(parts, name, str.strip)
     if name == "replace":
         old, new = operation["old"], operation["new"]
-        return _string_op(parts, name, lambda s: s.replace(old, new))
+        if len(new) <= len(old):
+            return _string_op(parts, name, lambda s: s.replace(old, new))
+        growth = len(new) - len(old)
+
+        def replace(packet: dict, state: RunState) -> None:
+            value = get(packet)
+            if value is MISSING or value is None:
+                return
+            if not isinstance(value, str):
+                raise StepError(f"{where} is {type(value).__name__}, not a string (replace).")
+            # The result's length is known before it is built: refuse one that could not fit.
+            if state.limit is not None and len(value) + value.count(old) * growth > state.limit:
+                state.exceeded = PACKET_BYTES
+                raise BudgetExceeded(
+                    PACKET_BYTES, f"the replaced text grows past the packet_bytes budget ({state.limit} bytes)"
+                )
+            result = value.replace(old, new)
+            put(packet, result)
+            state.wrote(packet, result)
+
+        return replace
     if name == "truncate":
         length = operation["length"]
         return _string_op(parts, name, lambda s: s[:length])
@@ -331,7 +359,7 @@ def _compile_op(operation: dict) -> Op:  # noqa: C901 - one branch per operation
         template = operation["template"]
 
         def render(packet: dict, state: RunState) -> None:
-            text = _format(template, packet)
+            text = _format(template, packet, state.limit)
             put(packet, text)
             state.wrote(packet, text)
 

@@ -243,3 +243,18 @@ def test_a_dry_run_over_budget_answers_422_and_records_nothing(runner, client) -
     ).content.decode()
     assert "packet_bytes budget" in page
     assert not Run.objects.exists() and Delivery.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        ({"op": "replace", "path": "payload.s", "old": "x", "new": "y" * 5000}, "the replaced text grows past"),
+        ({"op": "format", "path": "payload.t", "template": "{payload.s}" * 500}, "the formatted text grows past"),
+    ],
+)
+def test_one_operation_is_refused_before_it_builds_a_huge_string(operation, message) -> None:  # type: ignore[no-untyped-def]
+    """100 KB x 5,000 or x 500 would be 500 MB / 50 MB: the size is known before the text is built."""
+    compiled = compile_pipeline({"id": 1, "steps": [ops(operation)]})
+    result = compiled.run(prepare_packet({"payload": {"s": "x" * 100_000}}), budget=Budget().start())
+    assert (result.status, result.budget) == ("failed", "packet_bytes") and message in result.error
+    assert len(result.packet["payload"]["s"]) == 100_000 and "t" not in result.packet["payload"]
