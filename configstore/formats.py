@@ -25,7 +25,14 @@ from yaml.events import AliasEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 from yaml.resolver import Resolver
 
-from controlplane.jsonbounds import NulCharacterError, json_depth_exceeds, loads_bounded, nul_path, printable_key
+from controlplane.jsonbounds import (
+    NulCharacterError,
+    json_depth_exceeds,
+    loads_bounded,
+    nonfinite_path,
+    nul_path,
+    printable_key,
+)
 
 FORMATS = ("yaml", "json", "ini", "toml", "env")
 CONTENT_TYPES = {
@@ -288,6 +295,9 @@ def parse_document(text: str, fmt: str) -> dict[str, Any]:
     path = nul_path(document)
     if path is not None:
         raise FormatError(f"NUL characters are not allowed (at {path}).")
+    path = nonfinite_path(document)
+    if path is not None:
+        raise FormatError(f"NaN and infinite numbers cannot be stored (at {path}).")
     return document
 
 

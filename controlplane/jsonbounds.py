@@ -7,6 +7,7 @@ serializer machinery out of the worker and beat processes.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -68,15 +69,47 @@ def nul_path(value: Any, root: str = "") -> str | None:
     return None
 
 
+def nonfinite_path(value: Any) -> str | None:
+    """The dotted path of the first NaN or infinite float in `value` (iterative), else None.
+
+    JSON has no such numbers and PostgreSQL's jsonb refuses them; YAML (`.inf`, `.nan`) and TOML
+    (`inf`, `nan`) can write them, and Python's JSON parser reads `1e999` as infinity.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                return path or "body"
+        elif isinstance(node, dict):
+            stack.extend((f"{path}.{printable_key(k)}" if path else printable_key(k), v) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((f"{path}.{index}" if path else str(index), child) for index, child in enumerate(node))
+    return None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"Number out of range: {text[:40]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value.")
+
+
 def loads_bounded(raw: bytes | str, *, max_depth: int | None = None) -> Any:
-    """Parse JSON text; `ValueError` on syntax errors, nesting deeper than `max_depth` and NUL characters.
+    """Parse JSON text; `ValueError` on syntax errors, non-finite numbers, nesting deeper than `max_depth`
+    and NUL characters.
 
     NUL is refused here (as `NulCharacterError`, naming the path) because every consumer of parsed input
     ends up in PostgreSQL text/jsonb columns, which refuse it with a database error.
     """
     limit = max_depth or settings.API_JSON_MAX_DEPTH
     try:
-        value = json.loads(raw)
+        # NaN/Infinity literals and numbers that overflow to infinity are not JSON (jsonb refuses them).
+        value = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError(f"JSON nests deeper than {limit} levels.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -170,3 +170,26 @@ def test_every_yaml_load_in_the_project_goes_through_formats() -> None:
             offenders.append(relative)
     assert offenders == []
     assert issubclass(formats.BoundedYAMLLoader, yaml.constructor.SafeConstructor)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("yaml", "a: .inf\n"),
+        ("yaml", "a: [1, -.Inf]\n"),
+        ("yaml", "a: {b: .nan}\n"),
+        ("toml", "a = inf\n"),
+        ("toml", "[s]\nb = nan\n"),
+        ("json", '{"a": 1e999}'),
+        ("json", '{"a": NaN}'),
+        ("json", '{"a": [-Infinity]}'),
+        ("ini", "a = 1e999\n"),
+    ],
+)
+def test_non_finite_numbers_are_refused(fmt: str, text: str) -> None:
+    """JSON has no NaN or infinity and PostgreSQL's jsonb refuses them (a 500 when stored)."""
+    if fmt == "ini":  # an INI value that is not JSON stays text: nothing non-finite is stored
+        assert parse_document(text, fmt) == {"a": "1e999"}
+        return
+    with pytest.raises(FormatError, match="NaN|infinite|out of range|not a JSON value"):
+        parse_document(text, fmt)

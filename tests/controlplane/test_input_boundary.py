@@ -373,3 +373,77 @@ def test_admin_forms_report_nul_as_a_field_error(admin_client, world, name: str)
 def test_admin_search_with_a_nul_is_a_400(admin_client, world) -> None:
     for url in ("/admin/registry/service/?q=a%00", "/admin/configstore/entry/?q=%00", "/admin/registry/service/?o=%00"):
         _assert_problem(admin_client.get(url), 400)
+
+
+JUNK_QUERY = [
+    "limit=abc",
+    "limit=-1",
+    "offset=1e99",
+    "limit=99999999999999999999",
+    "since=garbage",
+    "async=%FF",
+    "index=x",
+    "wait=forever",
+    "format=",
+    "status=nope",
+    "tag=&tag=",
+    "ordering=__",
+    "record=2",
+    "replace=maybe",
+    "search=" + "a" * 5000,
+]
+JUNK_ROUTES = [
+    "/api/v1/services/",
+    "/api/v1/discover/billing/",
+    "/api/v1/events/",
+    "/api/v1/config/",
+    "/api/v1/config/payments/",
+    "/api/v1/config/payments/history/",
+    "/api/v1/pipelines/",
+    "/api/v1/pipelines/enrich/runs/",
+    "/api/v1/pipelines/enrich/metrics/",
+    "/api/v1/webhooks/",
+    "/api/v1/keys/",
+    "/api/v1/config/payments/rules/",
+    "/api/v1/config/payments/sources/",
+]
+
+
+@pytest.mark.parametrize("query", JUNK_QUERY)
+@pytest.mark.parametrize("url", JUNK_ROUTES)
+def test_junk_query_parameters_never_answer_500(admin_api, world, url: str, query: str) -> None:
+    response = admin_api.get(f"{url}?{query}")
+    assert response.status_code < 500, response.content[:300]
+    if response.status_code >= 400:
+        _assert_problem(response, response.status_code)
+
+
+WRONG_TYPES = {
+    "array": b"[]",
+    "string": b'"s"',
+    "number": b"12",
+    "null": b"null",
+    "object-value": None,  # the template with an object where a string/scalar goes
+    "array-value": None,
+    "huge-number": None,
+    "nan": None,
+    "infinity": None,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(WRONG_TYPES))
+@pytest.mark.parametrize("route", sorted(BODY_ROUTES))
+def test_wrongly_typed_bodies_never_answer_500(admin_api, world, route: str, shape: str) -> None:
+    method, url, template = BODY_ROUTES[route]
+    body = WRONG_TYPES[shape]
+    if body is None:
+        value = {
+            "object-value": b"{}",
+            "array-value": b"[[]]",
+            "huge-number": b"1e999999",
+            "nan": b"NaN",
+            "infinity": b"-Infinity",
+        }[shape]
+        body = _body(template, value, b'"k"')
+    response = getattr(admin_api, method)(url, body, content_type="application/json")
+    assert response.status_code < 500, response.content[:300]
