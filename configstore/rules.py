@@ -286,6 +286,20 @@ def key_matches(pattern: str, key: str) -> bool:
     return pattern == key or (any(c in pattern for c in "*?[") and fnmatchcase(key, pattern))
 
 
+def _compile_stored(kind: str, params: dict, message: str) -> Check:
+    """`compile_rule` for a rule already stored: one saved before a check it now fails (a remote `$ref`, a
+    backreference) refuses every value it covers, naming the reason, instead of failing the whole write."""
+    try:
+        return compile_rule(kind, params, message)
+    except ValueError as exc:
+        reason = f"cannot be checked: this rule is no longer valid ({str(exc)[:300]}); change or delete it."
+
+        def broken(value: Any = None, *, present: bool = True) -> list[str]:
+            return [reason]
+
+        return broken
+
+
 @dataclass(frozen=True)
 class RuleViolation:
     """One failed check: the key, the rule (id and kind) and the message."""
@@ -314,7 +328,7 @@ class RuleSet:
 
     def __init__(self, rules: Iterable[tuple[int | None, str, str, dict, str]]) -> None:
         self.rules = [
-            CompiledRule(rid, pattern, kind, compile_rule(kind, params, message))
+            CompiledRule(rid, pattern, kind, _compile_stored(kind, params, message))
             for rid, pattern, kind, params, message in rules
         ]
 

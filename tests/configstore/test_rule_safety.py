@@ -185,3 +185,16 @@ def test_non_string_kind_through_the_service_is_a_validation_error(namespace):  
         with pytest.raises(ValidationError) as caught:
             services.rule_create(namespace=namespace, key="x", kind=kind, params={}, actor="test")  # type: ignore[arg-type]
         assert "kind" in caught.value.message_dict
+
+
+def test_a_rule_stored_before_these_checks_refuses_values_instead_of_fetching(rw, namespace):  # type: ignore[no-untyped-def]
+    # Rows written before the fix (or by hand) never went through the save-time check.
+    with SchemaHost() as host:
+        Rule.objects.create(namespace=namespace, key="doc", kind="json_schema", params={"schema": {"$ref": host.url()}})
+        Rule.objects.create(namespace=namespace, key="name", kind="pattern", params={"regex": r"(a)\1"})
+        for key, value in (("doc", "x"), ("name", "aa")):
+            response = put_value(rw, key, value)
+            assert response.status_code == 400, response.content
+            assert "no longer valid" in json.dumps(response.json())
+        assert accepted(put_value(rw, "other", "x"))  # keys no broken rule covers are written as before
+        assert host.connections == 0
