@@ -68,6 +68,6 @@ def test_whole_system_starts_serves_runs_beat_tasks_and_stops(tmp_path, settings
         finally:
             code = serve.stop()
     assert code == 0, serve.output[-3000:]
-    for name in ("web", "watch", "worker", "beat"):
+    for name in ("web", "watch", "probes", "deliveries", "housekeeping", "beat"):
         for pid in serve.child_pids(name):
             assert not pid_alive(pid), (name, pid)
