@@ -119,7 +119,7 @@ class _Re2Module:
 
     @staticmethod
     def compile(pattern: Any, *args: Any) -> Any:
-        return compile_user_regex(pattern)
+        return compile_user_regex(pattern, cache=False)  # validated data, not part of the schema
 
 
 def _nodes(schema: Any) -> Iterator[tuple[Any, int, bool]]:

@@ -113,15 +113,20 @@ def _compile(pattern: str, limit: int, memory: int) -> UserPattern:
     return UserPattern(pattern, regex, limit)
 
 
-def compile_user_regex(pattern: Any) -> UserPattern:
-    """Compile a user regex for RE2; raises PatternError (a ValueError) with a message fit for a 400."""
+def compile_user_regex(pattern: Any, *, cache: bool = True) -> UserPattern:
+    """Compile a user regex for RE2; raises PatternError (a ValueError) with a message fit for a 400.
+
+    `cache=False` for patterns that arrive as data (a `format: regex` value): each may hold up to
+    `USER_REGEX_MAX_MEMORY`, so a stream of distinct ones must not fill the cache.
+    """
     if not isinstance(pattern, str):
         raise PatternError("a regular expression must be a string.")
     if len(pattern) > max_pattern_length():
         raise PatternError(f"a regular expression may have at most {max_pattern_length()} characters.")
     if "\x00" in pattern:
         raise PatternError("a regular expression must not contain NUL characters.")
-    return _compile(pattern, max_input_chars(), max_program_bytes())
+    compile_ = _compile if cache else _compile.__wrapped__
+    return compile_(pattern, max_input_chars(), max_program_bytes())
 
 
 def regex_problem(pattern: Any) -> str | None:

@@ -197,3 +197,13 @@ def test_recursive_schemas_over_nested_data_still_work():
 @pytest.mark.parametrize("root_id", [True, 5, None, ["x"], {"a": 1}])
 def test_a_root_id_of_any_type_does_not_crash_the_compiler(root_id):
     assert schema_problems({"id": root_id, "type": "string"}) == []
+
+
+def test_format_regex_values_do_not_fill_the_pattern_cache():
+    from controlplane.patterns import _compile
+
+    validate = compile_schema({"type": "string", "format": "regex"})
+    before = _compile.cache_info().currsize
+    for i in range(50):
+        validate(f"^value{i}$")
+    assert _compile.cache_info().currsize == before
