@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -450,4 +451,8 @@ STATIC_URL = "static/"
 # Production: `serve` runs collectstatic into STATIC_ROOT at start (or run it in the image build) and
 # WhiteNoise serves from there. Embedded: WhiteNoise serves straight from the apps, no collect step.
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at every start about a missing one
 WHITENOISE_USE_FINDERS = env_bool("STATIC_USE_FINDERS", not PRODUCTION)
+# Under uvicorn, Django streams WhiteNoise's file responses from a thread and warns once per process about
+# it; a static file is small and local, so the warning is noise in the newcomer's first screen.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
