@@ -243,3 +243,38 @@ def test_probe_to_metadata_forms_is_refused_by_the_guard(address) -> None:
         result = run_probes_sync([spec])[0]
         assert result.status == "critical" and "egress guard" in result.output, (kind, result.output)
         assert result.latency_ms is None  # refused before any connection attempt
+
+
+def _egress_settings_in_child(tmp_path, **variables: str) -> str:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    child_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EGRESS_") and k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}
+    }
+    child_env.update({"CONTROLPLANE_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "controlplane.settings"})
+    child_env.update(variables)
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EGRESS_ALLOW_PRIVATE, ','.join(s.EGRESS_ALLOW_NETWORKS) or '-')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_private_targets_are_off_by_default_only_in_production(tmp_path) -> None:
+    production = {
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "SECRET_KEY": "x" * 60,
+        "CONFIG_ENCRYPTION_KEY": "KpRDeMPy7aK4WPSoY60LaIeFfUlKnGQoxEfZIs5Hdjk=",
+    }
+    assert _egress_settings_in_child(tmp_path) == "True -"
+    assert _egress_settings_in_child(tmp_path, **production) == "False -"
+    assert _egress_settings_in_child(tmp_path, **production, EGRESS_ALLOW_PRIVATE="true") == "True -"
+    allowed = _egress_settings_in_child(tmp_path, **production, EGRESS_ALLOW_NETWORKS="10.20.0.0/16, fd00:1::/64")
+    assert allowed == "False 10.20.0.0/16,fd00:1::/64"
