@@ -11,7 +11,7 @@ from __future__ import annotations
 from rest_framework import exceptions, permissions, throttling
 
 from controlplane.access import keycache
-from controlplane.access.authentication import authenticate_key
+from controlplane.access.authentication import ApiKeyUser, authenticate_key
 from controlplane.access.models import APIKey
 from controlplane.access.ratelimit import RateLimitUsage, ratelimit_hit
 from controlplane.access.scopes import grants
@@ -71,10 +71,12 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         request._request.ratelimit_usage = self.usage
         generation = trusted if trusted is not None else self.usage.generation
         if shared and not keycache.confirm(key, generation):
-            # A key changed somewhere since this process cached this one: re-check it for real.
+            # A key changed somewhere since this process cached this one: re-check it for real, and let
+            # the view see the fresh record (its namespace limits), not the stale one.
             key = authenticate_key(request._request)
             if not grants(key.scopes, scope_for(view, request.method) or ""):
                 raise exceptions.PermissionDenied("The API key lacks the scope this route needs.")
+            request.user, request.auth = ApiKeyUser(key), key
         return not self.usage.limited
 
     def wait(self) -> float | None:

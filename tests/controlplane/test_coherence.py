@@ -343,3 +343,32 @@ def test_without_the_listener_every_request_reads_the_generation_and_revocation_
 
     _revoke_as_another_process_would(APIKey.objects.get(prefix=client.raw_key.split(".")[0]))
     assert client.get("/api/v1/events/").status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("listener", [True, False])
+def test_a_key_narrowed_elsewhere_is_applied_to_the_request_that_notices(settings, listener: bool) -> None:
+    """The request that learns of a change re-authenticates; the view must then use the fresh record."""
+    from django.db import connection
+
+    from configstore import services as config_services
+    from controlplane.access.models import APIKey
+
+    settings.COHERENCE_LISTENER = listener
+    for name in ("visible", "other"):
+        config_services.config_entry_set(
+            namespace=config_services.namespace_create(name=name, actor="t"), key="a", value=1, actor="t"
+        )
+    client = key_client("config:read", rate="1000000/h", namespaces=["visible"])
+    if listener:
+        _wait_trusted()
+        coherence.barrier()
+    assert client.get("/api/v1/config/visible/").status_code == 200
+    key = APIKey.objects.get(prefix=client.raw_key.split(".")[0])
+    with connection.cursor() as cursor:  # another process narrows the key: row + shared generation only
+        cursor.execute("UPDATE access_apikey SET namespaces = %s WHERE prefix = %s", ['["other"]', key.prefix])
+    cache.incr(keycache.GENERATION_KEY)
+    if listener:
+        coherence.barrier()
+    assert client.get("/api/v1/config/visible/").status_code == 404
+    assert client.get("/api/v1/config/other/").status_code == 200
