@@ -163,10 +163,18 @@ def _run_link(
         if not route.startswith("pipeline:") or chain.stopped:
             continue
         slug = route.split(":", 1)[1]
+        where = f"pipeline {ref.slug!r}, route {route!r}"
+        # Every route followed counts, refused ones too: each costs a lookup and copies of the packet.
+        if chain.runs >= chain.budget.max_chained_runs:
+            chain.stopped = True
+            message = f"{where}: the chained_runs budget ({chain.budget.max_chained_runs} per packet) is used up"
+            unknown = PipelineRef(id=0, slug=slug, version=0, enabled=False)
+            outcome.chained.append(_failed(unknown, {}, message, budget=CHAINED_RUNS))
+            continue
+        chain.runs += 1
         target = selectors.pipeline_ref(slug)
         placeholder = target or PipelineRef(id=0, slug=slug, version=0, enabled=False)
         entered = copy_json(result.packet)
-        where = f"pipeline {ref.slug!r}, route {route!r}"
         if depth + 1 >= max_chain_depth():
             outcome.chained.append(
                 _failed(placeholder, copy_json(result.packet), f"chain depth limit ({max_chain_depth()}) reached")
@@ -175,16 +183,11 @@ def _run_link(
             outcome.chained.append(_failed(placeholder, copy_json(result.packet), f"no pipeline {slug!r}"))
         elif not target.enabled:
             outcome.chained.append(_failed(placeholder, copy_json(result.packet), f"pipeline {slug!r} is disabled"))
-        elif chain.runs >= chain.budget.max_chained_runs:
-            chain.stopped = True
-            message = f"{where}: the chained_runs budget ({chain.budget.max_chained_runs} per packet) is used up"
-            outcome.chained.append(_failed(placeholder, entered, message, budget=CHAINED_RUNS))
         elif perf_counter() > chain.budget.deadline:
             chain.stopped = True
             message = f"{where}: the run_seconds budget ({chain.budget.max_seconds:g} s) ran out"
             outcome.chained.append(_failed(placeholder, entered, message, budget=RUN_SECONDS))
         else:
-            chain.runs += 1
             outcome.chained.append(
                 _run_link(
                     chain,

@@ -153,8 +153,8 @@ def pipeline_run_batch(
         keep = copy_json(packet)
         outcome = run_packet(ref, packet, version=ref.version, copy=False, budget=budget, allowed=allowed)
         items.append((outcome, keep))
-        if outcome.result.budget or outcome.over_budget() is not None:
-            break
+        if outcome.over_budget() is not None:
+            break  # the batch fails as a whole: no need to run the rest
     overrun = overrun_of([outcome for outcome, _ in items], budget)
     if overrun is not None:
         stats_flush_quietly()

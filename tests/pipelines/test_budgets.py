@@ -258,3 +258,13 @@ def test_one_operation_is_refused_before_it_builds_a_huge_string(operation, mess
     result = compiled.run(prepare_packet({"payload": {"s": "x" * 100_000}}), budget=Budget().start())
     assert (result.status, result.budget) == ("failed", "packet_bytes") and message in result.error
     assert len(result.packet["payload"]["s"]) == 100_000 and "t" not in result.packet["payload"]
+
+
+def test_routes_to_missing_pipelines_count_as_chained_runs(runner) -> None:  # type: ignore[no-untyped-def]
+    """Each refused route still costs copies of the packet: 200 routes to nothing stop at the budget."""
+    rules = [{"when": "`true`", "to": {"pipeline": f"missing-{j}"}} for j in range(200)]
+    PipelineFactory(
+        slug="fan", steps=[DELIVER, {"name": "fan-out", "kind": "route", "config": {"mode": "all", "rules": rules}}]
+    )
+    problem = over_budget(post(runner, "/api/v1/pipelines/fan/run/", {"payload": {"s": "x" * 1000}}), "chained_runs")
+    assert "missing-32" in problem["detail"] and Delivery.objects.count() == 0
