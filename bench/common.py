@@ -21,6 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+sys.path.insert(0, str(ROOT))
+
+from controlplane import commandlines  # noqa: E402 - the command lines serve runs, defined once
+
 BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/controlplane_bench")
 BENCH_REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 
@@ -92,18 +96,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int = 2, app: str = "controlplane.wsgi:application"):  # type: ignore[no-untyped-def]
     process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            app,
-            "-c",
-            "python:controlplane.gunicorn_conf",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            str(workers),
-        ],
+        commandlines.gunicorn(f"127.0.0.1:{port}", workers=workers, app=app),  # the command serve runs
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -31,7 +31,6 @@ os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    PYTHON,
     ROOT,
     ensure_debian_packages,
     gunicorn,
@@ -44,6 +43,7 @@ from bench.common import (  # noqa: E402
     write_json,
     wrk,
 )
+from controlplane import commandlines  # noqa: E402
 
 API_PORT, WATCH_PORT, ETCD_CLIENT, ETCD_PEER = 18201, 18202, 18279, 18280
 VALUE = "db.internal.example.com"
@@ -228,21 +228,8 @@ async def _watchers(raw_key: str, count: int, uvicorn_pid: int) -> dict:
 
 def bench_watch(env: dict[str, str], raw_key: str, count: int) -> dict:
     uvicorn = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "controlplane.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(WATCH_PORT),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--backlog",
-            "4096",
-        ],
+        # serve's watch server command line (controlplane/commandlines.py), with a deeper accept backlog
+        commandlines.uvicorn("127.0.0.1", WATCH_PORT, extra=["--log-level", "warning", "--backlog", "4096"]),
         env=env,
         cwd=ROOT,
     )

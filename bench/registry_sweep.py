@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import PYTHON, ROOT, ensure_debian_packages, machine, write_json, wrk  # noqa: E402
+from controlplane import commandlines  # noqa: E402
 
 NGINX_PORT, BLACKBOX_PORT = 18100, 18101
 CHECKS = int(os.environ.get("BENCH_CHECKS", "10000"))
@@ -206,35 +207,10 @@ def registry_run(kind: str, interval: float, spread: bool) -> dict[str, float]:
     shutil.rmtree(METRICS_DIR, ignore_errors=True)
     METRICS_DIR.mkdir(parents=True)
     subprocess.run(["redis-cli", "-n", "3", "flushdb"], check=True, stdout=subprocess.DEVNULL)
-    worker_cmd = [
-        PYTHON,
-        "-m",
-        "celery",
-        "-A",
-        "controlplane",
-        "worker",
-        "-c",
-        "2",
-        "-l",
-        "warning",
-        "--without-gossip",
-        "--without-mingle",
-        "-n",
-        "bench-registry@%h",
-    ]
-    beat_cmd = [
-        PYTHON,
-        "-m",
-        "celery",
-        "-A",
-        "controlplane",
-        "beat",
-        "-l",
-        "warning",
-        "--pidfile=",
-        "-s",
-        str(WORK / "beat"),
-    ]
+    # serve's worker and beat command lines (controlplane/commandlines.py); one worker on every queue, as
+    # when the recorded figures were measured.
+    worker_cmd = commandlines.celery_worker(concurrency=2, name="bench-registry", loglevel="warning")
+    beat_cmd = commandlines.celery_beat(schedule=WORK / "beat", loglevel="warning")
     with process(worker_cmd, env=env()) as worker, process(beat_cmd, env=env()):
         time.sleep(STARTUP)
         activate(interval, spread)
