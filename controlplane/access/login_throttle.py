@@ -14,12 +14,14 @@ still work.
 
 from __future__ import annotations
 
+import logging
 import math
 
 from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import _split_rate, get_usage
 
+logger = logging.getLogger("controlplane.access")
 GROUP_CLIENT = "admin-login-client"
 GROUP_USER = "admin-login-user"
 
@@ -43,8 +45,17 @@ def _usage(request: HttpRequest, username: str | None, *, increment: bool) -> li
 
 
 def login_refusal(request: HttpRequest, username: str | None) -> tuple[str, int] | None:
-    """`(message, retry after seconds)` when sign-in must be refused for this client or user name, else None."""
-    for group, failures, time_left in _usage(request, username, increment=False):
+    """`(message, retry after seconds)` when sign-in must be refused for this client or user name, else None.
+
+    Fails closed: when the counters cannot be read (the shared cache is down) sign-in is refused too,
+    or guessing would be unlimited exactly while the store is unavailable.
+    """
+    try:
+        found = _usage(request, username, increment=False)
+    except Exception:  # noqa: BLE001 - any cache failure: refuse, say why
+        logger.warning("Admin sign-in refused: the rate-limit store is unavailable", exc_info=True)
+        return "Sign-in is temporarily unavailable (the rate-limit store cannot be reached); try again shortly.", 30
+    for group, failures, time_left in found:
         rate = settings.ADMIN_LOGIN_RATE_CLIENT if group == GROUP_CLIENT else settings.ADMIN_LOGIN_RATE_USER
         limit, _period = _split_rate(rate)
         if failures >= limit:

@@ -195,3 +195,14 @@ def test_successful_sign_ins_and_page_views_are_not_counted(settings, staff) -> 
     for _ in range(limit - 1):
         assert _login(staff.username, "wrong", ip).status_code == 200
     assert _login(staff.username, "right-password", ip).status_code == 302  # still below the limit
+
+
+def test_sign_in_fails_closed_when_the_counters_cannot_be_read(monkeypatch, staff) -> None:  # type: ignore[no-untyped-def]
+    from controlplane.access import login_throttle
+
+    def store_down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("rate-limit store unreachable")  # the shared cache is the outside boundary
+
+    monkeypatch.setattr(login_throttle, "get_usage", store_down)
+    refused = _login(staff.username, "right-password", _unique_ip())
+    assert refused.status_code == 429 and "temporarily unavailable" in refused.content.decode()
