@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
 
-.PHONY: chromium run test test-embedded test-production lint bench bench-platform clean
+.PHONY: chromium run test test-embedded test-production lint bench bench-platform soak clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: $(STAMP)
 
 bench-platform: $(STAMP)
 	$(BIN)/python bench/platform_api.py
+
+## Soak of the embedded default (serve + SQLite + filesystem broker) under the demo load; SOAK_MINUTES=6.
+soak: $(STAMP)
+	$(BIN)/python bench/soak_embedded.py --minutes $${SOAK_MINUTES:-6}
 
 clean:
 	rm -rf var .pytest_cache
