@@ -63,8 +63,16 @@ def notify_failed(runs: list[Run], *, slugs: dict[int, str], actor: str) -> None
                 data={
                     "run_id": run.pk,
                     "version": run.version,
-                    "error": run.error[:500],
+                    "error": _event_error(run),
                     "suppressed_for_seconds": run_failed_event_interval(),
                 },
                 actor=actor,
             )
+
+
+def _event_error(run: Run) -> str:
+    """The run's error for the event log, unless the run could read config: step errors can quote packet
+    values (a failed cast names its input), and `events:read` is not `config:read`."""
+    if run.config_namespaces:
+        return f"(hidden: the run could read config; see run {run.pk} with config:read)"
+    return run.error[:500]

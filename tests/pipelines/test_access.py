@@ -239,3 +239,19 @@ def test_the_run_admin_hides_packets_from_staff_without_config_view_permission(c
     user.user_permissions.add(Permission.objects.get(codename="view_entry"))
     client.force_login(get_user_model().objects.get(pk=user.pk))
     assert BETA_VALUE in client.get(f"/admin/pipelines/run/{run_id}/change/").content.decode()
+
+
+def test_the_run_failed_event_does_not_quote_errors_of_runs_that_read_config(config) -> None:  # type: ignore[no-untyped-def]
+    from controlplane.events.models import Event
+
+    cast = {
+        "name": "fail",
+        "kind": "transform",
+        "config": {"operations": [{"op": "cast", "path": "payload.beta", "type": "int"}]},
+    }
+    PipelineFactory(slug="leaky", steps=[enrich("beta"), cast])
+    body = post(key_client("pipelines:run", "config:read"), "/api/v1/pipelines/leaky/run/", {"payload": {}}).json()
+    assert body["status"] == "failed" and BETA_VALUE in body["error"]  # the caller may read it
+    event = Event.objects.get(kind="pipeline.run_failed", subject="leaky")
+    assert BETA_VALUE not in json.dumps(event.data) and str(body["run_id"]) in event.data["error"]
+    assert BETA_VALUE not in key_client("events:read").get("/api/v1/events/").content.decode()
