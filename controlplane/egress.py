@@ -8,8 +8,8 @@ One policy per purpose (`Purpose`):
   CGNAT 100.64/10, unique-local fc00::/7) unless `EGRESS_ALLOW_PRIVATE` is on (the embedded default) or
   the address is in `EGRESS_ALLOW_NETWORKS` (the rule Healthchecks.io follows for integrations).
 
-IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96 and the
-64:ff9b:1::/48 local-use prefix, 6to4 2002::/16, Teredo 2001::/32) are checked as that IPv4 address too,
+IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, IPv4-translated ::ffff:0:0:0/96,
+NAT64 64:ff9b::/96 and the 64:ff9b:1::/48 local-use prefix, 6to4 2002::/16, Teredo 2001::/32) are checked as that IPv4 address too,
 so `::ffff:127.0.0.1` is loopback and `2002:a9fe:a9fe::1` is the metadata address.
 
 Names are resolved here and the connection is made to the checked address itself (and the peer address
@@ -36,6 +36,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765), ::ffff:0:a.b.c.d
 
 
 class Purpose(StrEnum):
@@ -69,7 +70,7 @@ def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
         found.append(ip.ipv4_mapped)
     if ip in _IPV4_COMPATIBLE and int(ip) > 1:  # ::a.b.c.d (deprecated, still routed by some stacks); not :: or ::1
         found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    if ip in _NAT64_WELL_KNOWN:
+    if ip in _IPV4_TRANSLATED or ip in _NAT64_WELL_KNOWN:
         found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     if ip in _NAT64_LOCAL_USE:
         # RFC 6052 lets a local-use prefix be /48 (v4 in bits 48-63 and 72-87, around the u-octet) or /96

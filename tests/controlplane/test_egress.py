@@ -25,6 +25,7 @@ ALWAYS_DENIED = [
     "169.254.169.254",
     "::ffff:169.254.169.254",
     "::a9fe:a9fe",  # IPv4-compatible
+    "::ffff:0:a9fe:a9fe",  # IPv4-translated (SIIT)
     "64:ff9b::a9fe:a9fe",  # NAT64 well-known prefix
     "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix, /96 layout
     "64:ff9b:1:a9fe:a9:fe00::",  # NAT64 local-use prefix, /48 layout (around the u-octet)
@@ -51,6 +52,7 @@ PRIVATE = [
     "::1",
     "::ffff:127.0.0.1",
     "::7f00:1",
+    "::ffff:0:7f00:1",
     "64:ff9b::7f00:1",
     "2002:7f00:1::1",
     "10.0.0.1",
@@ -121,7 +123,7 @@ def listener() -> Iterator[Listener]:
 
 def test_embedded_ipv4_reads_every_carrying_form() -> None:
     metadata = ipaddress.IPv4Address("169.254.169.254")
-    for form in ALWAYS_DENIED[1:8]:
+    for form in ALWAYS_DENIED[1:9]:
         assert metadata in embedded_ipv4(ipaddress.ip_address(form)), form
     assert embedded_ipv4(ipaddress.ip_address("::1")) == []  # loopback is not "IPv4-compatible 0.0.0.1"
     assert embedded_ipv4(ipaddress.ip_address("2606:4700:4700::1111")) == []
