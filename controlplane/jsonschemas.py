@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -238,7 +239,53 @@ def _compiled(schema_json: str) -> Validator:
         raise JsonSchemaDefinitionException(" ".join(problems))
     validate = fastjsonschema.compile(_compilable_copy(schema), handlers=REFUSE_REMOTE)
     _onto_re2(validate)
+    if any(isinstance(node, dict) and node.get("uniqueItems") is True for node, _, _ in _nodes(schema)):
+        return _guard_unique_items(validate)
     return validate
+
+
+# `uniqueItems` is checked by putting the items in a Python set. Integers hash to themselves modulo
+# 2**61 - 1, so k * (2**61 - 1) for k = 1, 2, 3... all collide and the set degrades to quadratic time:
+# 8,000 such numbers take a second, a 5 MiB body's worth minutes. Only integers of that size collide
+# freely (string hashes are randomized, floats collide in tiny classes), so data for a schema with
+# uniqueItems may hold at most this many of them.
+_HASH_MODULUS = sys.hash_info.modulus
+MAX_COLLIDING_INTEGERS = 2048
+
+
+def _colliding_integers(data: Any, limit: int) -> int:
+    """How many integers of magnitude 2**61 - 1 or more `data` holds, counting up to `limit` + 1."""
+    count = 0
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is int:
+            if not -_HASH_MODULUS < value < _HASH_MODULUS:
+                count += 1
+                if count > limit:
+                    break
+        elif kind is list:
+            stack.extend(value)
+        elif kind is dict:
+            stack.extend(value.values())
+    return count
+
+
+def _guard_unique_items(validate: Validator) -> Validator:
+    def guarded(data: Any) -> Any:
+        if _colliding_integers(data, MAX_COLLIDING_INTEGERS) > MAX_COLLIDING_INTEGERS:
+            raise JsonSchemaValueException(
+                f"data holds more than {MAX_COLLIDING_INTEGERS} integers of 19 digits or more, which uniqueItems"
+                " cannot check in bounded time",
+                value=None,
+                name="data",
+                rule="uniqueItems",
+            )
+        return validate(data)
+
+    guarded.__wrapped__ = validate  # type: ignore[attr-defined]
+    return guarded
 
 
 def schema_problems(schema: Any) -> list[str]:

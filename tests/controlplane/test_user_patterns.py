@@ -207,3 +207,23 @@ def test_format_regex_values_do_not_fill_the_pattern_cache():
     for i in range(50):
         validate(f"^value{i}$")
     assert _compile.cache_info().currsize == before
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "make",
+    [lambda k: k * (2**61 - 1), lambda k: [k * (2**61 - 1)], lambda k: {"id": -k * (2**61 - 1)}],
+    ids=["ints", "lists", "objects"],
+)
+def test_unique_items_cannot_be_flooded_with_colliding_integers(make):
+    # k * (2**61 - 1) all hash alike: in fastjsonschema's set() 100,000 of them would take many minutes.
+    check = compile_rule("json_schema", {"schema": {"type": "array", "uniqueItems": True}})
+    assert "uniqueItems cannot check" in check([make(k) for k in range(1, 100_001)])[0]
+    assert check([make(k) for k in range(1, 1001)]) == []  # a moderate number is still checked
+    assert check([make(1), make(1)]) != []
+    assert check(list(range(100_000))) == []  # ordinary integers do not collide
+
+
+def test_schemas_without_unique_items_do_not_pay_for_the_guard():
+    assert compile_schema({"type": "array"}).__name__ != "guarded"
+    assert compile_schema({"type": "array", "uniqueItems": True}).__name__ == "guarded"
