@@ -239,11 +239,7 @@ def config_changes_apply(
         # again below as diffs.
         require_secrets(
             who,
-            (
-                c.key
-                for c in changes
-                if c.key in secret_keys and c.token is None and not _keeps(c, existing.get(c.key))
-            ),
+            (c.key for c in changes if c.key in secret_keys and c.token is None and not _keeps(c, existing.get(c.key))),
         )
         for key, seen in (expected or {}).items():
             current_revision = existing[key].revision if key in existing else 0
