@@ -10,6 +10,10 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
-from configstore.asgi import application  # noqa: E402
+from configstore.asgi import application as routes  # noqa: E402
+from controlplane.asgi_bounds import BodyLimitMiddleware  # noqa: E402
+
+# Oversized bodies are refused before Django's ASGI handler spools them (controlplane/asgi_bounds.py).
+application = BodyLimitMiddleware(routes)
 
 __all__ = ["application"]

@@ -123,6 +123,25 @@ def uvicorn(env: dict[str, str], tmp_path):  # type: ignore[no-untyped-def]
 def test_uvicorn_reads_chunked_bodies_to_the_end(payments, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with uvicorn(subprocess_env(API_MAX_BODY_BYTES="4096"), tmp_path) as base:
         check_chunked_paths(base, payments)
+        # A declared length over the limit is refused before any of the body is read (or spooled to disk).
+        head = (
+            "POST /api/v1/config/payments/import/?format=yaml HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Api-Key {payments}\r\nContent-Type: application/yaml\r\nContent-Length: 1000000000"
+        )
+        assert_problem(*raw_request(base, head, b"a: 1\n", timeout=5), 413)
+        # An endless chunked body is cut off at the limit.
+        parts = urlsplit(base)
+        with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+            sock.sendall(
+                f"POST /api/v1/config/payments/import/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key {payments}"
+                "\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            )
+            for _ in range(10):
+                sock.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+            response = http.client.HTTPResponse(sock, method="POST")
+            response.begin()
+            assert response.status == 413 and response.getheader("content-type") == PROBLEM
+        assert flat() == {"c": 3, "d.e": "four"}
 
 
 def test_uvicorn_protocol_errors_are_problem_json_and_junk_request_ids_are_replaced(transactional_db, tmp_path) -> None:  # type: ignore[no-untyped-def]
