@@ -231,6 +231,9 @@ class JsonSchemaRule(RuleKind):
         except RecursionError:
             # A $ref cycle only values of some shape reach (the save-time probe tries one of each type).
             return [f"cannot be checked: the {LOOP_MESSAGE}"]
+        except ArithmeticError:
+            # `multipleOf` divides in floats: an integer beyond float range (10**400) overflows.
+            return ["does not match the schema: a number is out of the range the schema can check."]
         return []
 
 

@@ -227,3 +227,17 @@ def test_unique_items_cannot_be_flooded_with_colliding_integers(make):
 def test_schemas_without_unique_items_do_not_pay_for_the_guard():
     assert compile_schema({"type": "array"}).__name__ != "guarded"
     assert compile_schema({"type": "array", "uniqueItems": True}).__name__ == "guarded"
+
+
+@pytest.mark.parametrize("multiple", [0.1, 1e-300, 1e308])
+def test_numbers_beyond_float_range_fail_the_rule_instead_of_raising(multiple):
+    check = compile_rule("json_schema", {"schema": {"multipleOf": multiple}})
+    # json.loads gives such integers; fastjsonschema divides them as floats (OverflowError, a 500 before).
+    assert "out of the range" in check(10**400)[0]
+    assert check(multiple) == []
+
+
+def test_integer_multiples_of_huge_integers_are_still_exact():
+    check = compile_rule("json_schema", {"schema": {"multipleOf": 3}})
+    assert check(10**400 - 1) == []
+    assert "multiple" in check(10**400)[0]
