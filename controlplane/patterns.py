@@ -4,8 +4,9 @@ Every regex that comes from a user — `pattern` rules, JSON Schema `pattern` / 
 pipeline validate steps), `format: regex` values — goes through `compile_user_regex`. RE2 matches in time
 linear in the input, so a pattern such as `(a+)+$` cannot backtrack for minutes; in exchange it has no
 backreferences (`\\1`) and no lookaround (`(?=...)`), and such patterns are refused with a clear message
-when the rule or step is saved. `\\w`, `\\d`, `\\s` and `\\b` are ASCII classes in RE2 (use `\\pL`, `\\pN`
-for Unicode letters and digits).
+when the rule or step is saved. `\\w`, `\\d`, `\\s` and `\\b` are ASCII classes in RE2 (`pattern` rules may
+use `\\pL`, `\\pN` for Unicode letters and digits; JSON Schema patterns must also parse as Python regexes,
+which the metaschema check and fastjsonschema's code generation require).
 
 Budget: a compiled pattern is at most `USER_REGEX_MAX_LENGTH` characters, its program at most
 `USER_REGEX_MAX_MEMORY` bytes, and it is matched against at most `USER_REGEX_MAX_INPUT_CHARS` characters of
