@@ -54,7 +54,8 @@ if existing:
     pipeline_update(existing, steps=fields["steps"], actor="bench")
 else:
     pipeline_create(**fields)
-key, raw = api_key_create(name="bench-pipelines", scopes=["pipelines:run"], rate="100000000/h")
+# config:read: the pipeline enriches from `shop`, and runs are authorized for the config they read.
+key, raw = api_key_create(name="bench-pipelines", scopes=["pipelines:run", "config:read"], rate="100000000/h")
 print(raw)
 """
 
