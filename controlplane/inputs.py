@@ -37,6 +37,7 @@ NUL_MESSAGE = "NUL characters are not allowed."
 # Sent by clients as a correlation id; a bad value is replaced by a fresh id (RequestTracingMiddleware).
 _IGNORED_HEADERS = frozenset({"HTTP_X_REQUEST_ID"})
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+_ADMIN_CONTROL_FIELDS = frozenset({"action", "index", "select_across", "csrfmiddlewaretoken"})
 _READ_CHUNK = 64 * 1024
 
 
@@ -123,11 +124,26 @@ def _query_errors(request: HttpRequest) -> dict[str, list[str]]:
     return errors
 
 
+def _form_control_errors(request: HttpRequest) -> dict[str, list[str]]:
+    """NUL in form names, or in the values of the admin's control fields, which no form field validates.
+
+    `_selected_action` (an action's object ids), `action`, `index` and `select_across` go straight into
+    querysets (a NUL in a text primary key was a PostgreSQL error); everything else is a form field and
+    reports NUL itself as a field error.
+    """
+    errors: dict[str, list[str]] = {}
+    for name, values in request.POST.lists():
+        control = name.startswith("_") or name in _ADMIN_CONTROL_FIELDS
+        if NUL in name or (control and any(NUL in value for value in values)):
+            errors[printable_key(name)] = [NUL_MESSAGE]
+    return errors
+
+
 def _body_errors(request: HttpRequest) -> dict[str, list[str]]:
     """NUL in a body the forms will not see: raw bytes, or `\\u0000` in JSON (named by its path)."""
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type in _FORM_TYPES and not request.path.startswith("/api/"):
-        return {}  # admin forms: each field reports NUL as a field error (CharField's validator)
+        return _form_control_errors(request)  # form fields report NUL as a field error (CharField, JSONField)
     raw = request.body
     if NUL.encode() in raw:
         return {"body": ["NUL bytes are not allowed in a request body."]}

@@ -447,3 +447,24 @@ def test_wrongly_typed_bodies_never_answer_500(admin_api, world, route: str, sha
         body = _body(template, value, b'"k"')
     response = getattr(admin_api, method)(url, body, content_type="application/json")
     assert response.status_code < 500, response.content[:300]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/admin/access/apikey/", "/admin/registry/service/", "/admin/configstore/entry/", "/admin/pipelines/pipeline/"],
+)
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"action": "delete_selected", "_selected_action": ["a\x00"]},
+        {"action": "delete\x00selected", "_selected_action": ["1"]},
+        {"action": "delete_selected", "index": "\x00", "_selected_action": ["1"]},
+        {"action": "delete_selected", "_selected_action": ["1"], "na\x00me": "x"},
+    ],
+    ids=["selected-id", "action", "index", "field-name"],
+)
+def test_admin_action_posts_with_a_nul_are_a_400(admin_client, world, url: str, data: dict) -> None:
+    """Action ids go straight into a queryset (a NUL in a text primary key was a PostgreSQL error)."""
+    before = fingerprint()
+    _assert_problem(admin_client.post(url, data), 400)
+    assert fingerprint() == before
