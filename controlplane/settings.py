@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "registry",
     "configstore",
     "pipelines",
+    "monitoring",
 ]
 
 MIDDLEWARE = [

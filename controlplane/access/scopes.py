@@ -17,6 +17,8 @@ class Scope(models.TextChoices):
     PIPELINES_WRITE = "pipelines:write"
     PIPELINES_RUN = "pipelines:run"
     EVENTS_READ = "events:read"
+    MONITORING_READ = "monitoring:read"
+    MONITORING_WRITE = "monitoring:write"
     ADMIN = "admin"
 
 
