@@ -64,9 +64,13 @@ def celery_worker(
     concurrency: int,
     name: str,
     loglevel: str = "info",
+    quiet: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """A Celery worker consuming `queues` with `concurrency` pool processes, node name `name@%h`."""
+    """A Celery worker consuming `queues` with `concurrency` pool processes, node name `name@%h`.
+
+    `quiet` drops Celery's start-up banner (serve prints what matters once, for all of its workers).
+    """
     queues = list(queues)
     unknown = set(queues) - set(QUEUES)
     if unknown:
@@ -77,6 +81,7 @@ def celery_worker(
         "celery",
         "-A",
         "controlplane",
+        *(["--quiet"] if quiet else []),
         "worker",
         "-l",
         loglevel,
@@ -93,7 +98,9 @@ def celery_worker(
     ]
 
 
-def celery_beat(*, schedule: Path | str | None = None, loglevel: str = "info", extra: Sequence[str] = ()) -> list[str]:
+def celery_beat(
+    *, schedule: Path | str | None = None, loglevel: str = "info", quiet: bool = False, extra: Sequence[str] = ()
+) -> list[str]:
     """Celery beat with the database scheduler (settings); its local schedule file lives in the var dir."""
     return [
         sys.executable,
@@ -101,6 +108,7 @@ def celery_beat(*, schedule: Path | str | None = None, loglevel: str = "info", e
         "celery",
         "-A",
         "controlplane",
+        *(["--quiet"] if quiet else []),
         "beat",
         "-l",
         loglevel,

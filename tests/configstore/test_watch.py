@@ -6,13 +6,13 @@ import http.client
 import json
 import re
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from configstore import services
+from controlplane import commandlines
 from tests.conftest import key_client, subprocess_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -23,7 +23,7 @@ def _uvicorn(app: str, tmp_path):  # type: ignore[no-untyped-def]
     log_path = tmp_path / "uvicorn.log"
     log = open(log_path, "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0", "--no-access-log"],
+        commandlines.uvicorn("127.0.0.1", 0, app=app),  # serve's command line, on an ephemeral port
         env=subprocess_env(),
         stdout=log,
         stderr=subprocess.STDOUT,

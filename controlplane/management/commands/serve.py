@@ -119,13 +119,13 @@ class Command(BaseCommand):
                 children.append(
                     Child(
                         queue,
-                        commandlines.celery_worker([queue], concurrency=concurrency, name=queue),
+                        commandlines.celery_worker([queue], concurrency=concurrency, name=queue, quiet=True),
                         env,
-                        ready_text=" ready.",
+                        ready_text=" ready.",  # celery's "<name>@<host> ready." log line
                     )
                 )
         if not opts["no_beat"]:
-            children.append(Child("beat", commandlines.celery_beat(), env, ready_text="is starting."))
+            children.append(Child("beat", commandlines.celery_beat(quiet=True), env))
         mode = "production" if settings.PRODUCTION else "embedded"
         self.stdout.write(f"serve: {mode} mode, web on http://{host}:{port}/ (admin at /admin/)")
         status = Supervisor(
