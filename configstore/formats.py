@@ -179,6 +179,10 @@ def yaml_load(text: str) -> Any:
         return yaml.load(text, Loader=BoundedYAMLLoader)  # noqa: S506 - a SafeConstructor-based loader
     except yaml.YAMLError as exc:
         raise FormatError(f"Invalid YAML: {exc}") from None
+    except (ValueError, OverflowError) as exc:
+        # Raised while constructing values the parser accepted: `2001-13-45`, `!!int x`, an integer of
+        # more than 4,300 digits. The document's fault, not ours.
+        raise FormatError(f"Invalid YAML value: {exc}") from None
     except RecursionError:  # a deep structure in merge keys or construction: the input's fault
         raise FormatError(f"Invalid YAML: the document nests deeper than {max_depth()} levels.") from None
 
@@ -224,6 +228,8 @@ def _parse_toml(text: str) -> Any:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FormatError(f"Invalid TOML: {exc}") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise FormatError(f"Invalid TOML value: {exc}") from None
     except RecursionError:
         raise FormatError(f"Invalid TOML: the document nests deeper than {max_depth()} levels.") from None
 
@@ -297,7 +303,7 @@ def parse_document(text: str, fmt: str) -> dict[str, Any]:
         raise FormatError(f"NUL characters are not allowed (at {path}).")
     path = nonfinite_path(document)
     if path is not None:
-        raise FormatError(f"NaN and infinite numbers cannot be stored (at {path}).")
+        raise FormatError(f"NaN, infinite and over-long numbers cannot be stored (at {path}).")
     return document
 
 

@@ -69,17 +69,26 @@ def nul_path(value: Any, root: str = "") -> str | None:
     return None
 
 
-def nonfinite_path(value: Any) -> str | None:
-    """The dotted path of the first NaN or infinite float in `value` (iterative), else None.
+# Integers Python can still write as decimal text (its default limit is 4,300 digits; 14,000 bits is
+# about 4,214): a hexadecimal YAML integer can be far longer and then fails when stored or rendered.
+MAX_INT_BITS = 14_000
 
-    JSON has no such numbers and PostgreSQL's jsonb refuses them; YAML (`.inf`, `.nan`) and TOML
-    (`inf`, `nan`) can write them, and Python's JSON parser reads `1e999` as infinity.
+
+def nonfinite_path(value: Any) -> str | None:
+    """The dotted path of the first number JSON cannot carry (NaN, infinity, a huge integer), else None.
+
+    JSON has no NaN or infinity and PostgreSQL's jsonb refuses them; YAML (`.inf`, `.nan`) and TOML
+    (`inf`, `nan`) can write them, Python's JSON parser reads `1e999` as infinity, and YAML's `0x...`
+    integers have no length limit.
     """
     stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, node = stack.pop()
         if isinstance(node, float):
             if not math.isfinite(node):
+                return path or "body"
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if node.bit_length() > MAX_INT_BITS:
                 return path or "body"
         elif isinstance(node, dict):
             stack.extend((f"{path}.{printable_key(k)}" if path else printable_key(k), v) for k, v in node.items())

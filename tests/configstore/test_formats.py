@@ -193,3 +193,25 @@ def test_non_finite_numbers_are_refused(fmt: str, text: str) -> None:
         return
     with pytest.raises(FormatError, match="NaN|infinite|out of range|not a JSON value"):
         parse_document(text, fmt)
+
+
+BIG = "1" * 5000
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("yaml", f"a: {BIG}\n"),
+        ("yaml", "a: 0x" + "f" * 5000 + "\n"),
+        ("yaml", "a: 2001-13-45\n"),
+        ("yaml", "a: !!timestamp 2001-13-45\n"),
+        ("yaml", "a: !!int x\n"),
+        ("yaml", "a: !!float x\n"),
+        ("toml", f"a = {BIG}\n"),
+        ("json", f'{{"a": {BIG}}}'),
+    ],
+)
+def test_values_the_parser_cannot_construct_are_format_errors(fmt: str, text: str) -> None:
+    """ValueErrors raised while building values (bad dates, bad explicit tags, huge integers): 400, not 500."""
+    with pytest.raises(FormatError):
+        parse_document(text, fmt)
