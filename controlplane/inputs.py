@@ -29,6 +29,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, Validat
 from django.core.handlers.asgi import ASGIRequest
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 
 from controlplane.errors import problem_response
 from controlplane.jsonbounds import JSON_NUL_ESCAPE, NUL, NulCharacterError, loads_bounded, nul_path, printable_key
@@ -189,6 +190,10 @@ class InputBoundaryMiddleware:
                 errors = _body_errors(request)
             except RequestDataTooBig:
                 return _too_large(body_limit())
+            except TooManyFieldsSent:
+                return _invalid("Too many form fields.", {"body": ["Too many fields."]})
+            except MultiPartParserError as exc:
+                return _invalid("The multipart body cannot be parsed.", {"body": [str(exc)[:200]]})
             if errors:
                 return _invalid("The request body holds a NUL character; see `errors`.", errors)
         return None

@@ -468,3 +468,13 @@ def test_admin_action_posts_with_a_nul_are_a_400(admin_client, world, url: str, 
     before = fingerprint()
     _assert_problem(admin_client.post(url, data), 400)
     assert fingerprint() == before
+
+
+def test_too_many_fields_are_problem_json(admin_client, world) -> None:
+    with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=10):
+        _assert_problem(admin_client.get("/api/v1/services/?" + "&".join(f"a{n}=1" for n in range(20))), 400)
+        form = "&".join(f"f{n}=1" for n in range(20))
+        response = admin_client.generic(
+            "POST", "/admin/registry/service/add/", form, "application/x-www-form-urlencoded"
+        )
+        _assert_problem(response, 400)
