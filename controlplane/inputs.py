@@ -119,6 +119,9 @@ def _header_errors(request: HttpRequest) -> dict[str, list[str]]:
 
 def _query_errors(request: HttpRequest) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
+    query = request.META.get("QUERY_STRING", "")
+    if "%00" not in query and NUL not in query:
+        return errors  # only `%00` decodes to NUL: most requests need no parsing here
     for name, values in request.GET.lists():
         if NUL in name or any(NUL in value for value in values):
             errors[printable_key(name)] = [NUL_MESSAGE]
