@@ -331,7 +331,7 @@ CHECKS = (
     "positive_data_acceptance",
 )
 # Whole-run budget in seconds per test pass (make test runs two passes); override for a longer hunt.
-MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", "80"))
+MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", "70"))
 SEED = os.environ.get("SCHEMATHESIS_SEED", "913")
 
 
