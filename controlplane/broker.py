@@ -11,8 +11,8 @@ kombu's stock transport has three faults that crashed or lost work under `make r
 
 This transport writes every file to a temporary name and renames it into place (readers see a whole
 message or none), claims a message with one `rename` inside the broker directory (exactly one consumer
-wins), keeps a claimed message in `claimed/<host>-<pid>/` until it is acknowledged, and puts back the claims
-of processes that are gone when a consumer starts. Exchange tables get the same write-then-rename rule.
+wins), keeps a claimed message in `claimed/<host>-<pid>-<start time>/` until it is acknowledged, and puts
+back the claims of processes that are gone when a consumer starts. Exchange tables get the same write-then-rename rule.
 Selected by `CELERY_BROKER_TRANSPORT` in settings whenever the broker URL is `filesystem://`.
 """
 
@@ -38,14 +38,27 @@ logger = logging.getLogger("controlplane.broker")
 _TMP_PREFIX = ".tmp-"  # never matches `<stamp>_<uuid>.<queue>.msg`, so no reader lists it
 
 
-def _pid_alive(pid: int) -> bool:
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None when no such process (or no /proc)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_name(pid: int | None = None) -> str:
+    """`<host>-<pid>-<start time>`: a reused pid (a restarted container, a reboot) is another owner."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}-{pid}-{_process_start(pid) or 0}"
+
+
+def owner_alive(name: str) -> bool:
+    """Whether the process that named a claim directory `name` still runs on this host."""
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False  # another machine's (or a renamed container's) claims: the embedded broker is one host's
+    return owner_name(int(parts[1])) == name
 
 
 def write_atomically(folder: str | Path, name: str, data: bytes) -> Path:
@@ -81,7 +94,7 @@ class Channel(filesystem.Channel):
 
     @property
     def owner(self) -> str:
-        return f"{socket.gethostname()}-{os.getpid()}"
+        return owner_name()
 
     def _claim_dir(self) -> Path:
         if self._claim_path is None:
@@ -92,14 +105,12 @@ class Channel(filesystem.Channel):
     def restore_orphans(self) -> int:
         """Put back in the queue every message claimed by a process of this host that is gone."""
         restored = 0
-        host = socket.gethostname()
         try:
             owners = list(self.claimed_root.iterdir())
         except FileNotFoundError:
             return 0
         for owner_dir in owners:
-            owner_host, _, pid = owner_dir.name.rpartition("-")
-            if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+            if owner_alive(owner_dir.name):
                 continue
             for path in list(owner_dir.iterdir()):
                 try:

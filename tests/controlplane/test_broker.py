@@ -141,3 +141,26 @@ def test_a_message_rejected_with_requeue_comes_back_once(tmp_path) -> None:  # t
             simple.get(timeout=0.3)
         simple.close()
     assert [path for path in (tmp_path / "processed").rglob("*") if path.is_file()] == []
+
+
+def test_claims_of_a_reused_pid_or_another_host_are_put_back_but_a_live_owner_keeps_its_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from controlplane.broker import owner_name
+
+    with _connection(tmp_path) as conn:
+        simple = conn.SimpleQueue("owners")
+        for n in range(3):
+            simple.put({"n": n})
+        simple.close()
+    queue_dir, claimed = tmp_path / "queue", tmp_path / "processed" / "claimed"
+    files = sorted(queue_dir.iterdir())
+    live = owner_name()  # this test process: alive, same start time
+    reused = live.rsplit("-", 1)[0] + "-1"  # same pid, another start time: the pid was reused
+    elsewhere = f"another-host-{os.getpid()}-1"
+    for owner, path in zip((live, reused, elsewhere), files, strict=True):
+        (claimed / owner).mkdir(parents=True)
+        os.replace(path, claimed / owner / path.name)
+    got: list[int] = []
+    errors: list[BaseException] = []
+    _drain(tmp_path, "owners", 2, got, errors)
+    assert not errors and len(set(got)) == 2 and set(got) <= {0, 1, 2}
+    assert [p.name for p in (claimed / live).iterdir()] == [files[0].name], "a live owner's claim was taken"
