@@ -1,0 +1,92 @@
+"""The outage cache: the last good config and discovery answers, on disk, for when the control plane is down.
+
+One directory per (server, key): a key that may not read secrets only ever stores the masked values the
+server gave it, and a second key on the same machine never reads the first one's copy. Directories are
+0700 and files 0600; every write goes to a temporary file in the same directory, is fsynced and renamed
+over the old one, so a reader (or a crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+
+def default_cache_dir() -> Path:
+    """The platform's user cache directory for this package (e.g. ~/.cache/controlplane-client)."""
+    return Path(platformdirs.user_cache_dir("controlplane-client", appauthor=False))
+
+
+def _key_id(api_key: str | None) -> str:
+    # The prefix names a key; hashing the whole key as well means a reissued key with the same prefix
+    # (bootstrap --reset-credentials) starts with an empty cache instead of inheriting the old one's.
+    return hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
+
+
+class OutageCache:
+    """Atomic JSON files under `<root>/<server+key hash>/<kind>/<name>.json`."""
+
+    def __init__(self, root: Path | str, base_url: str, api_key: str | None) -> None:
+        digest = hashlib.sha256(f"{base_url}\0{_key_id(api_key)}".encode()).hexdigest()[:24]
+        self.root = Path(root)
+        self.dir = self.root / digest
+
+    def path(self, kind: str, name: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "_"
+        return self.dir / kind / f"{safe}.json"
+
+    def save(self, kind: str, name: str, data: Any, *, index: int = 0) -> None:
+        """Write atomically; a failing disk never fails the read that produced the data."""
+        path = self.path(kind, name)
+        try:
+            for directory in (self.root, self.dir, path.parent):
+                directory.mkdir(mode=0o700, exist_ok=True)
+            body = json.dumps({"saved_at": time.time(), "index": index, "data": data}, separators=(",", ":"))
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")  # created 0600
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(body)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp, 0o600)  # whatever the umask
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError:
+            return
+
+    def load(self, kind: str, name: str) -> tuple[Any, int, float] | None:
+        """`(data, index, age seconds)` or None when nothing usable is stored."""
+        try:
+            stored = json.loads(self.path(kind, name).read_text())
+            return stored["data"], int(stored.get("index", 0)), max(0.0, time.time() - float(stored["saved_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def drop(self, kind: str, name: str) -> None:
+        """Forget a copy the key may no longer read (the server answered 401/403/404 for it)."""
+        with contextlib.suppress(OSError):
+            self.path(kind, name).unlink()
+
+
+class NoCache:
+    """`cache_dir=False`: nothing is stored, nothing answers an outage."""
+
+    def save(self, kind: str, name: str, data: Any, *, index: int = 0) -> None:
+        return None
+
+    def load(self, kind: str, name: str) -> tuple[Any, int, float] | None:
+        return None
+
+    def drop(self, kind: str, name: str) -> None:
+        return None
