@@ -4,6 +4,7 @@ left behind when it is killed, one `serve` (and one beat) per data directory, th
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -163,3 +164,36 @@ def test_reset_credentials_replaces_password_and_key(db) -> None:  # type: ignor
     assert not APIKey.objects.filter(name=BOOTSTRAP_KEY_NAME, revoked=False).exists()
     assert Path(settings.CONFIG_SOURCE_ROOT).is_dir()
     (Path(settings.VAR_DIR) / CREDENTIALS_FILE).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    "grandchild",
+    [
+        "sleep 300 &",  # an ordinary grandchild: SIGTERM from the guard
+        "(trap '' TERM; exec sleep 300) &",  # one that ignores SIGTERM: SIGKILL after the guard's grace
+    ],
+)
+def test_grandchildren_that_would_outlive_a_killed_supervisor_are_killed_by_the_guard(tmp_path, grandchild) -> None:  # type: ignore[no-untyped-def]
+    # Celery's pool processes and gunicorn's workers happen to notice their parent's death; a grandchild
+    # that does not (this one) must still go, which only the guard's process-group kill does.
+    script = (
+        "from controlplane.supervisor import Child, Supervisor\n"
+        f"Supervisor([Child('family', ['sh', '-c', {grandchild + ' echo grandchild $!; wait'!r}])]).run()\n"
+    )
+    log = tmp_path / "supervisor.log"
+    with open(log, "w") as handle:
+        supervisor = subprocess.Popen(
+            [os.sys.executable, "-c", script], stdout=handle, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2]
+        )
+    try:
+        assert _wait(lambda: re.search(r"grandchild \d+", log.read_text()), 30), log.read_text()
+        grandchild_pid = int(re.search(r"grandchild (\d+)", log.read_text()).group(1))
+        child_pid = int(re.search(r"started family \(pid (\d+)\)", log.read_text()).group(1))
+        assert pid_alive(grandchild_pid) and pid_alive(child_pid)
+        supervisor.kill()
+        supervisor.wait(10)
+        assert _wait(lambda: not pid_alive(child_pid), 3), "PR_SET_PDEATHSIG did not take the child"
+        assert _wait(lambda: not pid_alive(grandchild_pid), 8), "the grandchild outlived the supervisor"
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
