@@ -31,8 +31,8 @@ PYTHON = sys.executable
 # Harmless real tasks, one per queue kind: missing delivery ids are ignored by the services.
 PUBLISHED = (
     ("registry.tasks.dispatch_due_checks", []),
-    ("controlplane.events.tasks.webhook_deliver", [2_000_000_000]),
-    ("pipelines.deliver", [2_000_000_000]),
+    ("controlplane.delivery.deliver", ["webhook", 2_000_000_000]),
+    ("controlplane.delivery.deliver", ["pipeline", 2_000_000_000]),
     ("pipelines.stats_flush", []),
 )
 

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "controlplane",
     "controlplane.access",
     "controlplane.observability",
+    "controlplane.delivery",
     "controlplane.events",
     "registry",
     "configstore",
@@ -201,15 +202,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # worker per queue (docs/operations.md, "Queues and time limits"). A task missing here goes to housekeeping.
 TASK_QUEUE_TASKS = {
     "probes": ("registry.tasks.dispatch_due_checks", "registry.tasks.run_probe_batch"),
-    "deliveries": ("controlplane.events.tasks.webhook_deliver", "pipelines.deliver", "pipelines.run_execute"),
+    "deliveries": ("controlplane.delivery.deliver", "pipelines.run_execute"),
     "housekeeping": (
-        "controlplane.events.tasks.webhook_deliveries_sweep",
+        "controlplane.delivery.deliveries_sweep",
         "controlplane.events.tasks.events_prune",
         "registry.tasks.reap_critical_instances",
         "registry.tasks.prune_check_results",
         "configstore.tasks.reload_sources",
         "configstore.tasks.reload_source",
-        "pipelines.deliveries_sweep",
         "pipelines.runs_recover",
         "pipelines.runs_prune",
         "pipelines.stats_flush",
@@ -302,6 +302,11 @@ METRICS_ALLOW_NETWORKS = env_networks(
     "METRICS_ALLOW_NETWORKS", ["0.0.0.0/0", "::/0"] if METRICS_TOKEN else ["127.0.0.0/8", "::1/128"]
 )
 BEAT_HEARTBEAT_MAX_AGE = env_int("BEAT_HEARTBEAT_MAX_AGE", 30, minimum=2)
+# A worker heartbeat older than this counts as gone in /readyz (workers write one every 5 s).
+WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 30, minimum=2)
+# /readyz "degraded": probed checks are overdue and no result was recorded for this many dispatch
+# intervals (the dispatcher runs every second).
+READYZ_STALE_DISPATCH_INTERVALS = env_int("READYZ_STALE_DISPATCH_INTERVALS", 30, minimum=2)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -372,11 +377,17 @@ EGRESS_DENY_HOSTS = env_list(
 )
 
 # --- Webhooks ----------------------------------------------------------------------------------
+# Total deadline of one webhook request: connect, request, headers and body (controlplane/delivery).
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1, maximum=20)
 WEBHOOK_BACKOFF_BASE_SECONDS = env_int("WEBHOOK_BACKOFF_BASE_SECONDS", 5, minimum=1)
-# How long a worker holds a delivery; a worker that dies mid-attempt releases it when this runs out.
-WEBHOOK_CLAIM_SECONDS = env_int("WEBHOOK_CLAIM_SECONDS", 60, minimum=1)
+
+# --- Outbound deliveries (webhooks, pipeline deliveries, notifications: controlplane/delivery) -----
+# A claim lasts the kind's total deadline plus this margin (the outcome's bookkeeping), so it always
+# outlives the attempt; a worker that dies mid-attempt releases the delivery when it runs out.
+DELIVERY_CLAIM_MARGIN_SECONDS = env_int("DELIVERY_CLAIM_MARGIN_SECONDS", 30, minimum=1)
+# One cap for every kind's exponential backoff.
+DELIVERY_BACKOFF_CAP_SECONDS = env_int("DELIVERY_BACKOFF_CAP_SECONDS", 3600, minimum=1)
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=1)
 
 # --- Config store ------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ class PipelinesConfig(AppConfig):
         post_migrate.connect(
             post_migrate_schedules(
                 [
-                    ("pipelines: retry due deliveries", "pipelines.deliveries_sweep", 5),
                     ("pipelines: prune runs", "pipelines.runs_prune", 3600),
                     ("pipelines: recover lost async runs", "pipelines.runs_recover", 30),
                 ]

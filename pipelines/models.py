@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.db import models
 
+from controlplane.delivery.messages import OutboundRequest
+from controlplane.delivery.models import DeliveryStatus, OutboundDelivery
+from controlplane.egress import Purpose
 from pipelines.querysets import DeliveryQuerySet, RunQuerySet
+
+__all__ = [
+    "Delivery",
+    "DeliveryStatus",
+    "ErrorPolicy",
+    "OnError",
+    "Pipeline",
+    "PipelineVersion",
+    "Run",
+    "RunMode",
+    "RunStatus",
+    "Step",
+    "StepStats",
+]
 
 
 class ErrorPolicy(models.TextChoices):
@@ -137,33 +157,25 @@ class Run(models.Model):
         return f"run {self.pk} ({self.status})"
 
 
-class DeliveryStatus(models.TextChoices):
-    """State of a packet's delivery to a registered service."""
+class Delivery(OutboundDelivery):
+    """A packet routed to a registered service, sent by the delivery engine (`controlplane.delivery`).
 
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-class Delivery(models.Model):
-    """A packet routed to a registered service, POSTed by a Celery task with retries; the outcome is kept."""
+    Each attempt POSTs the packet to a passing instance of the service, rotating through them on retries.
+    """
 
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="deliveries")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
     service = models.CharField(max_length=100)
     packet = models.JSONField()
-    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
     instance_url = models.CharField(max_length=500, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
     request_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     objects = DeliveryQuerySet.as_manager()
+
+    delivery_kind = "pipeline"
+    egress_purpose = Purpose.DELIVERY
+    failed_event_kind = "pipeline.delivery_failed"
+    attempt_related = ("pipeline",)
 
     class Meta:
         ordering = ["-id"]
@@ -171,6 +183,61 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} to {self.service} ({self.status})"
+
+    @classmethod
+    def deadline_seconds(cls) -> float:
+        from pipelines.conf import delivery_timeout_seconds
+
+        return delivery_timeout_seconds()
+
+    @classmethod
+    def max_attempts(cls) -> int:
+        from pipelines.conf import delivery_max_attempts
+
+        return delivery_max_attempts()
+
+    @classmethod
+    def backoff_base_seconds(cls) -> float:
+        from pipelines.conf import delivery_backoff_seconds
+
+        return delivery_backoff_seconds()
+
+    def outbound_request(self) -> OutboundRequest:
+        """The packet as JSON to the next passing instance (the URL is kept in `instance_url`)."""
+        from controlplane.delivery.errors import DeliveryNoTarget
+        from registry.selectors import instances_for_delivery
+
+        self.instance_url = ""
+        instances = instances_for_delivery(self.service)
+        if not instances:
+            raise DeliveryNoTarget(f"no passing instance of service {self.service!r}")
+        instance = instances[self.attempts % len(instances)]  # rotate through instances on retries
+        url = instance.url + str((instance.metadata or {}).get("pipeline_path") or "/")
+        self.instance_url = url[:500]
+        body = json.dumps(self.packet, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "controlplane-pipelines/1",
+            "X-Controlplane-Pipeline": self.pipeline.slug,
+            "X-Controlplane-Delivery": str(self.pk),
+            "X-Request-ID": self.request_id,
+        }
+        return OutboundRequest(url, body, headers)
+
+    def attempt_fields(self) -> dict[str, Any]:
+        return {"instance_url": self.instance_url}
+
+    def failed_event(self) -> tuple[str, dict[str, Any]] | None:
+        return self.pipeline.slug, {"service": self.service}
+
+    def attempt_recorded(self, *, retrying: bool) -> None:
+        from pipelines import metrics
+
+        outcome = "delivered" if self.status == DeliveryStatus.DELIVERED else "retry" if retrying else "failed"
+        metrics.DELIVERIES.labels(self.pipeline.slug, outcome).inc()
+
+    def target_label(self) -> str:
+        return self.service
 
 
 class StepStats(models.Model):

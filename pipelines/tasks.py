@@ -1,4 +1,7 @@
-"""Celery tasks: thin adapters that fetch by id and call a service, tolerating missing rows."""
+"""Celery tasks: thin adapters that fetch by id and call a service, tolerating missing rows.
+
+Deliveries are sent by the delivery engine's tasks (`controlplane.delivery.tasks`).
+"""
 
 from __future__ import annotations
 
@@ -21,31 +24,6 @@ def run_execute_task(run_ids: list[int]) -> dict[str, int]:
     finally:
         stats_flush_quietly(force=True)
     return counts
-
-
-@shared_task(name="pipelines.deliver")
-def deliver_task(delivery_id: int) -> str | None:
-    """Attempt one delivery; when it must be retried, schedule the next attempt after its backoff."""
-    from pipelines.services import delivery_attempt
-
-    outcome = delivery_attempt(delivery_id=delivery_id)
-    if outcome is None:
-        return None
-    status, retry_in = outcome
-    if retry_in is not None:
-        deliver_task.apply_async((delivery_id,), countdown=retry_in)
-    return status
-
-
-@shared_task(name="pipelines.deliveries_sweep")
-def deliveries_sweep_task() -> int:
-    """Queue every pending delivery whose retry is due (beat, every few seconds)."""
-    from pipelines.selectors import deliveries_due
-
-    ids = deliveries_due()
-    for delivery_id in ids:
-        deliver_task.delay(delivery_id)
-    return len(ids)
 
 
 @shared_task(name="pipelines.runs_recover")

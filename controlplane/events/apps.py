@@ -17,7 +17,6 @@ class EventsConfig(AppConfig):
         post_migrate.connect(
             post_migrate_schedules(
                 [
-                    ("webhooks: retry due deliveries", "controlplane.events.tasks.webhook_deliveries_sweep", 5),
                     ("events: retention", "controlplane.events.tasks.events_prune", 3600),
                 ]
             ),

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import fnmatch
+import json
+from typing import Any
 
+from django.conf import settings
 from django.db import models
+
+from controlplane.delivery.messages import OutboundRequest
+from controlplane.delivery.models import DeliveryStatus, OutboundDelivery
+from controlplane.egress import Purpose
+
+__all__ = ["DeliveryStatus", "Event", "WebhookDelivery", "WebhookSubscription"]
 
 
 class Event(models.Model):
@@ -45,28 +54,16 @@ class WebhookSubscription(models.Model):
         return any(fnmatch.fnmatchcase(kind, pattern) for pattern in self.kinds)
 
 
-class DeliveryStatus(models.TextChoices):
-    """Where a webhook delivery is: waiting for an attempt, delivered, or given up after the last attempt."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-class WebhookDelivery(models.Model):
-    """One event sent to one subscription, with its attempts; retried with backoff until delivered or failed."""
+class WebhookDelivery(OutboundDelivery):
+    """One event sent to one subscription, through the delivery engine (`controlplane.delivery`)."""
 
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    # Set while a worker holds the delivery; a crashed worker's claim simply expires.
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    delivery_kind = "webhook"
+    egress_purpose = Purpose.WEBHOOK
+    failed_event_kind = "webhook.delivery_failed"
+    attempt_related = ("subscription", "event")
 
     class Meta:
         ordering = ["-id"]
@@ -75,3 +72,55 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.kind} -> {self.subscription.name} ({self.status})"
+
+    @classmethod
+    def deadline_seconds(cls) -> float:
+        return float(settings.WEBHOOK_TIMEOUT_SECONDS)
+
+    @classmethod
+    def max_attempts(cls) -> int:
+        return int(settings.WEBHOOK_MAX_ATTEMPTS)
+
+    @classmethod
+    def backoff_base_seconds(cls) -> float:
+        return float(settings.WEBHOOK_BACKOFF_BASE_SECONDS)
+
+    def outbound_request(self) -> OutboundRequest:
+        """The event as compact JSON, signed with the subscription's secret (`signing.sign`)."""
+        from controlplane.events.signing import SIGNATURE_HEADER, sign
+
+        event = self.event
+        body = json.dumps(
+            {
+                "id": event.pk,
+                "kind": event.kind,
+                "subject": event.subject,
+                "actor": event.actor,
+                "data": event.data,
+                "created_at": event.created_at.isoformat(),
+                "request_id": event.request_id,
+            },
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "controlplane-webhooks/1",
+            "X-Controlplane-Event": event.kind,
+            "X-Controlplane-Delivery": str(self.pk),
+            SIGNATURE_HEADER: sign(self.subscription.secret, body),
+        }
+        return OutboundRequest(self.subscription.url, body, headers)
+
+    def failed_event(self) -> tuple[str, dict[str, Any]] | None:
+        # A failure notice about a failure notice would feed itself through a subscription to
+        # `webhook.*` whose target is down: one level only.
+        if self.event.kind == self.failed_event_kind:
+            return None
+        return self.subscription.name, {
+            "subscription": self.subscription.name,
+            "event_id": self.event_id,
+            "event_kind": self.event.kind,
+        }
+
+    def target_label(self) -> str:
+        return self.subscription.name

@@ -25,3 +25,10 @@ def webhook_subscription_list() -> QuerySet[WebhookSubscription]:
 
 def webhook_delivery_list(subscription: WebhookSubscription) -> QuerySet[WebhookDelivery]:
     return subscription.deliveries.select_related("event").order_by("-id")
+
+
+def webhook_deliveries_due(limit: int = 500) -> list[int]:
+    """Ids of pending webhook deliveries whose retry time has come and that no live worker holds."""
+    from controlplane.delivery.selectors import deliveries_due
+
+    return deliveries_due(kind=WebhookDelivery.delivery_kind, limit=limit)

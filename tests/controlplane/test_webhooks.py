@@ -13,10 +13,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.events import services
+from controlplane.delivery.tasks import deliveries_sweep
+from controlplane.events import selectors, services
 from controlplane.events.models import DeliveryStatus, Event, WebhookDelivery
 from controlplane.events.signing import SIGNATURE_HEADER, sign, verify_signature
-from controlplane.events.tasks import webhook_deliveries_sweep
 from tests.conftest import subprocess_env
 from tests.factories import WebhookSubscriptionFactory
 from tests.receivers import Receiver
@@ -114,9 +114,9 @@ def test_receiver_down_is_retried_with_backoff_then_failed(settings) -> None:  #
         assert delivery.last_status_code == 500 and delivery.last_error == "HTTP 500"
         gap1 = (delivery.next_attempt_at - timezone.now()).total_seconds()
         assert 0 < gap1 <= 1.01
-        assert services.webhook_deliveries_due() == []  # not due before its backoff
+        assert selectors.webhook_deliveries_due() == []  # not due before its backoff
         time.sleep(1.05)
-        assert services.webhook_deliveries_due() == [delivery.pk]
+        assert selectors.webhook_deliveries_due() == [delivery.pk]
         services.webhook_delivery_attempt(delivery_id=delivery.pk)
         delivery.refresh_from_db()
         gap2 = (delivery.next_attempt_at - timezone.now()).total_seconds()
@@ -139,7 +139,8 @@ def test_nothing_is_lost_when_the_worker_dies_mid_delivery(tmp_path, settings) -
 
         proc = subprocess.Popen(
             celery_worker(concurrency=1, name=log_name),
-            env=subprocess_env(WEBHOOK_CLAIM_SECONDS="2"),
+            # A claim of 5 s deadline + 1 s margin, so the test need not wait the default 40 s for it.
+            env=subprocess_env(WEBHOOK_TIMEOUT_SECONDS="5", DELIVERY_CLAIM_MARGIN_SECONDS="1"),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -165,10 +166,12 @@ def test_nothing_is_lost_when_the_worker_dies_mid_delivery(tmp_path, settings) -
         delivery = WebhookDelivery.objects.get(event=event)
         assert delivery.status == DeliveryStatus.PENDING and delivery.claimed_until is not None
         receiver.delay = 0
-        time.sleep(2.1)  # the dead worker's claim runs out
+        wait = (delivery.claimed_until - timezone.now()).total_seconds()
+        assert 0 < wait <= 6.5, "the claim lasts the deadline plus the margin"
+        time.sleep(wait + 0.1)  # the dead worker's claim runs out
         worker2 = start_worker("w2")
         try:
-            webhook_deliveries_sweep.delay()
+            deliveries_sweep.delay()
             assert _wait(lambda: WebhookDelivery.objects.get(pk=delivery.pk).status == DeliveryStatus.DELIVERED, 30)
         finally:
             worker2.terminate()

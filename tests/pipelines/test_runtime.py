@@ -125,7 +125,7 @@ def test_a_service_route_creates_a_delivery_that_posts_the_packet(scripted_recei
     body = services.pipeline_run(selectors.pipeline_ref("pay"), prepare_packet({"id": "pk-1", "payload": {"a": 1}}))
     delivery = Delivery.objects.get(pk=body["deliveries"][0])
     assert delivery.status == "pending" and delivery.service == "billing"
-    assert services.delivery_attempt(delivery_id=delivery.pk) == ("delivered", None)
+    assert services.delivery_attempt(delivery_id=delivery.pk).status == "delivered"
     request = receiver.requests[0]
     assert request["path"] == "/ingest" and request["json"]["id"] == "pk-1" and request["json"]["tags"] == ["t"]
     assert request["headers"]["X-Controlplane-Pipeline"] == "pay"
@@ -140,11 +140,11 @@ def test_failed_deliveries_retry_with_backoff_then_give_up(scripted_receiver, se
     register_service("billing", receiver.port)
     PipelineFactory(slug="pay", steps=[route_to({"service": "billing"})])
     delivery_id = run("pay", {"a": 1})["deliveries"][0]
-    status, retry_in = services.delivery_attempt(delivery_id=delivery_id)
-    assert status == "pending" and retry_in == 1.0
+    outcome = services.delivery_attempt(delivery_id=delivery_id)
+    assert outcome.status == "pending" and outcome.retry_in == 1.0
     delivery = Delivery.objects.get(pk=delivery_id)
     assert delivery.last_error == "HTTP 503" and delivery.next_attempt_at is not None
-    assert services.delivery_attempt(delivery_id=delivery_id) == ("failed", None)
+    assert services.delivery_attempt(delivery_id=delivery_id).status == "failed"
     event = Event.objects.get(kind="pipeline.delivery_failed")
     assert event.subject == "pay" and event.data["attempts"] == 2 and event.data["service"] == "billing"
     assert len(receiver.requests) == 2
@@ -154,13 +154,13 @@ def test_a_delivery_without_a_passing_instance_or_to_a_denied_address_fails_clea
     settings.PIPELINE_DELIVERY_MAX_ATTEMPTS = 1
     PipelineFactory(slug="pay", steps=[route_to({"service": "nobody"})])
     delivery_id = run("pay", 1)["deliveries"][0]
-    assert services.delivery_attempt(delivery_id=delivery_id) == ("failed", None)
+    assert services.delivery_attempt(delivery_id=delivery_id).status == "failed"
     assert "no passing instance" in Delivery.objects.get(pk=delivery_id).last_error
     settings.EGRESS_DENY_NETWORKS = ["127.0.0.0/8"]
     register_service("local", 9)
     PipelineFactory(slug="deny", steps=[route_to({"service": "local"})])
     delivery_id = run("deny", 1)["deliveries"][0]
-    assert services.delivery_attempt(delivery_id=delivery_id) == ("failed", None)
+    assert services.delivery_attempt(delivery_id=delivery_id).status == "failed"
     assert Delivery.objects.get(pk=delivery_id).last_error.startswith("egress denied")
 
 

@@ -173,10 +173,12 @@ def test_periodic_tasks_are_created_once_by_migrate() -> None:
 
     tasks = dict(PeriodicTask.objects.filter(name__startswith="pipelines:").values_list("name", "task"))
     assert tasks == {
-        "pipelines: retry due deliveries": "pipelines.deliveries_sweep",
         "pipelines: prune runs": "pipelines.runs_prune",
         "pipelines: recover lost async runs": "pipelines.runs_recover",
     }
+    # Deliveries of every kind are swept by the one engine's task (controlplane/delivery).
+    sweeps = dict(PeriodicTask.objects.filter(task__endswith="deliveries_sweep").values_list("name", "task"))
+    assert sweeps == {"deliveries: send due deliveries": "controlplane.delivery.deliveries_sweep"}
 
 
 def test_the_step_limit_applies(settings) -> None:  # type: ignore[no-untyped-def]

@@ -67,8 +67,16 @@ def test_async_runs_and_a_retried_delivery_through_the_worker(celery_worker_proc
     ]
     assert {(r.version, tuple(r.output["tags"]), tuple(r.routes)) for r in later} == {(2, ("v2",), ("kept",))}
 
-    # First attempt answers 500, the retry (after the 1 s backoff) 200.
-    delivered = wait_until(lambda: Delivery.objects.filter(run_id=run["id"], status="delivered").first(), timeout=40)
+    # First attempt answers 500, the retry (after the 1 s backoff, queued by the engine's sweep as beat
+    # does every 5 s) 200.
+    from controlplane.delivery.tasks import deliveries_sweep
+
+    def delivered_after_sweep():  # type: ignore[no-untyped-def]
+        deliveries_sweep.delay()
+        time.sleep(0.5)
+        return Delivery.objects.filter(run_id=run["id"], status="delivered").first()
+
+    delivered = wait_until(delivered_after_sweep, timeout=40)
     assert delivered.attempts == 2 and delivered.last_status_code == 200
     assert [r["json"]["payload"] for r in receiver.requests] == [{"send": True}, {"send": True}]
     assert client.get(url).json()["deliveries"][0]["status"] == "delivered"
