@@ -1,10 +1,12 @@
 """`manage.py bootstrap`: idempotent first-run set-up with demo data.
 
 On the first run it creates an admin user with a generated password and an API key with every scope.
-Both are printed here and handed to `serve`, which prints them again in one block once everything has
-started (a newcomer's `make run` scrolls the first print away): they wait in `<var>/first-run-credentials.json`
-(mode 0600) until that block is printed, then the file is deleted. Every run (re)loads the demo services,
-config and pipelines, which are idempotent, so running it again changes nothing and prints no secret.
+Both are printed here; in embedded mode they are also handed to `serve`, which prints them again in one
+block once everything has started (a newcomer's `make run` scrolls the first print away): they wait in
+`<var>/first-run-credentials.json` (mode 0600) until that block is printed, then the file is deleted.
+A production `serve` writes to a log, so there they are printed by `bootstrap` only. Every run (re)loads
+the demo services, config and pipelines, which are idempotent, so running it again changes nothing and
+prints no secret.
 `--reset-credentials` gives the admin a new password and replaces the bootstrap key.
 """
 
@@ -85,14 +87,16 @@ class Command(BaseCommand):
                 _, plaintext = api_key_create(name=BOOTSTRAP_KEY_NAME, scopes=list(ALL_SCOPES), actor="bootstrap")
                 created["api_key"] = plaintext
         if created:
-            _write_credentials(created)
+            if not settings.PRODUCTION:  # a production serve logs its output: it never shows them (serve.py)
+                _write_credentials(created)
             if "password" in created:
                 self.stdout.write(
                     self.style.WARNING(f"Admin user: {created['username']} / {created['password']}   (shown once)")
                 )
             if "api_key" in created:
                 self.stdout.write(self.style.WARNING(f"API key with every scope (shown once): {created['api_key']}"))
-            self.stdout.write("`manage.py serve` shows these again once everything has started.")
+            if not settings.PRODUCTION:
+                self.stdout.write("`manage.py serve` shows these again once everything has started.")
         if not opts["no_demo"]:
             self._load_demo()
         self.stdout.write("Bootstrap complete.")

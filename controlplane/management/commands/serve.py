@@ -88,15 +88,17 @@ class Command(BaseCommand):
         Path(settings.CONFIG_SOURCE_ROOT).mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # Every child (web, watch, each worker's pool processes, beat) writes its samples here and /metrics
+        # merges them, in both modes: probes run in the workers, not in the process that answers /metrics.
+        metrics_dir = var_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         children: list[Child] = []
 
         if settings.PRODUCTION:
             # WhiteNoise serves STATIC_ROOT; collecting here keeps it in step with the installed code.
             call_command("collectstatic", interactive=False, verbosity=0)
-            metrics_dir = var_dir / "prometheus"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
             watch_host, watch_port = _split_bind(opts["watch_bind"])
             children.append(
                 Child(
@@ -155,11 +157,15 @@ class Command(BaseCommand):
                 data = json.loads(credentials.read_text())
             except ValueError:
                 data = {}
-            if data.get("password"):
-                lines.append(f"  Admin login:   {data['username']} / {data['password']}")
-            if data.get("api_key"):
-                lines.append(f"  API key (every scope):  {data['api_key']}")
-            lines.append("  (shown once: they are not stored in plain text anywhere any more)")
+            if settings.PRODUCTION:
+                # serve's output goes to a log (journald, a container's log) in production: no secrets there.
+                lines.append("  The first-run credentials were printed by `bootstrap` only.")
+            else:
+                if data.get("password"):
+                    lines.append(f"  Admin login:   {data['username']} / {data['password']}")
+                if data.get("api_key"):
+                    lines.append(f"  API key (every scope):  {data['api_key']}")
+                lines.append("  (shown once: they are not stored in plain text anywhere any more)")
             credentials.unlink(missing_ok=True)
         lines += [f"  Lost them? {RESET_HINT}", "=" * 72, ""]
         self.stdout.write("\n".join(lines))
