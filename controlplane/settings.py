@@ -213,6 +213,8 @@ TASK_QUEUE_TASKS = {
         "pipelines.runs_recover",
         "pipelines.runs_prune",
         "pipelines.stats_flush",
+        "monitoring.tasks.rollup",
+        "monitoring.tasks.prune_points",
     ),
 }
 # Soft limit (SoftTimeLimitExceeded raised in the task) and hard limit (the pool process is killed), per
@@ -405,6 +407,9 @@ else:
     )
 
 # --- App tuning ----------------------------------------------------------------------------------
+# Per-route request counts and latency kept in process memory and folded into monitoring's minute
+# points every few seconds (controlplane/observability/requestmetrics.py); off: nothing is counted.
+MONITORING_REQUEST_METRICS = env_bool("MONITORING_REQUEST_METRICS", True)
 # Where services reach this control plane (the demo services probe it; links in events point at it).
 CONTROLPLANE_PUBLIC_URL = env_str("CONTROLPLANE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Each app keeps its defaults in its own conf module; the environment overrides the ones operators tune.
@@ -429,6 +434,11 @@ _APP_TUNABLES = (
     "JSON_SCHEMA_MAX_NODES",
     "PIPELINE_EXPRESSION_MAX_DEPTH",
     "PIPELINE_EXPRESSION_MAX_DIGITS",
+    "MONITORING_MINUTE_RETENTION_HOURS",
+    "MONITORING_HOUR_RETENTION_DAYS",
+    "MONITORING_DAY_RETENTION_DAYS",
+    "MONITORING_ROLLUP_SETTLE_SECONDS",
+    "MONITORING_REQUEST_METRICS_FLUSH_SECONDS",
 )
 for _name in _APP_TUNABLES:
     if env_str(_name):  # through env_str so the name is registered (config env sources never read it)

@@ -7,3 +7,23 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "Monitoring"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from controlplane.observability.requestmetrics import set_flusher
+        from controlplane.schedules import post_migrate_schedules
+        from monitoring.services.requests import request_metrics_flush
+
+        set_flusher(request_metrics_flush)
+        post_migrate.connect(
+            post_migrate_schedules(
+                [
+                    ("monitoring: roll-ups", "monitoring.tasks.rollup", 10),
+                    ("monitoring: point retention", "monitoring.tasks.prune_points", 3600),
+                ]
+            ),
+            sender=self,
+            weak=False,
+            dispatch_uid="monitoring-schedules",
+        )

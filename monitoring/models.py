@@ -7,6 +7,7 @@ written.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -163,6 +164,14 @@ class MaintenanceWindow(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Cross-field rules shared by admin, API and the registry-flag sync (see `monitoring.validation`)."""
+        from monitoring.validation import maintenance_window_errors
+
+        errors = maintenance_window_errors(self)
+        if errors:
+            raise ValidationError(errors)
 
 
 class AlertTargetKind(models.TextChoices):

@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
 from controlplane.errors import PROBLEM_CONTENT_TYPE, outage_response, problem_response
+from controlplane.observability import requestmetrics
 from controlplane.observability.context import (
     reset_request_id,
     sane_request_id,
@@ -54,6 +55,11 @@ class RequestTracingMiddleware:
             route = _route_template(request)
             HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
             HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+            if requestmetrics.enabled():
+                requestmetrics.request_metrics.record(request.method or "", route, response.status_code, elapsed)
+                if requestmetrics.request_metrics.due():
+                    # After the response is sent (WSGI servers call close() then), never per request.
+                    response._resource_closers.append(requestmetrics.request_metrics.flush)
             access_log.info(
                 "%s %s %s",
                 request.method,

@@ -1,0 +1,57 @@
+"""Webhook and pipeline deliveries: sent, failed and retried per minute, from the delivery rows' totals.
+
+The rows carry no time of failure, so these are sampled: each beat counts the rows by outcome and stores
+the increase since the previous count. A retention prune lowers the totals; that sample starts again from
+zero for the series and counts nothing for the prune's interval.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.db.models import Count, Q, Sum
+
+from monitoring.points import Agg
+from monitoring.sources.base import Points, Sampler
+from monitoring.sources.cursors import cursors_swap, difference
+
+NAMES = ("sent", "failed", "retried")
+
+
+def _totals(model: type) -> dict[str, float]:
+    totals = model.objects.aggregate(
+        sent=Count("pk", filter=Q(status="delivered")),
+        failed=Count("pk", filter=Q(status="failed")),
+        attempts=Sum("attempts", filter=Q(attempts__gt=1)),
+        retried_rows=Count("pk", filter=Q(attempts__gt=1)),
+    )
+    retried = (totals["attempts"] or 0) - (totals["retried_rows"] or 0)  # attempts after each row's first
+    return {"sent": float(totals["sent"]), "failed": float(totals["failed"]), "retried": float(retried)}
+
+
+class DeliveriesSampler(Sampler):
+    """`delivery:webhooks:deliveries` and `delivery:pipelines:deliveries`, breakdown {sent, failed, retried}."""
+
+    name = "deliveries"
+
+    def sample(self, *, now: datetime) -> Points:
+        from controlplane.events.models import WebhookDelivery
+        from pipelines.models import Delivery
+
+        bucket = now.astimezone(UTC).replace(second=0, microsecond=0)
+        current = {
+            ("delivery", "webhooks", "deliveries"): _totals(WebhookDelivery),
+            ("delivery", "pipelines", "deliveries"): _totals(Delivery),
+        }
+        previous = cursors_swap(current)
+        points: Points = {}
+        for key, values in current.items():
+            delta = difference(values, previous.get(key), NAMES)
+            if not delta or not any(delta.values()):
+                continue
+            agg = Agg(count=int(delta["sent"] + delta["failed"]))
+            for label in NAMES:
+                if delta[label]:
+                    agg.add(label, delta[label])
+            points[(key, bucket)] = agg
+        return points
