@@ -1,0 +1,1 @@
+"""`cpctl`: the command line over `controlplane_client` (entry point `controlplane_client.cli.main:main`)."""
