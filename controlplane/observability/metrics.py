@@ -1,7 +1,9 @@
 """Prometheus metrics shared by the whole project, multiprocess-safe under gunicorn.
 
-When `PROMETHEUS_MULTIPROC_DIR` is set (serve sets it in production mode) each process writes its samples
-to files there and `/metrics` merges them; otherwise the default in-process registry is used. Apps
+When `PROMETHEUS_MULTIPROC_DIR` is set (serve sets it to `<var>/prometheus` in both modes, for every
+child) each process — web and watch servers, every Celery pool process, beat — writes its samples to
+files there and `/metrics` merges them, so probe counters recorded by the workers appear on the web's
+`/metrics`; without it (a lone `runserver`, tests) the default in-process registry is used. Apps
 define their metrics with the helpers below and may register scrape-time collectors (values read from the
 database when scraped, such as checks by status) with `register_scrape_collector`.
 """

@@ -31,6 +31,16 @@ def _route_template(request: HttpRequest) -> str:
     return "/" + (match.route or "").lstrip("^").rstrip("$")
 
 
+def _access_level(path: str) -> int:
+    """INFO for every request but liveness probes and static files, which come by the hundred: DEBUG.
+
+    `LOG_LEVEL=debug` shows them again; their metrics are counted either way.
+    """
+    if path == "/healthz" or path.startswith(settings.STATIC_URL):
+        return logging.DEBUG
+    return logging.INFO
+
+
 class RequestTracingMiddleware:
     """Gives each request an id (sane client value or generated), times it and logs one access line.
 
@@ -60,7 +70,8 @@ class RequestTracingMiddleware:
                 if requestmetrics.request_metrics.due():
                     # After the response is sent (WSGI servers call close() then), never per request.
                     response._resource_closers.append(requestmetrics.request_metrics.flush)
-            access_log.info(
+            access_log.log(
+                _access_level(request.path),
                 "%s %s %s",
                 request.method,
                 route,
