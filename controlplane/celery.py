@@ -17,6 +17,8 @@ os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 app = Celery("controlplane")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker records a heartbeat row that /readyz reads (instead of a synchronous broadcast ping).
+app.steps["worker"].add("controlplane.observability.heartbeats:WorkerHeartbeat")
 
 
 @beat_init.connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -42,12 +43,62 @@ def check_broker() -> dict[str, Any]:
 
 
 def check_workers() -> dict[str, Any]:
-    from controlplane.celery import app
+    """Workers whose heartbeat (`observability.heartbeats`, every 5 s) is fresh: one query, no broker ping."""
+    from controlplane.observability.heartbeats import PREFIX
+    from controlplane.observability.models import Heartbeat
 
-    replies = app.control.ping(timeout=1.0) or []
-    if not replies:
-        raise RuntimeError("no Celery worker answered a ping within 1 s")
-    return {"workers": sorted(name for reply in replies for name in reply)}
+    now = timezone.now()
+    fresh = now - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
+    rows = list(
+        Heartbeat.objects.filter(component__startswith=PREFIX, seen_at__gte=fresh)
+        .order_by("component")
+        .values_list("component", "seen_at")
+    )
+    if not rows:
+        raise RuntimeError(f"no Celery worker heartbeat in the last {settings.WORKER_HEARTBEAT_MAX_AGE} s")
+    return {
+        "workers": [component[len(PREFIX) :] for component, _ in rows],
+        "heartbeat_age_seconds": round(max((now - seen).total_seconds() for _, seen in rows), 1),
+    }
+
+
+class Degraded(Exception):
+    """A component works but not as it should (stale check results): reported, 503 only if required."""
+
+
+#: The check dispatcher's period (beat, `registry: dispatch due checks`).
+DISPATCH_INTERVAL_SECONDS = 1.0
+
+
+def check_checks() -> dict[str, Any]:
+    """`degraded` when probed checks are overdue and no result was recorded for N dispatch intervals.
+
+    Overdue: due longer ago than the stale window plus the check's own timeout (a slow probe still
+    running is not stale). Both reads use indexes (`next_run_at`, `CheckResult.created_at`).
+    """
+    from registry.models import Check, CheckResult
+
+    window = settings.READYZ_STALE_DISPATCH_INTERVALS * DISPATCH_INTERVAL_SECONDS
+    now = timezone.now()
+    candidates = (
+        Check.objects.probed()
+        .filter(next_run_at__lte=now - timedelta(seconds=window))
+        .order_by("next_run_at")
+        .values_list("next_run_at", "timeout")[:1000]
+    )
+    overdue = [due for due, timeout in candidates if due + timedelta(seconds=window + (timeout or 60)) < now]
+    latest = CheckResult.objects.order_by("-created_at").values_list("created_at", flat=True).first()
+    detail: dict[str, Any] = {
+        "stale_after_seconds": window,
+        "last_result_age_seconds": round((now - latest).total_seconds(), 1) if latest else None,
+    }
+    if overdue and (latest is None or (now - latest).total_seconds() > window):
+        raise Degraded(
+            f"{len(overdue)}{'+' if len(overdue) == 1000 else ''} checks are overdue and no check result "
+            f"was recorded for {window:g} s (probe workers stalled, or beat not dispatching)"
+        )
+    detail["overdue"] = len(overdue)
+    return detail
 
 
 def check_beat() -> dict[str, Any]:
@@ -84,6 +135,7 @@ COMPONENTS: dict[str, ComponentCheck] = {
     "broker": check_broker,
     "workers": check_workers,
     "beat": check_beat,
+    "checks": check_checks,
 }
 
 
@@ -92,21 +144,31 @@ def required_components() -> set[str]:
     return set(env_list("READYZ_REQUIRED", ["database", "cache", "broker"]))
 
 
-def readiness_report() -> tuple[bool, dict[str, Any]]:
-    """Run every component check; return (ready, report)."""
+def readiness_report() -> tuple[str, dict[str, Any]]:
+    """Run every component check; return (status, report).
+
+    Status: `unavailable` when a required component is down or degraded, else `degraded` when any
+    component is degraded, else `ready`.
+    """
     required = required_components()
     report: dict[str, Any] = {}
-    ready = True
+    status = "ready"
     for name, check in COMPONENTS.items():
         started = time.perf_counter()
         try:
             detail = check()
             entry = {"status": "up", **detail}
+        except Degraded as exc:
+            entry = {"status": "degraded", "error": str(exc)[:300]}
+            if name in required:
+                status = "unavailable"
+            elif status == "ready":
+                status = "degraded"
         except Exception as exc:  # noqa: BLE001 - any failure means "down", with a short reason
             entry = {"status": "down", "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
             if name in required:
-                ready = False
+                status = "unavailable"
         entry["required"] = name in required
         entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
         report[name] = entry
-    return ready, report
+    return status, report

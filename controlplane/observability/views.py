@@ -23,11 +23,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Per-component readiness; 503 when a required component is down."""
-    ready, components = readiness_report()
-    return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "components": components}, status=200 if ready else 503
-    )
+    """Per-component readiness: `ready`, `degraded` (200) or `unavailable` (503, a required component failed)."""
+    status, components = readiness_report()
+    return JsonResponse({"status": status, "components": components}, status=503 if status == "unavailable" else 200)
 
 
 def _metrics_client_allowed(request: HttpRequest) -> bool:

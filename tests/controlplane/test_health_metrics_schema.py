@@ -15,7 +15,7 @@ def test_healthz_and_readyz_report_components() -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     body = ready.json()
-    assert set(body["components"]) == {"database", "cache", "coherence", "broker", "workers", "beat"}
+    assert set(body["components"]) == {"database", "cache", "coherence", "broker", "workers", "beat", "checks"}
     assert body["components"]["coherence"]["status"] == "up"
     assert body["components"]["database"]["status"] == "up"
     assert ready.status_code == 200  # workers/beat are not required by default
