@@ -303,7 +303,10 @@ def config_changes_apply(
 
         namespace.revision += 1
         number = namespace.revision
-        Namespace.objects.filter(pk=namespace.pk).update(revision=number)
+        # `.update()` and `bulk_update` skip `auto_now`: every row this change writes gets the same time here.
+        now = timezone.now()
+        namespace.updated_at = now
+        Namespace.objects.filter(pk=namespace.pk).update(revision=number, updated_at=now)
         to_create, to_update, to_delete = [], [], []
         for key, (_old, new) in diffs.items():
             if new is None:
@@ -312,6 +315,7 @@ def config_changes_apply(
             entry = existing.get(key) or Entry(namespace=namespace, source=source, key=key)
             entry.value, entry.secret, entry.encrypted_value = new.value, new.secret, new.token
             entry.description, entry.revision, entry.updated_by = new.description, number, who.name[:150]
+            entry.updated_at = now
             (to_update if entry.pk else to_create).append(entry)
         if to_delete:
             Entry.objects.filter(pk__in=to_delete).delete()
@@ -370,7 +374,6 @@ def _insert_entries(entries: list[Entry]) -> None:
         return
     from psycopg.types.json import Jsonb
 
-    now = timezone.now()
     table = Entry._meta.db_table
     with (
         connection.cursor() as cursor,
@@ -389,7 +392,7 @@ def _insert_entries(entries: list[Entry]) -> None:
                     e.description,
                     e.revision,
                     e.updated_by,
-                    now,
+                    e.updated_at or timezone.now(),
                 )
             )
 

@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from configstore.models import Namespace, Rule
 from configstore.rules import validate_rule_params
@@ -36,8 +37,9 @@ def _rule_validate(rule: Rule) -> None:
 
 
 def _bump_rules(namespace: Namespace) -> None:
-    Namespace.objects.filter(pk=namespace.pk).update(rules_version=F("rules_version") + 1)
-    namespace.refresh_from_db(fields=["rules_version"])
+    # A rule change is a change of the namespace: `.update()` skips `auto_now`, so its time is set here.
+    Namespace.objects.filter(pk=namespace.pk).update(rules_version=F("rules_version") + 1, updated_at=timezone.now())
+    namespace.refresh_from_db(fields=["rules_version", "updated_at"])
 
 
 @transaction.atomic
