@@ -2,10 +2,10 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from controlplane.observability import views as observability
+from monitoring.dashboard import views as monitoring_views
 
 admin.autodiscover()  # SimpleAdminConfig in INSTALLED_APPS: only URL-serving processes load the admin
 admin.site.site_header = "controlplane"
@@ -20,10 +20,13 @@ api_v1 = [
     path("", include("controlplane.events.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("pipelines.api.urls")),
+    path("", include("monitoring.api.urls")),
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", monitoring_views.landing, name="landing"),  # the dashboard for signed-in staff, else the admin
+    path("dashboard/", include("monitoring.dashboard.urls")),
+    path("status/", include("monitoring.status.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

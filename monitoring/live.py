@@ -1,0 +1,281 @@
+"""Live dashboard updates: server-sent events from the ASGI server, one coalesced message per tick.
+
+How a stored change reaches an open page (the same crossing as configstore/notify.py):
+- Every platform change is an `Event` row. When one commits, the writing process (web, worker, beat)
+  publishes its id on Redis (`monitoring:live`) in production; in embedded mode (no Redis) nothing is
+  sent and each ASGI process polls the newest event id instead, once per tick, only while streams are open.
+- Each ASGI process runs one `LiveHub`. Once per tick (MONITORING_LIVE_TICK_SECONDS, default 1 s) it reads
+  the events since the last tick (one query), the current status of the services they name (one query)
+  and the counts (three grouped queries), and puts ONE message on every open stream: a burst of 1,000
+  transitions within a tick is one message, and the database work does not grow with the number of streams.
+- A stream is an async generator waiting on a queue: no thread and no database connection per viewer.
+- Under WSGI (gunicorn) the stream endpoint answers 204, which tells EventSource to stop; the page then
+  polls `live/state/` every few seconds (the fallback). In production route /dashboard/live/ to uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+logger = logging.getLogger("monitoring.live")
+CHANNEL = "monitoring:live"
+MAX_EVENTS_PER_TICK = 5000  # beyond this in one tick the page is told to reload instead of patched
+MAX_SERVICES_PER_MESSAGE = 500
+QUEUE_SIZE = 8
+
+
+def tick_seconds() -> float:
+    return float(getattr(settings, "MONITORING_LIVE_TICK_SECONDS", 1.0))
+
+
+def keepalive_seconds() -> float:
+    return float(getattr(settings, "MONITORING_LIVE_KEEPALIVE_SECONDS", 15.0))
+
+
+def redis_url() -> str | None:
+    return getattr(settings, "REDIS_URL", None) or None
+
+
+_redis_client: Any = None
+_lock = threading.Lock()
+
+
+def _redis() -> Any:
+    global _redis_client
+    if _redis_client is None:
+        with _lock:
+            if _redis_client is None:
+                import redis
+
+                _redis_client = redis.Redis.from_url(redis_url(), socket_timeout=1, socket_connect_timeout=1)
+    return _redis_client
+
+
+def publish(event_id: int) -> None:
+    """Tell every ASGI process that event `event_id` is stored (after commit). Embedded mode: the pollers see it."""
+    hub = LiveHub.current()
+    if hub is not None:
+        hub.poke_threadsafe()
+    if redis_url():
+        try:
+            _redis().publish(CHANNEL, str(event_id))
+        except Exception:  # noqa: BLE001 - the hubs' safety-net poll still sees the event, a few seconds later
+            logger.warning("Could not publish a live update on Redis; dashboards fall back to polling")
+
+
+def on_event_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """post_save of `Event`: publish once the row is committed (so a reader finds it)."""
+    if created:
+        event_id = instance.pk
+        transaction.on_commit(lambda: publish(event_id))
+
+
+def connect_signals() -> None:
+    """Called from MonitoringConfig.ready() in every process, so workers publish too."""
+    from django.db.models.signals import post_save
+
+    from controlplane.events.models import Event
+
+    post_save.connect(on_event_saved, sender=Event, dispatch_uid="monitoring.live.event_saved")
+
+
+def collect(since: int) -> dict[str, Any]:
+    """What changed after event `since`: the new last id, the services named, counts and alert totals.
+
+    Blocking ORM code; the hub runs it on its threads, the polling fallback in the request.
+    """
+    from django.db.models import Count
+
+    from controlplane.events.models import Event
+    from monitoring.models import AlertState, AlertStatus
+    from monitoring.selectors.dashboard import service_statuses, status_counts
+
+    rows = list(
+        Event.objects.filter(pk__gt=since)
+        .order_by("pk")
+        .values("id", "kind", "subject", "data", "created_at")[:MAX_EVENTS_PER_TICK]
+    )
+    if not rows:
+        return {"last_event": since, "changed": 0}
+    last = rows[-1]["id"]
+    names = sorted({row["data"].get("service") for row in rows if isinstance(row["data"], dict)} - {None, ""})
+    reload = len(rows) >= MAX_EVENTS_PER_TICK or len(names) > MAX_SERVICES_PER_MESSAGE
+    services = [] if reload or not names else list(service_statuses(names=[str(n) for n in names]).values())
+    alerts = dict(
+        AlertState.objects.filter(status__in=(AlertStatus.FIRING, AlertStatus.PENDING))
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    return {
+        "last_event": last,
+        "changed": len(rows),
+        "reload": reload,
+        "services": services,
+        "counts": status_counts(),
+        "alerts": {"firing": alerts.get("firing", 0), "pending": alerts.get("pending", 0)},
+        # Kind and subject only: event data can quote check output, which the page does not need live.
+        "events": [
+            {"id": r["id"], "kind": r["kind"], "subject": r["subject"], "at": r["created_at"].isoformat()}
+            for r in rows[-10:]
+        ],
+    }
+
+
+def _collect_in_thread(since: int) -> dict[str, Any]:
+    close_old_connections()
+    return collect(since)
+
+
+def _newest_event_id() -> int:
+    from monitoring.selectors.dashboard import last_event_id
+
+    close_old_connections()
+    return last_event_id()
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        with _lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="monitoring-live")
+    return _executor
+
+
+class LiveHub:
+    """The open streams of one event loop, fed once per tick."""
+
+    _instance: LiveHub | None = None
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.streams: set[asyncio.Queue[str]] = set()
+        self.last_event: int | None = None
+        self.poked = asyncio.Event()
+        self.messages_sent = 0
+        self.ticks_with_changes = 0
+        self.tasks: list[asyncio.Task] = []
+
+    @classmethod
+    def current(cls) -> LiveHub | None:
+        return cls._instance
+
+    @classmethod
+    def for_running_loop(cls) -> LiveHub:
+        loop = asyncio.get_running_loop()
+        hub = cls._instance
+        if hub is None or hub.loop is not loop or hub.loop.is_closed():
+            hub = cls(loop)
+            cls._instance = hub
+            empty = contextvars.Context()  # the tasks outlive the request that started them
+            hub.tasks.append(loop.create_task(hub._run(), context=empty))
+            if redis_url():
+                hub.tasks.append(loop.create_task(hub._subscribe(), context=empty))
+        return hub
+
+    async def run_db(self, func: Any, *args: Any) -> Any:
+        return await sync_to_async(func, thread_sensitive=False, executor=_threads())(*args)
+
+    def poke_threadsafe(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.poked.set)
+
+    async def open(self) -> asyncio.Queue[str]:
+        """A new stream's queue; the first stream of an idle hub fixes where changes are read from."""
+        if self.last_event is None:
+            self.last_event = await self.run_db(_newest_event_id)
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.streams.add(queue)
+        return queue
+
+    def close(self, queue: asyncio.Queue[str]) -> None:
+        self.streams.discard(queue)
+
+    def broadcast(self, message: str) -> None:
+        for queue in list(self.streams):
+            if queue.full():  # a viewer that does not read: keep the newest, tell it to reload
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(_sse("update", {"reload": True}))
+            else:
+                queue.put_nowait(message)
+        self.messages_sent += len(self.streams)
+
+    async def _run(self) -> None:
+        """Tick: wait for a poke (Redis / in-process) or, without Redis, poll; then one read and one broadcast."""
+        safety_net = 5.0  # with Redis, still look every few seconds in case a message was lost
+        waited = 0.0
+        while True:
+            tick = tick_seconds()
+            await asyncio.sleep(tick)
+            waited += tick
+            if not self.streams or self.last_event is None:
+                continue
+            if redis_url() and not self.poked.is_set() and waited < safety_net:
+                continue
+            self.poked.clear()
+            waited = 0.0
+            try:
+                payload = await self.run_db(_collect_in_thread, self.last_event)
+            except Exception:  # noqa: BLE001 - a database blip must not end every stream; next tick retries
+                logger.warning("Live dashboard update failed", exc_info=True)
+                continue
+            if payload["changed"]:
+                self.last_event = payload["last_event"]
+                self.ticks_with_changes += 1
+                self.broadcast(_sse("update", payload))
+
+    async def _subscribe(self) -> None:
+        import redis.asyncio as aioredis
+
+        backoff = 0.5
+        while True:
+            client = aioredis.Redis.from_url(redis_url())
+            try:
+                pubsub = client.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                backoff = 0.5
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.poked.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - reconnect; the safety-net poll covers the gap
+                logger.warning("Live subscription to Redis lost; reconnecting", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+            finally:
+                await client.aclose()
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n"
+
+
+async def stream(hub: LiveHub) -> Any:
+    """The body of one SSE response: a hello, then every broadcast, with comments as keep-alives."""
+    queue = await hub.open()
+    try:
+        yield f"retry: 3000\n{_sse('hello', {'last_event': hub.last_event})}"
+        while True:
+            try:
+                message = await asyncio.wait_for(queue.get(), keepalive_seconds())
+            except TimeoutError:
+                message = ": keep-alive\n\n"
+            yield message
+    finally:
+        hub.close(queue)

@@ -1,0 +1,320 @@
+"""Reads for the operator dashboard: every list is one paginated, searchable query, whatever the fleet size.
+
+Nothing here loops over services with a query inside: a page costs the same number of queries at 100 and
+at 10,000 services (tests/monitoring/test_dashboard_queries.py asserts it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from controlplane.events.models import Event
+from monitoring.models import (
+    AlertState,
+    AlertStatus,
+    MaintenanceWindow,
+    MetricPoint,
+    Resolution,
+    SeriesKind,
+    Silence,
+)
+from monitoring.points import Agg, quantile
+from monitoring.selectors.dashboard_history import latency_points, series_bins, status_seconds, uptime_windows
+from monitoring.selectors.maintenance import windows_between
+from registry.models import Check, Instance, InstanceStatus, Service
+
+PAGE_SIZE = 25
+MAX_SEARCH = 100  # characters of a search term kept; longer input is cut, not an error
+TRANSITION_KINDS = ("check.status_changed", "instance.status_changed")
+# The rank of a service's worst instance: failing first in every list.
+RANKS = {"critical": 5, "warning": 4, "unknown": 3, "passing": 1, "maintenance": 0}
+STATUS_BY_RANK = {rank: status for status, rank in RANKS.items()}
+
+
+def clean_search(raw: str | None) -> str:
+    """A search term as the lists use it: stripped, bounded, NUL-free (the input boundary refuses NUL too)."""
+    return (raw or "").replace("\x00", "").strip()[:MAX_SEARCH]
+
+
+def paginate(queryset: QuerySet | list, page: Any, per_page: int = PAGE_SIZE) -> Page:
+    """One page of `queryset` (count + slice); a page number out of range or not a number gives the last/first."""
+    return Paginator(queryset, per_page).get_page(page)
+
+
+def services_ranked() -> QuerySet[Service]:
+    """Services annotated with instance counts and `rank` (the worst instance status); no instance = unknown."""
+    return Service.objects.with_counts().annotate(
+        rank=Case(
+            When(critical_count__gt=0, then=Value(RANKS["critical"])),
+            When(warning_count__gt=0, then=Value(RANKS["warning"])),
+            When(unknown_count__gt=0, then=Value(RANKS["unknown"])),
+            When(passing_count__gt=0, then=Value(RANKS["passing"])),
+            When(maintenance_count__gt=0, then=Value(RANKS["maintenance"])),
+            default=Value(RANKS["unknown"]),
+            output_field=IntegerField(),
+        )
+    )
+
+
+def service_status(service: Service) -> str:
+    """The status word for a service annotated by `services_ranked`."""
+    return STATUS_BY_RANK.get(getattr(service, "rank", RANKS["unknown"]), "unknown")
+
+
+def service_statuses(*, names: list[str] | None = None, ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+    """id -> {name, status} for a few services (one query): what a live update carries."""
+    queryset = services_ranked()
+    if names is not None:
+        queryset = queryset.filter(name__in=names)
+    if ids is not None:
+        queryset = queryset.filter(pk__in=ids)
+    return {s.pk: {"id": s.pk, "name": s.name, "status": service_status(s)} for s in queryset.order_by()}
+
+
+def service_page(*, search: str = "", status: str = "", page: Any = 1) -> Page:
+    """Services, failing first then by name, filtered by a search term and a status."""
+    queryset = services_ranked()
+    if search:
+        queryset = queryset.filter(
+            Q(name__icontains=search) | Q(display_name__icontains=search) | Q(owner__icontains=search)
+        )
+    if status in RANKS:
+        queryset = queryset.filter(rank=RANKS[status])
+    result = paginate(queryset.order_by("-rank", "name"), page)
+    result.object_list = list(result.object_list)
+    for service in result.object_list:
+        service.status_word = service_status(service)
+    return result
+
+
+def status_counts() -> dict[str, dict[str, int]]:
+    """Instances and enabled checks by status, plus services by their worst status (three grouped queries)."""
+    instances = dict(Instance.objects.order_by().values_list("status").annotate(n=Count("id")))
+    checks = dict(Check.objects.filter(enabled=True).order_by().values_list("status").annotate(n=Count("id")))
+    services = {
+        STATUS_BY_RANK.get(rank, "unknown"): n
+        for rank, n in services_ranked().order_by().values_list("rank").annotate(n=Count("id", distinct=True))
+    }
+    every = list(InstanceStatus.values)
+    return {
+        "services": {s: services.get(s, 0) for s in every},
+        "instances": {s: instances.get(s, 0) for s in every},
+        "checks": {s: checks.get(s, 0) for s in every if s != "maintenance"},
+    }
+
+
+def alert_page(*, statuses: tuple[str, ...], search: str = "", page: Any = 1, per_page: int = PAGE_SIZE) -> Page:
+    """Alert states in `statuses`, firing before pending, most recent first; searchable by rule or target."""
+    queryset = AlertState.objects.filter(status__in=statuses).select_related("rule")
+    if search:
+        queryset = queryset.filter(Q(rule__name__icontains=search) | Q(target_key__icontains=search))
+    order = Case(When(status=AlertStatus.FIRING, then=Value(0)), default=Value(1), output_field=IntegerField())
+    return paginate(queryset.annotate(order=order).order_by("order", "-active_since", "-id"), page, per_page)
+
+
+def flapping_page(*, page: Any = 1, per_page: int = 10) -> Page:
+    """Alert targets in the flapping state."""
+    return paginate(
+        AlertState.objects.filter(flapping=True).select_related("rule").order_by("-flapping_since"), page, per_page
+    )
+
+
+def silence_page(*, now: datetime | None = None, search: str = "", page: Any = 1) -> Page:
+    """Active and pending silences (not expired), soonest-ending first."""
+    now = now or timezone.now()
+    queryset = Silence.objects.filter(ends_at__gt=now)
+    if search:
+        queryset = queryset.filter(Q(author__icontains=search) | Q(comment__icontains=search))
+    return paginate(queryset.order_by("ends_at", "id"), page)
+
+
+def maintenance_page(*, now: datetime | None = None, horizon_days: int = 30, page: Any = 1) -> Page:
+    """Enabled windows that are in effect or start within `horizon_days` (recurring ones while they run)."""
+    now = now or timezone.now()
+    queryset = MaintenanceWindow.objects.overlapping(now, now + timedelta(days=horizon_days))
+    return paginate(queryset.select_related("service", "instance").order_by("starts_at", "id"), page)
+
+
+def recent_events(
+    *, kinds: tuple[str, ...] = (), prefix: str = "", subject_prefix: str = "", limit: int = 10
+) -> list[Event]:
+    """The latest events of some kinds (or a kind prefix such as `config.`), newest first."""
+    queryset = Event.objects.all()
+    if kinds:
+        queryset = queryset.filter(kind__in=kinds)
+    if prefix:
+        queryset = queryset.filter(kind__startswith=prefix)
+    if subject_prefix:
+        queryset = queryset.filter(subject__startswith=subject_prefix)
+    return list(queryset.order_by("-id")[:limit])
+
+
+def event_page(*, search: str = "", page: Any = 1) -> Page:
+    """The event log, newest first, searchable by kind or subject."""
+    queryset = Event.objects.all()
+    if search:
+        queryset = queryset.filter(Q(kind__icontains=search) | Q(subject__icontains=search))
+    return paginate(queryset.order_by("-id"), page)
+
+
+def last_event_id() -> int:
+    """The newest event's id (0 when there is none): where a live stream starts."""
+    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+@dataclass
+class Rate:
+    """Requests (or packets) over a recent window: rate per second, error share, p95 latency."""
+
+    total: float = 0
+    errors: float = 0
+    per_second: float = 0
+    error_ratio: float | None = None
+    p95_ms: float | None = None
+
+
+def _recent(kind: str, metric: str, *, minutes: int, now: datetime) -> Agg:
+    """Every series of `kind`'s stored `metric`, merged over the last `minutes` minute points (one query)."""
+    rows = MetricPoint.objects.filter(
+        series__kind=kind,
+        series__metric=metric,
+        resolution=Resolution.MINUTE,
+        bucket__gte=now - timedelta(minutes=minutes),
+        bucket__lt=now,
+    ).values_list("count", "total", "min", "max", "histogram", "breakdown")
+    merged = Agg()
+    for row in rows:
+        merged.merge(Agg.from_row(*row))
+    return merged
+
+
+def _rate(agg: Agg, error_label: str, seconds: float) -> Rate:
+    errors = agg.breakdown.get(error_label, 0.0)
+    return Rate(
+        total=agg.count,
+        errors=errors,
+        per_second=agg.count / seconds,
+        error_ratio=errors / agg.count if agg.count else None,
+        p95_ms=quantile(agg.histogram, 0.95),
+    )
+
+
+def traffic(*, now: datetime | None = None, minutes: int = 5) -> dict[str, Any]:
+    """API requests (rate, 5xx share, p95) and pipeline packets (rate, error share, p95) over the last minutes."""
+    now = now or timezone.now()
+    seconds = minutes * 60.0
+    return {
+        "minutes": minutes,
+        "api": _rate(_recent(SeriesKind.ROUTE, "requests", minutes=minutes, now=now), "5xx", seconds),
+        "pipelines": _rate(_recent(SeriesKind.PIPELINE, "packets", minutes=minutes, now=now), "errors", seconds),
+    }
+
+
+def workers_health(*, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Beat (its heartbeat) and the probe workers (the newest check result), each with its age in seconds.
+
+    Read from the database only: pinging Celery workers takes up to a second, too slow for a page.
+    """
+    from django.conf import settings
+
+    from controlplane.observability.models import Heartbeat
+
+    now = now or timezone.now()
+    beat = Heartbeat.objects.filter(component="beat").values_list("seen_at", flat=True).first()
+    probed = Check.objects.filter(enabled=True).aggregate(last=Max("last_result_at"))["last"]
+    max_age = float(getattr(settings, "BEAT_HEARTBEAT_MAX_AGE", 60))
+    rows = []
+    for name, seen, limit in (("beat", beat, max_age), ("probe workers", probed, max(max_age, 120.0))):
+        age = (now - seen).total_seconds() if seen else None
+        rows.append({"name": name, "age": age, "status": "passing" if age is not None and age <= limit else "critical"})
+    return rows
+
+
+def overview(*, search: str = "", status: str = "", page: Any = 1, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the overview shows, in a fixed number of queries."""
+    now = now or timezone.now()
+    return {
+        "counts": status_counts(),
+        "services": service_page(search=search, status=status, page=page),
+        "firing": alert_page(statuses=(AlertStatus.FIRING, AlertStatus.PENDING), per_page=10),
+        "flapping": flapping_page(),
+        "maintenance": [window for window, _ in windows_between(now, now + timedelta(seconds=1))][:10],
+        "transitions": recent_events(kinds=TRANSITION_KINDS),
+        "events": recent_events(),
+        "config_changes": recent_events(prefix="config."),
+        "traffic": traffic(now=now),
+        "workers": workers_health(now=now),
+    }
+
+
+def service_detail(*, name: str, now: datetime | None = None) -> dict[str, Any]:
+    """A service with its instances and checks, latency points, uptime windows, 90 day bar, transitions, alerts."""
+    now = now or timezone.now()
+    service = get_object_or_404(services_ranked(), name=name)
+    instances = list(Instance.objects.filter(service=service).order_by("instance_id").prefetch_related("checks"))
+    target = str(service.pk)
+    alerts = (
+        AlertState.objects.filter(
+            Q(target_key=f"service:{service.pk}")
+            | Q(target_key__startswith=f"service:{service.pk}/")
+            | Q(labels__service=service.name)
+        )
+        .exclude(status=AlertStatus.INACTIVE)
+        .select_related("rule")
+        .order_by("-active_since")[:20]
+    )
+    return {
+        "service": service,
+        "status": service_status(service),
+        "instances": instances,
+        "latency": latency_points(kind=SeriesKind.SERVICE, target=target, start=now - timedelta(hours=24), end=now),
+        "uptime": uptime_windows(kind=SeriesKind.SERVICE, targets=[target], now=now)[target],
+        "days": status_seconds(kind=SeriesKind.SERVICE, targets=[target], days=90, now=now)[target],
+        "transitions": recent_events(kinds=TRANSITION_KINDS, subject_prefix=f"{service.name}/", limit=20),
+        "alerts": list(alerts),
+    }
+
+
+def pipeline_page(*, search: str = "", page: Any = 1) -> Page:
+    """Pipelines by slug, searchable by slug or name."""
+    from pipelines.models import Pipeline
+
+    queryset = Pipeline.objects.annotate(step_count=Count("steps"))
+    if search:
+        queryset = queryset.filter(Q(slug__icontains=search) | Q(name__icontains=search))
+    return paginate(queryset.order_by("slug"), page)
+
+
+def pipeline_detail(*, slug: str, hours: int = 24, now: datetime | None = None) -> dict[str, Any]:
+    """A pipeline's steps with packets, errors, drops and p95 latency per bin over the last `hours` (one points query)."""
+    from pipelines.models import Pipeline, StepStats
+
+    now = now or timezone.now()
+    pipeline = get_object_or_404(Pipeline, slug=slug)
+    steps = list(pipeline.steps.order_by("priority", "id"))
+    targets = [f"{pipeline.slug}/{step.name}" for step in steps]
+    bins = series_bins(
+        kind=SeriesKind.STEP, targets=targets, metric="packets", start=now - timedelta(hours=hours), end=now, bins=48
+    )
+    totals = {row.step: row for row in StepStats.objects.filter(pipeline=pipeline)}
+    rows = []
+    for step, target in zip(steps, targets, strict=True):
+        series = bins[target]
+        rows.append(
+            {
+                "step": step,
+                "bins": series,
+                "packets": sum(agg.count for _, agg in series),
+                "errors": sum(agg.breakdown.get("errors", 0) for _, agg in series),
+                "drops": sum(agg.breakdown.get("dropped", 0) for _, agg in series),
+                "stats": totals.get(step.name),
+            }
+        )
+    return {"pipeline": pipeline, "steps": rows, "hours": hours, "overall": totals.get("")}

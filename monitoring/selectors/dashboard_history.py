@@ -1,0 +1,211 @@
+"""History for pages: latency over time, time in each status per day, uptime over windows — for many targets at once.
+
+Reads the stored metric `status` (monitoring/sources/checks.py: `breakdown` = seconds per status, the
+latency histogram alongside). Each read is one query for every target asked, so a status page of 50
+services costs what a page of one does. A range is covered with the coarsest finished level: a day point
+when the day has one, else its hour points, else the minute points of each hour without one — never two
+levels for the same time, so nothing is counted twice while the roll-ups catch up.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+
+from monitoring.models import MetricPoint, Resolution
+from monitoring.points import Agg, floor_time, quantile, ratio
+
+STATUS_METRIC = "status"
+UP_LABEL = "passing"
+DOWN_LABELS = ("critical",)
+DEGRADED_LABELS = ("warning",)
+MAINTENANCE_LABEL = "maintenance"
+WINDOWS: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+}
+DAY, HOUR, MINUTE = Resolution.DAY, Resolution.HOUR, Resolution.MINUTE
+
+
+def _fetch(kind: str, targets: list[str], start: datetime, end: datetime, metric: str) -> dict[str, Levels]:
+    """target -> its points of every level in [start, end) (one query); a target without any gets none."""
+    rows = MetricPoint.objects.filter(
+        Q(resolution__in=(HOUR, DAY)) | Q(resolution=MINUTE, bucket__gte=max(start, end - timedelta(hours=49))),
+        series__kind=kind,
+        series__target__in=targets,
+        series__metric=metric,
+        bucket__gte=floor_time(start, DAY),
+        bucket__lt=end,
+    ).values_list("series__target", "resolution", "bucket", "count", "total", "min", "max", "histogram", "breakdown")
+    found: dict[str, dict] = defaultdict(dict)
+    for target, resolution, bucket, *fields in rows:
+        found[target][(resolution, bucket)] = Agg.from_row(*fields)
+    return defaultdict(lambda: Levels({}), {target: Levels(points) for target, points in found.items()})
+
+
+class Levels:
+    """One target's points by (resolution, bucket), with which hours and days hold any data at all."""
+
+    def __init__(self, points: dict) -> None:
+        self.points = points
+        self.hours_with_minutes = {floor_time(b, HOUR) for (r, b) in points if r == MINUTE}
+        self.days_with_data = {floor_time(b, DAY) for (_r, b) in points}
+
+
+def _cover(levels: Levels, start: datetime, end: datetime) -> Agg:
+    """Fold the points covering [start, end), coarsest level first (see the module docstring)."""
+    total = Agg()
+    points, hours_with_minutes, days_with_data = levels.points, levels.hours_with_minutes, levels.days_with_data
+    cursor = start
+    while cursor < end:
+        day = floor_time(cursor, DAY)
+        if day == cursor and cursor + timedelta(days=1) <= end and (DAY, day) in points:
+            total.merge(points[(DAY, day)])
+            cursor += timedelta(days=1)
+            continue
+        if day not in days_with_data:  # nothing at any level that day: skip it whole
+            cursor = min(day + timedelta(days=1), end)
+            continue
+        hour = floor_time(cursor, HOUR)
+        if hour == cursor and cursor + timedelta(hours=1) <= end and (HOUR, hour) in points:
+            total.merge(points[(HOUR, hour)])
+            cursor += timedelta(hours=1)
+            continue
+        if hour not in hours_with_minutes:
+            cursor = min(hour + timedelta(hours=1), end)
+            continue
+        minute = floor_time(cursor, MINUTE)
+        if (MINUTE, minute) in points and minute == cursor:
+            total.merge(points[(MINUTE, minute)])
+        cursor = min(minute + timedelta(minutes=1), end)
+    return total
+
+
+@dataclass
+class Uptime:
+    """Time shares of one window: `uptime` = passing / (window - maintenance); unknown shown on its own."""
+
+    window: str
+    seconds: float
+    passing: float
+    degraded: float
+    down: float
+    maintenance: float
+    unknown: float
+
+    @property
+    def uptime(self) -> float | None:
+        return ratio(self.passing, self.seconds - self.maintenance)
+
+    @property
+    def unknown_ratio(self) -> float | None:
+        return ratio(self.unknown, self.seconds - self.maintenance)
+
+
+def _uptime(name: str, agg: Agg, seconds: float) -> Uptime:
+    passing = agg.breakdown.get(UP_LABEL, 0.0)
+    degraded = sum(agg.breakdown.get(label, 0.0) for label in DEGRADED_LABELS)
+    down = sum(agg.breakdown.get(label, 0.0) for label in DOWN_LABELS)
+    maintenance = agg.breakdown.get(MAINTENANCE_LABEL, 0.0)
+    unknown = max(0.0, seconds - passing - degraded - down - maintenance)
+    return Uptime(name, seconds, passing, degraded, down, maintenance, unknown)
+
+
+def uptime_windows(
+    *, kind: str, targets: list[str], now: datetime, windows: tuple[str, ...] = tuple(WINDOWS)
+) -> dict[str, list[Uptime]]:
+    """target -> uptime over each window ending at `now` (one query for all targets)."""
+    longest = max(WINDOWS[w] for w in windows)
+    found = _fetch(kind, targets, now - longest, now, STATUS_METRIC)
+    return {
+        target: [_uptime(w, _cover(found[target], now - WINDOWS[w], now), WINDOWS[w].total_seconds()) for w in windows]
+        for target in targets
+    }
+
+
+@dataclass
+class DaySegment:
+    """One day of an uptime bar: its shares and the word a reader sees (never the colour alone)."""
+
+    day: datetime
+    share: Uptime
+
+    @property
+    def status(self) -> str:
+        """`down` with any critical time, `maintenance` when it covered most of the known time, `degraded`
+        with warning time, `passing` with passing time, else `unknown` (no data)."""
+        s = self.share
+        if s.down > 0:
+            return "down"
+        if s.maintenance > 0 and s.maintenance >= s.passing + s.degraded:
+            return "maintenance"
+        if s.degraded > 0:
+            return "degraded"
+        if s.passing > 0:
+            return "passing"
+        return "unknown"
+
+
+def status_seconds(*, kind: str, targets: list[str], days: int, now: datetime) -> dict[str, list[DaySegment]]:
+    """target -> one segment per UTC day for the last `days` days, today (up to `now`) last (one query)."""
+    today = floor_time(now, DAY)
+    first = today - timedelta(days=days - 1)
+    found = _fetch(kind, targets, first, now, STATUS_METRIC)
+    result: dict[str, list[DaySegment]] = {}
+    for target in targets:
+        points = found[target]
+        segments = []
+        for index in range(days):
+            start = first + timedelta(days=index)
+            end = min(start + timedelta(days=1), now)
+            segments.append(
+                DaySegment(
+                    start, _uptime(start.date().isoformat(), _cover(points, start, end), (end - start).total_seconds())
+                )
+            )
+        result[target] = segments
+    return result
+
+
+@dataclass
+class LatencyPoint:
+    """Latency quantiles over one bin of a chart."""
+
+    start: datetime
+    p50: float | None
+    p95: float | None
+    count: int
+
+
+def latency_points(
+    *, kind: str, target: str, start: datetime, end: datetime, bins: int = 96, metric: str = STATUS_METRIC
+) -> list[LatencyPoint]:
+    """p50/p95 per bin over [start, end) from the points' latency histograms (one query)."""
+    points = _fetch(kind, [target], start, end, metric)[target]
+    width = (end - start) / bins
+    out = []
+    for index in range(bins):
+        low = start + width * index
+        agg = _cover(points, low, low + width)
+        out.append(LatencyPoint(low, quantile(agg.histogram, 0.5), quantile(agg.histogram, 0.95), agg.count))
+    return out
+
+
+def series_bins(
+    *, kind: str, targets: list[str], metric: str, start: datetime, end: datetime, bins: int = 48
+) -> dict[str, list[tuple[datetime, Agg]]]:
+    """target -> (bin start, merged aggregate) per bin over [start, end) (one query for all targets)."""
+    found = _fetch(kind, targets, start, end, metric)
+    width = (end - start) / bins
+    return {
+        target: [
+            (start + width * i, _cover(found[target], start + width * i, start + width * (i + 1))) for i in range(bins)
+        ]
+        for target in targets
+    }
