@@ -7,8 +7,10 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from controlplane.delivery import services as engine
@@ -74,9 +76,11 @@ class Dripper:
                 if not chunk:
                     return
                 request += chunk
-            for line in request.split(b"\r\n"):
+            lines = request.split(b"\r\n")
+            delivery = lines[0].split(b" ")[1].decode()  # the path tells the kinds apart (ids may coincide)
+            for line in lines:
                 if line.lower().startswith(b"x-controlplane-delivery:"):
-                    delivery = line.split(b":", 1)[1].strip().decode()
+                    delivery += "#" + line.split(b":", 1)[1].strip().decode()
             with self._lock:
                 self.active[delivery] = self.active.get(delivery, 0) + 1
                 self.max_active_per_delivery = max(self.max_active_per_delivery, self.active[delivery])
@@ -297,3 +301,77 @@ def test_creation_queues_the_one_engine_task_for_both_kinds(django_capture_on_co
     sent.clear()
     assert engine.deliveries_queue_due() == {"webhook": 1, "pipeline": 1}
     assert sorted(sent) == [("pipeline", created[0].pk), ("webhook", webhook.pk)]
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_through_serve_dripping_deliveries_end_at_their_deadline_and_checks_keep_flowing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Real serve (one worker per queue, from controlplane/commandlines.py): a webhook and a pipeline
+    delivery aimed at a target that drips a byte a second end at their 3 s deadline (long before the
+    deliveries' time limits), are retried by the sweep, never sent twice at once, and checks keep being
+    recorded throughout."""
+    from django.core.management.sql import emit_post_migrate_signal
+
+    from registry.models import CheckResult
+    from tests.conftest import subprocess_env
+    from tests.processes import ServeProcess
+    from tests.registry.factories import CheckFactory, InstanceFactory
+
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")  # the default beat schedules
+    healthy = ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    healthy.daemon_threads = True
+    threading.Thread(target=healthy.serve_forever, daemon=True).start()
+    instance = InstanceFactory(address="127.0.0.1", port=healthy.server_address[1])
+    checks = [CheckFactory(instance=instance, kind="http", path="/", interval=1, timeout=2) for _ in range(2)]
+    env = subprocess_env(
+        EGRESS_ALLOW_PRIVATE="true",  # the dripping target is on loopback
+        WEBHOOK_TIMEOUT_SECONDS="3",
+        PIPELINE_DELIVERY_TIMEOUT_SECONDS="3",
+        DELIVERY_CLAIM_MARGIN_SECONDS="2",
+        WEBHOOK_BACKOFF_BASE_SECONDS="1",
+        PIPELINE_DELIVERY_BACKOFF_SECONDS="1",
+        TASK_SOFT_TIME_LIMIT_DELIVERIES="60",  # far beyond the deadline: only the deadline can end them
+        TASK_TIME_LIMIT_DELIVERIES="70",
+    )
+    with Dripper("body", every=1.0) as dripper:
+        webhook = _webhook(dripper.url)
+        pipeline = _pipeline_delivery("127.0.0.1", dripper.port)
+        serve = ServeProcess(env, tmp_path)
+        try:
+            serve.wait_ready()
+            deadline = time.monotonic() + 60
+            while dripper.connections == 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert dripper.connections, f"no delivery reached the dripping target: {serve.output[-3000:]}"
+            before = CheckResult.objects.filter(health_check__in=checks).count()
+            time.sleep(12)
+            after = CheckResult.objects.filter(health_check__in=checks).count()
+            # Two 1 s checks for 12 s: about 24 results; well above zero whatever the machine's load.
+            assert after - before >= 8, (before, after, serve.output[-3000:])
+            ready = Client().get("/readyz").json()
+            assert ready["components"]["workers"]["status"] == "up", ready
+            assert ready["components"]["checks"]["status"] == "up", ready
+        finally:
+            code = serve.stop()
+            healthy.shutdown()
+            healthy.server_close()
+    assert code == 0, serve.output[-3000:]
+    # Each attempt ended at its deadline (3 s, plus scheduling), and attempts were retried: the deadline,
+    # not the 60 s time limit, ended them.
+    assert dripper.durations and max(dripper.durations) < 5.5, dripper.durations
+    assert dripper.connections >= 3, dripper.connections
+    assert dripper.max_active_per_delivery == 1, "a delivery was sent again while its attempt ran"
+    assert "TimeLimitExceeded" not in serve.output
+    for row in (WebhookDelivery.objects.get(pk=webhook.pk), Delivery.objects.get(pk=pipeline.pk)):
+        assert row.attempts >= 1 and "deadline" in row.last_error, (row, row.last_error)
