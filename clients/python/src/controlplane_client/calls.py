@@ -142,10 +142,6 @@ def namespace_create(name: str, description: str) -> Call:
     return Call("POST", "/config/", json={"name": name, "description": description})
 
 
-def namespace_delete(name: str) -> Call:
-    return Call("DELETE", f"/config/{seg(name)}/", retry=True)
-
-
 def config_read(namespace: str) -> Call:
     return Call("GET", f"/config/{seg(namespace)}/", retry=True)
 
@@ -246,6 +242,10 @@ def pipelines_list() -> Call:
 
 def pipeline_get(slug: str) -> Call:
     return Call("GET", f"/pipelines/{seg(slug)}/", retry=True)
+
+
+def pipeline_create(definition: dict[str, Any]) -> Call:
+    return Call("POST", "/pipelines/", json=definition)
 
 
 def pipeline_run(slug: str, body: dict[str, Any], *, run_async: bool = False, trace: bool = False) -> Call:
