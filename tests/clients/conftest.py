@@ -14,7 +14,6 @@ from tests.clients.controlplane import ControlPlane
 from tests.conftest import subprocess_env
 from tests.factories import APIKeyFactory
 
-
 #: The tests talk to the server over HTTP and never hold a transaction (a test-wide one would hold SQLite's
 #: write lock against the server); pytest-django still has to create the test database for them. With
 #: `available_apps`, a transactional test's teardown flushes only the sessions table, not the keys and

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane_client import Client
+
 from tests.processes import ServeProcess, free_port, stop, wait_http
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from controlplane_client import (
     AsyncClient,
     Conflict,
@@ -22,6 +21,7 @@ from controlplane_client import (
     Unauthorized,
     ValidationError,
 )
+
 from tests.clients.conftest import DB
 from tests.clients.controlplane import ControlPlane
 

@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-
 from controlplane_client import Client, ConnectionFailed, ServerError
 from controlplane_client import errors as e
 from controlplane_client.balancer import STRATEGIES, Balancer, NoInstances
