@@ -133,7 +133,9 @@ def test_checks_keep_running_while_every_delivery_worker_is_stuck(tmp_path) -> N
     checks = [CheckFactory(instance=instance, kind="http", path="/", interval=1, timeout=2) for _ in range(2)]
     env = subprocess_env(
         EGRESS_ALLOW_PRIVATE="true",  # the dripping target is on loopback
-        WEBHOOK_TIMEOUT_SECONDS="5",  # a byte a second never trips a read timeout: only the time limits end it
+        # The delivery engine's total deadline at its longest (60 s), so that here the deliveries' time limits
+        # end a stuck task first: both the worker slot and the limits are under test, not the deadline.
+        WEBHOOK_TIMEOUT_SECONDS="60",
         TASK_SOFT_TIME_LIMIT_DELIVERIES="12",
         TASK_TIME_LIMIT_DELIVERIES="15",
     )
