@@ -24,7 +24,7 @@ class SeriesKind(models.TextChoices):
     PIPELINE = "pipeline"  # target: the pipeline's slug
     STEP = "step"  # target: "<pipeline slug>/<step name>"
     NAMESPACE = "namespace"  # target: the config namespace's name
-    DELIVERY = "delivery"  # target: "webhooks" or "pipelines"
+    DELIVERY = "delivery"  # target: a delivery kind of controlplane.delivery ("webhook", "pipeline", …)
     CELERY = "celery"  # target: a queue name
     SYSTEM = "system"  # target: "" — the platform as a whole
 
@@ -406,3 +406,8 @@ class IncidentUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.incident_id}: {self.status}"
+
+
+# Alerting's own tables (groups, notification outbox) live in their module; imported here so they are models
+# of this app.
+from monitoring.alerting.models import AlertGroup, Notification  # noqa: E402,F401

@@ -52,6 +52,13 @@ def _service_gates(request: pytest.FixtureRequest) -> None:
             )
 
 
+@pytest.fixture(autouse=True)
+def _request_metrics_off(settings):  # type: ignore[no-untyped-def]
+    """Per-route request metrics flush every few seconds of wall-clock time, after whichever response is
+    being served: off in tests so no test's query count depends on timing (tests/monitoring turn them on)."""
+    settings.MONITORING_REQUEST_METRICS = False
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _drop_leftover_sessions(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     """End sessions other threads left on the PostgreSQL test database, so it can be dropped at the end.

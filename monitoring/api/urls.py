@@ -1,7 +1,17 @@
-"""Monitoring API routes (mounted under /api/v1/)."""
+"""Monitoring API routes, included under /api/v1/."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list[URLPattern] = []
+from monitoring.api import views
+
+router = SimpleRouter()
+router.register("maintenance", views.MaintenanceWindowViewSet, basename="monitoring-maintenance")
+
+urlpatterns = [
+    path("metrics/series/", views.SeriesApi.as_view(), name="monitoring-series"),
+    path("metrics/uptime/", views.UptimeApi.as_view(), name="monitoring-uptime"),
+    *router.urls,
+]

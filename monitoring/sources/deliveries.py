@@ -1,4 +1,5 @@
-"""Webhook and pipeline deliveries: sent, failed and retried per minute, from the delivery rows' totals.
+"""Outbound deliveries of every kind of the delivery engine (webhooks, pipeline deliveries, notifications):
+sent, failed and retried per minute, from the delivery rows' totals.
 
 The rows carry no time of failure, so these are sampled: each beat counts the rows by outcome and stores
 the increase since the previous count. A retention prune lowers the totals; that sample starts again from
@@ -30,19 +31,15 @@ def _totals(model: type) -> dict[str, float]:
 
 
 class DeliveriesSampler(Sampler):
-    """`delivery:webhooks:deliveries` and `delivery:pipelines:deliveries`, breakdown {sent, failed, retried}."""
+    """`delivery:<kind>:deliveries` per kind of `controlplane.delivery.kinds`, breakdown {sent, failed, retried}."""
 
     name = "deliveries"
 
     def sample(self, *, now: datetime) -> Points:
-        from controlplane.events.models import WebhookDelivery
-        from pipelines.models import Delivery
+        from controlplane.delivery.kinds import DELIVERY_KINDS, delivery_model
 
         bucket = now.astimezone(UTC).replace(second=0, microsecond=0)
-        current = {
-            ("delivery", "webhooks", "deliveries"): _totals(WebhookDelivery),
-            ("delivery", "pipelines", "deliveries"): _totals(Delivery),
-        }
+        current = {("delivery", kind, "deliveries"): _totals(delivery_model(kind)) for kind in DELIVERY_KINDS}
         previous = cursors_swap(current)
         points: Points = {}
         for key, values in current.items():

@@ -86,13 +86,11 @@ def test_catch_up_after_a_gap_counts_each_result_once(start_watermark) -> None:
     assert RollupWatermark.objects.get(name="minute").position == T0 + timedelta(minutes=10)
     rollups.rollup_minutes(now=T0 + timedelta(hours=3, minutes=1))
     rollups.rollup_level(resolution=Resolution.HOUR)
-    minute_total = sum(
-        MetricPoint.objects.filter(series__kind="check", resolution=60).values_list("count", flat=True)
-    )
+    minute_total = sum(MetricPoint.objects.filter(series__kind="check", resolution=60).values_list("count", flat=True))
     hours = list(
-        MetricPoint.objects.filter(series__kind="check", resolution=3600).order_by("bucket").values_list(
-            "bucket", "count", "breakdown"
-        )
+        MetricPoint.objects.filter(series__kind="check", resolution=3600)
+        .order_by("bucket")
+        .values_list("bucket", "count", "breakdown")
     )
     assert minute_total == CheckResult.objects.count() == 1080
     assert [h[0] for h in hours] == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
