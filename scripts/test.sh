@@ -10,6 +10,8 @@ CI=${CI:-false}
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/controlplane}
 REDIS_BASE=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 status=0
+# tests/clients drive the client SDK and cpctl (clients/python): installed editable when missing.
+"$BIN/python" -c 'import controlplane_client' 2>/dev/null || "$BIN/pip" install -q --disable-pip-version-check -e clients/python || status=1
 
 reachable() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 

@@ -30,8 +30,10 @@ class AsyncConfig(Config):
 
     _client: AsyncClient  # type: ignore[assignment]
 
-    async def watch(self, *, wait: float = 30.0, stop: asyncio.Event | None = None) -> AsyncIterator[AsyncConfig]:  # type: ignore[override]
-        state = WatchState(self.revision, wait=wait)
+    async def watch(  # type: ignore[override]
+        self, *, wait: float = 30.0, stop: asyncio.Event | None = None, max_backoff: float = 30.0
+    ) -> AsyncIterator[AsyncConfig]:
+        state = WatchState(self.revision, wait=wait, max_backoff=max_backoff)
         while stop is None or not stop.is_set():
             try:
                 cfg = await self._client._config_watch_once(self.namespace, state.index, state.request_wait())

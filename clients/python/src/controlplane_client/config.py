@@ -160,14 +160,15 @@ class Config(Mapping[str, Any]):
         return flatten(self._raw)
 
     # Watching --------------------------------------------------------------------------------------------
-    def watch(self, *, wait: float = 30.0, stop: threading.Event | None = None) -> Iterator[Config]:
+    def watch(self, *, wait: float = 30.0, stop: threading.Event | None = None,
+              max_backoff: float = 30.0) -> Iterator[Config]:
         """Yield every later revision of this namespace, forever (or until `stop` is set).
 
         Survives control-plane restarts and outages (retries with backoff); ends with the exception only
         when the key may no longer read the namespace (401/403/404).
         """
         client = self._require_client()
-        state = WatchState(self.revision, wait=wait)
+        state = WatchState(self.revision, wait=wait, max_backoff=max_backoff)
         stop = stop or threading.Event()
         while not stop.is_set():
             try:
