@@ -215,6 +215,8 @@ TASK_QUEUE_TASKS = {
         "pipelines.stats_flush",
         "monitoring.tasks.rollup",
         "monitoring.tasks.prune_points",
+        "monitoring.tasks.alerts_evaluate",
+        "monitoring.tasks.alerts_evaluate_status",
     ),
 }
 # Soft limit (SoftTimeLimitExceeded raised in the task) and hard limit (the pool process is killed), per
@@ -410,6 +412,19 @@ else:
 # Per-route request counts and latency kept in process memory and folded into monitoring's minute
 # points every few seconds (controlplane/observability/requestmetrics.py); off: nothing is counted.
 MONITORING_REQUEST_METRICS = env_bool("MONITORING_REQUEST_METRICS", True)
+# E-mail (alert notification channels of kind email): Django's backend; console (stdout) in embedded mode,
+# SMTP in production. The SMTP host is the operator's, never a user's: rules only choose recipients.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=120)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "controlplane@localhost")
 # Where services reach this control plane (the demo services probe it; links in events point at it).
 CONTROLPLANE_PUBLIC_URL = env_str("CONTROLPLANE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Each app keeps its defaults in its own conf module; the environment overrides the ones operators tune.
@@ -441,6 +456,11 @@ _APP_TUNABLES = (
     "MONITORING_DAY_RETENTION_DAYS",
     "MONITORING_ROLLUP_SETTLE_SECONDS",
     "MONITORING_REQUEST_METRICS_FLUSH_SECONDS",
+    "MONITORING_NOTIFICATION_TIMEOUT_SECONDS",
+    "MONITORING_NOTIFICATION_MAX_ATTEMPTS",
+    "MONITORING_NOTIFICATION_BACKOFF_BASE_SECONDS",
+    "MONITORING_ALERT_LOOKBACK_SECONDS",
+    "MONITORING_ALERT_CLAIM_SECONDS",
 )
 for _name in _APP_TUNABLES:
     if env_str(_name):  # through env_str so the name is registered (config env sources never read it)

@@ -16,6 +16,12 @@ class MonitoringConfig(AppConfig):
         from monitoring.services.requests import request_metrics_flush
 
         set_flusher(request_metrics_flush)
+        from monitoring import live
+
+        live.connect_signals()  # every process that stores events tells the dashboards' live hubs
+        from monitoring.alerting import wiring
+
+        wiring.connect(self)  # alerting: notification delivery kind, event trigger, /metrics gauges, beat
         post_migrate.connect(
             post_migrate_schedules(
                 [

@@ -25,6 +25,15 @@ DEFAULTS: dict[str, Any] = {
     "MONITORING_ROLLUP_FIRST_RUN_HOURS": 24,
     # How often a process folds its per-route request counters into minute points.
     "MONITORING_REQUEST_METRICS_FLUSH_SECONDS": 5,
+    # Alerting (monitoring/alerting): total deadline, attempts and first backoff of one notification
+    # (the delivery engine doubles the backoff up to DELIVERY_BACKOFF_CAP_SECONDS).
+    "MONITORING_NOTIFICATION_TIMEOUT_SECONDS": 10,
+    "MONITORING_NOTIFICATION_MAX_ATTEMPTS": 8,
+    "MONITORING_NOTIFICATION_BACKOFF_BASE_SECONDS": 10,
+    # Threshold rules on stored series read the minute points of this many seconds back.
+    "MONITORING_ALERT_LOOKBACK_SECONDS": 300,
+    # How long one worker holds a rule while evaluating it (a dead worker's claim runs out after it).
+    "MONITORING_ALERT_CLAIM_SECONDS": 60,
 }
 
 # Latency histogram bounds (ms); a point's histogram has one count per bound plus one for "above all".

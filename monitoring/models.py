@@ -407,3 +407,7 @@ class IncidentUpdate(models.Model):
     def __str__(self) -> str:
         return f"{self.incident_id}: {self.status}"
 
+
+# Alerting's own tables (groups, notification outbox) live in their module; imported here so they are models
+# of this app.
+from monitoring.alerting.models import AlertGroup, Notification  # noqa: E402,F401

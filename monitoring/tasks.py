@@ -17,3 +17,25 @@ def rollup() -> dict[str, int]:
 def prune_points() -> int:
     """Hourly: apply the retention of minute, hour and day points."""
     return rollups.points_prune()
+
+
+@shared_task(name="monitoring.tasks.alerts_evaluate", ignore_result=True)
+def alerts_evaluate() -> dict[str, int]:
+    """Every 5 s: evaluate every enabled alert rule (one worker per rule) and flush its due groups."""
+    from monitoring.services.alerts import alert_rules_run
+
+    return alert_rules_run()
+
+
+@shared_task(name="monitoring.tasks.alerts_evaluate_status", bind=True, ignore_result=True, max_retries=5)
+def alerts_evaluate_status(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """After a stored status transition: evaluate the rules watching `status` at once (event-driven).
+
+    A rule another worker is evaluating may have read the statuses before this change: try again shortly.
+    """
+    from monitoring.services.alerts import alert_rules_run
+
+    counts = alert_rules_run(metrics=("status", "source_failing"))
+    if counts["skipped"]:
+        raise self.retry(countdown=1)
+    return counts

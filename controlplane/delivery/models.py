@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from django.db import models
 
-from controlplane.delivery.messages import OutboundRequest
+from controlplane.delivery.messages import OutboundRequest, OutboundResponse
 from controlplane.egress import Purpose
 
 
@@ -67,6 +67,16 @@ class OutboundDelivery(models.Model):
     def outbound_request(self) -> OutboundRequest:
         """What to send now (may raise `DeliveryNoTarget` when there is nowhere to send it yet)."""
         raise NotImplementedError
+
+    def transmit(self, *, deadline: float) -> OutboundResponse:
+        """Send this delivery once, finished within `deadline` seconds.
+
+        The default POSTs `outbound_request()` through the egress guard (`transport.send`); a kind that does
+        not speak HTTP (e-mail notifications) overrides it and raises the typed `DeliveryError`s.
+        """
+        from controlplane.delivery.transport import send  # aiohttp: loaded by the processes that send only
+
+        return send(self.outbound_request(), purpose=self.egress_purpose, deadline=deadline)
 
     def failed_event(self) -> tuple[str, dict[str, Any]] | None:
         """(subject, data) of the failure event, or None to emit none. Never secrets, never the URL."""

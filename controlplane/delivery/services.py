@@ -74,16 +74,10 @@ def delivery_attempt(*, kind: str, delivery_id: int) -> AttemptOutcome | None:
     if claim is None:
         return None
     delivery = model._default_manager.select_related(*model.attempt_related).get(pk=delivery_id)
-    from controlplane.delivery.transport import send  # aiohttp: loaded by the processes that send only
-
     error: DeliveryError | None = None
     status_code: int | None = None
     try:
-        response = send(
-            delivery.outbound_request(),
-            purpose=model.egress_purpose,
-            deadline=model.deadline_seconds(),
-        )
+        response = delivery.transmit(deadline=model.deadline_seconds())
         status_code = response.status
         if not 200 <= response.status < 300:
             error = DeliveryHTTPError(response.status)

@@ -1,0 +1,189 @@
+"""Aggregation groups and their notifications, with Alertmanager's timing.
+
+A rule's alerts are grouped by the values of its `group_by` labels (empty: one group for the rule; `...`:
+one group per alert). A group with no pending flush waits `group_wait` from its first firing alert, then
+is flushed every `group_interval` while it holds alerts. A flush notifies when a firing alert is new to
+the group, when a notified alert resolved (with `send_resolved`), or when `repeat_interval` has passed
+since the last notification with alerts still firing. Silenced alerts and alerts whose target is in
+maintenance are left out of the message (and so never notified); a flapping alert is reported once as
+firing with the annotation `flapping: "true"` and not again while it flaps.
+
+Each notification is one outbox row per channel (`Notification`), created in the flush's transaction and
+sent by the platform's delivery engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from controlplane.delivery.services import deliveries_enqueue
+from monitoring.alerting.evaluation import annotations_for
+from monitoring.alerting.models import AlertGroup, Notification
+from monitoring.alerting.suppression import Suppressor
+from monitoring.models import AlertRule, AlertState
+
+MAX_ALERTS_PER_MESSAGE = 200
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def group_of(rule: AlertRule, labels: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(key, group labels) of the group an alert with `labels` belongs to."""
+    names = list(rule.group_by or [])
+    grouped = dict(labels) if "..." in names else {name: labels.get(name, "") for name in names}
+    key = hashlib.sha256(json.dumps(grouped, sort_keys=True).encode()).hexdigest()[:32]
+    return key, grouped
+
+
+def alert_key(alert: AlertState) -> str:
+    """What a group remembers of a notified alert: its fingerprint, marked while it flaps."""
+    return f"{alert.fingerprint}:flapping" if alert.flapping else alert.fingerprint
+
+
+def _iso(when: datetime | None) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if when else ZERO_TIME
+
+
+def _alert_message(rule: AlertRule, alert: AlertState, *, status: str, now: datetime) -> dict[str, Any]:
+    annotations = annotations_for(rule, alert)
+    if alert.flapping and status == "firing":
+        annotations["flapping"] = "true"
+        annotations["summary"] = f"{alert.labels.get('target', '')} is flapping ({annotations['summary']})"
+    return {
+        "status": status,
+        "labels": alert.labels,
+        "annotations": annotations,
+        "startsAt": _iso(alert.firing_since or alert.active_since),
+        "endsAt": _iso(alert.resolved_at or now) if status == "resolved" else ZERO_TIME,
+        "generatorURL": f"{settings.CONTROLPLANE_PUBLIC_URL}/dashboard/alerts/",
+        "fingerprint": alert.fingerprint,
+    }
+
+
+def _common(items: list[dict[str, str]]) -> dict[str, str]:
+    if not items:
+        return {}
+    common = dict(items[0])
+    for item in items[1:]:
+        common = {k: v for k, v in common.items() if item.get(k) == v}
+    return common
+
+
+def message(
+    rule: AlertRule,
+    group: AlertGroup,
+    channel_name: str,
+    firing: list[AlertState],
+    resolved: list[AlertState],
+    now: datetime,
+) -> dict[str, Any]:
+    """The Alertmanager webhook message (version 4) for one group and one receiver."""
+    alerts = [_alert_message(rule, a, status="firing", now=now) for a in firing]
+    alerts += [_alert_message(rule, a, status="resolved", now=now) for a in resolved]
+    truncated = max(0, len(alerts) - MAX_ALERTS_PER_MESSAGE)
+    alerts = alerts[:MAX_ALERTS_PER_MESSAGE]
+    group_labels = dict(group.labels)
+    return {
+        "version": "4",
+        "groupKey": f"rule:{rule.pk}:" + json.dumps(group_labels, sort_keys=True, separators=(",", ":")),
+        "truncatedAlerts": truncated,
+        "status": "firing" if firing else "resolved",
+        "receiver": channel_name,
+        "groupLabels": group_labels,
+        "commonLabels": _common([a["labels"] for a in alerts]),
+        "commonAnnotations": _common([a["annotations"] for a in alerts]),
+        "externalURL": settings.CONTROLPLANE_PUBLIC_URL,
+        "alerts": alerts,
+    }
+
+
+def rule_groups_flush(*, rule: AlertRule, now: datetime | None = None) -> list[int]:
+    """Flush the rule's due groups; returns the ids of the notifications written (queued on commit).
+
+    The caller holds the rule's claim, so no other worker flushes these groups at the same time.
+    """
+    now = now or timezone.now()
+    active = list(AlertState.objects.filter(rule=rule).filter(Q(status="firing") | Q(flapping=True)))
+    by_group: dict[str, list[AlertState]] = {}
+    group_labels: dict[str, dict[str, str]] = {}
+    for alert in active:
+        key, labels = group_of(rule, alert.labels)
+        by_group.setdefault(key, []).append(alert)
+        group_labels[key] = labels
+    groups = {g.key: g for g in AlertGroup.objects.filter(rule=rule)}
+    suppressor: Suppressor | None = None
+    written: list[int] = []
+    with transaction.atomic():
+        for key in by_group.keys() | groups.keys():
+            members = by_group.get(key, [])
+            group = groups.get(key)
+            if group is None:
+                group = AlertGroup.objects.create(rule=rule, key=key, labels=group_labels[key])
+            if group.next_flush_at is None:
+                if not members and not group.notified:
+                    continue
+                first = min((a.firing_since or a.flapping_since or now) for a in members) if members else now
+                group.next_flush_at = first + timedelta(seconds=rule.group_wait_seconds)
+                if group.next_flush_at > now:
+                    group.save(update_fields=["next_flush_at"])
+                    continue
+            if group.next_flush_at > now:
+                continue
+            if suppressor is None:
+                suppressor = Suppressor(now=now)
+            written += _flush(rule, group, members, suppressor, now)
+    if written:
+        deliveries_enqueue(kind=Notification.delivery_kind, ids=written)
+    return written
+
+
+def _flush(
+    rule: AlertRule, group: AlertGroup, members: list[AlertState], suppressor: Suppressor, now: datetime
+) -> list[int]:
+    muted = [a for a in members if suppressor.muted(a)]
+    muted_keys = {alert_key(a) for a in muted}
+    muted_fps = {a.fingerprint for a in muted}
+    firing = [a for a in members if alert_key(a) not in muted_keys]
+    current = {alert_key(a) for a in firing}
+    notified = set(group.notified)
+    # Alerts muted since they were notified are neither re-sent nor reported resolved while muted.
+    previously = {k for k in notified if k.split(":")[0] not in muted_fps}
+    member_fps = {a.fingerprint for a in members}
+    gone = {k.split(":")[0] for k in previously} - member_fps
+    resolved: list[AlertState] = []
+    if gone and rule.send_resolved:
+        resolved = list(AlertState.objects.filter(rule=rule, fingerprint__in=sorted(gone)))
+    repeat_due = bool(
+        current
+        and group.last_notified_at is not None
+        and now - group.last_notified_at >= timedelta(seconds=rule.repeat_interval_seconds)
+    )
+    send = bool(current - previously) or bool(resolved) or repeat_due
+    written: list[int] = []
+    if send:
+        channels = list(rule.channels.filter(enabled=True))
+        for channel in channels:
+            payload = message(rule, group, channel.name, firing, resolved, now)
+            row = Notification.objects.create(
+                channel=channel,
+                group=group,
+                alert_status=payload["status"],
+                payload=payload,
+                next_attempt_at=timezone.now(),
+            )
+            written.append(row.pk)
+        group.last_notified_at = now
+    group.notified = sorted(current | {k for k in notified if k.split(":")[0] in muted_fps})
+    group.next_flush_at = now + timedelta(seconds=rule.group_interval_seconds) if (members or group.notified) else None
+    if not members and not group.notified:
+        group.delete()
+    else:
+        group.save(update_fields=["notified", "next_flush_at", "last_notified_at"])
+    return written
