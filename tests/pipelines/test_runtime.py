@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from django.utils import timezone
 
 from controlplane.events.models import Event
 from pipelines import selectors, services
@@ -144,6 +145,8 @@ def test_failed_deliveries_retry_with_backoff_then_give_up(scripted_receiver, se
     assert outcome.status == "pending" and outcome.retry_in == 1.0
     delivery = Delivery.objects.get(pk=delivery_id)
     assert delivery.last_error == "HTTP 503" and delivery.next_attempt_at is not None
+    assert services.delivery_attempt(delivery_id=delivery_id) is None, "not before its backoff"
+    Delivery.objects.filter(pk=delivery_id).update(next_attempt_at=timezone.now())
     assert services.delivery_attempt(delivery_id=delivery_id).status == "failed"
     event = Event.objects.get(kind="pipeline.delivery_failed")
     assert event.subject == "pay" and event.data["attempts"] == 2 and event.data["service"] == "billing"
