@@ -239,3 +239,43 @@ def test_bad_silence_input_is_a_field_error_and_saves_nothing(admin_client, fiel
     assert response.status_code == 400
     assert error_field in response.context["silence_form"].errors
     assert Silence.objects.count() == 0
+
+
+def test_silence_created_from_the_alerts_page_through_the_silence_service(admin_client) -> None:  # type: ignore[no-untyped-def]
+    from monitoring.models import Silence
+
+    response = admin_client.post(
+        "/dashboard/alerts/",
+        {
+            "form": "silence",
+            "silence-matchers": "service=payments\nseverity=~crit.*",
+            "silence-starts_at": "2030-06-01T10:00",
+            "silence-ends_at": "2030-06-01T12:00",
+            "silence-timezone": "America/New_York",
+            "silence-comment": "planned deploy",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    silence = Silence.objects.get()
+    assert silence.matchers == [
+        {"name": "service", "op": "=", "value": "payments"},
+        {"name": "severity", "op": "=~", "value": "crit.*"},
+    ]
+    assert silence.starts_at.isoformat() == "2030-06-01T14:00:00+00:00"  # 10:00 EDT
+    assert "admin" in silence.author and silence.comment == "planned deploy"
+    assert Event.objects.filter(kind="silence.created").exists()
+    page = admin_client.get("/dashboard/alerts/").content.decode()
+    assert "service=payments" in page and "planned deploy" in page and "pending" in page
+
+
+def test_a_matcher_the_silence_service_refuses_comes_back_as_a_field_error(admin_client) -> None:  # type: ignore[no-untyped-def]
+    from monitoring.models import Silence
+
+    response = admin_client.post(
+        "/dashboard/alerts/",
+        {"form": "silence", "silence-matchers": "service=~(unclosed", "silence-duration_minutes": "30",
+         "silence-comment": "x", "silence-timezone": "UTC"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "matchers" in response.context["silence_form"].errors
+    assert Silence.objects.count() == 0
