@@ -11,7 +11,15 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from registry import selectors, services
-from registry.models import Check, Instance, InstanceStatus, Service
+from registry.models import (
+    CHECK_CONFIG_FIELDS,
+    CHECK_MASKED_FIELDS,
+    CHECK_STATE_FIELDS,
+    Check,
+    Instance,
+    InstanceStatus,
+    Service,
+)
 from registry.probes.base import redact_params
 from registry.probes.http import redact_headers
 
@@ -222,40 +230,16 @@ class CheckAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "enabled", "instance__service__type"]
     search_fields = ["name", "instance__instance_id", "instance__service__name"]
     list_select_related = ["instance__service"]
-    exclude = ["claim_token", "headers", "params"]  # shown masked (headers_masked, params_masked)
+    # Configuration that can carry credentials is shown masked (`<field>_masked`), never as a form field.
+    exclude = ["claim_token", *sorted(CHECK_MASKED_FIELDS)]
     readonly_fields = [
         "instance",
         "name",
-        "kind",
-        "status",
-        "consecutive_successes",
-        "consecutive_failures",
-        "last_result_at",
-        "last_latency_ms",
-        "output",
-        "status_changed_at",
-        "next_run_at",
+        *CHECK_STATE_FIELDS,
         "lag",
         "claimed_until",
         "recent_results",
-        "interval",
-        "timeout",
-        "enabled",
-        "method",
-        "path",
-        "headers_masked",
-        "expected_statuses",
-        "body_contains",
-        "store_body",
-        "tls_verify",
-        "follow_redirects",
-        "warn_latency_ms",
-        "ttl",
-        "probe",
-        "params_masked",
-        "successes_before_passing",
-        "failures_before_warning",
-        "failures_before_critical",
+        *(f"{name}_masked" if name in CHECK_MASKED_FIELDS else name for name in CHECK_CONFIG_FIELDS),
     ]
     actions = ["run_now", "enable", "disable", "maintenance_on", "maintenance_off"]
 

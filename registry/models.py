@@ -165,8 +165,52 @@ class Instance(models.Model):
         return f"{self.scheme}://{self.host}:{self.port}"
 
 
+#: A check's configuration, in API order: what a registration sets and what a re-registration compares.
+#: The one list of these names; the catalog service, the API serializers and the admin are built from it.
+CHECK_CONFIG_FIELDS: tuple[str, ...] = (
+    "kind",
+    "interval",
+    "timeout",
+    "enabled",
+    "method",
+    "path",
+    "headers",
+    "expected_statuses",
+    "body_contains",
+    "store_body",
+    "tls_verify",
+    "follow_redirects",
+    "warn_latency_ms",
+    "ttl",
+    "probe",
+    "params",
+    "successes_before_passing",
+    "failures_before_warning",
+    "failures_before_critical",
+)
+#: Configuration that can carry credentials (an Authorization header, a password param): shown masked.
+CHECK_MASKED_FIELDS: frozenset[str] = frozenset({"headers", "params"})
+#: A check's current state, written by results and the scheduler; read-only in the API and the admin.
+CHECK_STATE_FIELDS: tuple[str, ...] = (
+    "status",
+    "consecutive_successes",
+    "consecutive_failures",
+    "last_result_at",
+    "last_latency_ms",
+    "output",
+    "status_changed_at",
+    "next_run_at",
+)
+# Anti-flap thresholds: a streak longer than this is a misconfiguration, not a policy.
+MAX_THRESHOLD = 100
+
+
 class Check(models.Model):
-    """A health check on one instance, with its schedule and current state."""
+    """A health check on one instance, with its schedule and current state.
+
+    Its rules live on the fields (validators, lengths, choices), so the API's registration body, which is
+    built from them, and the services' `full_clean` apply the same ones.
+    """
 
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="checks")
     name = models.CharField(max_length=100, validators=[validate_url_safe_name])
@@ -184,16 +228,22 @@ class Check(models.Model):
     store_body = models.BooleanField(default=False, help_text="Keep the start of the response body in the output.")
     tls_verify = models.BooleanField(default=True)
     follow_redirects = models.BooleanField(default=False)
-    warn_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    warn_latency_ms = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     # ttl
     ttl = models.FloatField(null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(ONE_DAY)])
     # custom (and tcp overrides: params host/port)
     probe = models.CharField(max_length=50, blank=True)
     params = models.JSONField(default=dict, blank=True, validators=[validate_object])
     # anti-flap thresholds (Consul semantics)
-    successes_before_passing = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
-    failures_before_warning = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
-    failures_before_critical = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    successes_before_passing = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_THRESHOLD)]
+    )
+    failures_before_warning = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_THRESHOLD)]
+    )
+    failures_before_critical = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_THRESHOLD)]
+    )
     # state
     # Not indexed: every result rewrites the row, and an index here would only add write cost.
     status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.UNKNOWN)

@@ -7,8 +7,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import (
+    CHECK_CONFIG_FIELDS,
+    CHECK_STATE_FIELDS,
     Check,
-    CheckKind,
     CheckResult,
     CheckStatus,
     Instance,
@@ -33,39 +34,7 @@ class CheckSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Check
-        fields = [
-            "id",
-            "service",
-            "instance_id",
-            "name",
-            "kind",
-            "interval",
-            "timeout",
-            "enabled",
-            "method",
-            "path",
-            "headers",
-            "expected_statuses",
-            "body_contains",
-            "store_body",
-            "tls_verify",
-            "follow_redirects",
-            "warn_latency_ms",
-            "ttl",
-            "probe",
-            "params",
-            "successes_before_passing",
-            "failures_before_warning",
-            "failures_before_critical",
-            "status",
-            "consecutive_successes",
-            "consecutive_failures",
-            "last_result_at",
-            "last_latency_ms",
-            "output",
-            "status_changed_at",
-            "next_run_at",
-        ]
+        fields = ["id", "service", "instance_id", "name", *CHECK_CONFIG_FIELDS, *CHECK_STATE_FIELDS]
         read_only_fields = fields
 
     def get_headers(self, check: Check) -> dict[str, str]:
@@ -177,29 +146,19 @@ class ServiceWriteSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False)
 
 
-class CheckSpecSerializer(serializers.Serializer):
-    """One check in a registration body; omitted fields take the model defaults (interval 10, timeout 5...)."""
+class CheckSpecSerializer(serializers.ModelSerializer):
+    """One check in a registration body; omitted fields take the model defaults (interval 10, timeout 5...).
 
-    name = serializers.CharField(max_length=100, validators=[validate_url_safe_name])
-    kind = serializers.ChoiceField(choices=CheckKind.choices)
-    interval = serializers.FloatField(required=False)
-    timeout = serializers.FloatField(required=False)
-    enabled = serializers.BooleanField(required=False)
-    method = serializers.CharField(required=False)
-    path = serializers.CharField(required=False)
+    Its fields are the model's (`CHECK_CONFIG_FIELDS`, with their lengths, bounds and choices); only the
+    JSON objects are declared here, for their API shape (string header values, an object of params).
+    """
+
     headers = serializers.DictField(child=serializers.CharField(), required=False)
-    expected_statuses = serializers.CharField(required=False)
-    body_contains = serializers.CharField(required=False, allow_blank=True)
-    store_body = serializers.BooleanField(required=False)
-    tls_verify = serializers.BooleanField(required=False)
-    follow_redirects = serializers.BooleanField(required=False)
-    warn_latency_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    ttl = serializers.FloatField(required=False, allow_null=True)
-    probe = serializers.CharField(required=False, allow_blank=True)
     params = serializers.DictField(required=False)
-    successes_before_passing = serializers.IntegerField(required=False, min_value=1, max_value=100)
-    failures_before_warning = serializers.IntegerField(required=False, min_value=1, max_value=100)
-    failures_before_critical = serializers.IntegerField(required=False, min_value=1, max_value=100)
+
+    class Meta:
+        model = Check
+        fields = ["name", *CHECK_CONFIG_FIELDS]
 
     additional_properties = False  # read by controlplane.schema: unknown fields are refused below
 

@@ -10,33 +10,12 @@ from django.utils import timezone
 
 from controlplane.egress import EgressDenied, Purpose, check_host, check_url
 from registry.health import StatusSpecError, parse_expected_statuses
-from registry.models import Check, CheckKind, Instance, Service
+from registry.models import CHECK_CONFIG_FIELDS, Check, CheckKind, Instance, Service
 from registry.probes import CUSTOM_PROBES, PROBE_KINDS
 from registry.probes.http import http_check_errors
 from registry.services.state import instances_refresh_status
 
 SERVICE_FIELDS = ("display_name", "type", "description", "owner", "tags", "capabilities", "metadata")
-CHECK_CONFIG_FIELDS = (
-    "kind",
-    "interval",
-    "timeout",
-    "enabled",
-    "method",
-    "path",
-    "headers",
-    "expected_statuses",
-    "body_contains",
-    "store_body",
-    "tls_verify",
-    "follow_redirects",
-    "warn_latency_ms",
-    "ttl",
-    "probe",
-    "params",
-    "successes_before_passing",
-    "failures_before_warning",
-    "failures_before_critical",
-)
 
 
 def _emit(kind: str, subject: str, data: dict[str, Any], actor: str) -> None:
