@@ -23,10 +23,10 @@ def _totals(model: type) -> dict[str, float]:
     totals = model.objects.aggregate(
         sent=Count("pk", filter=Q(status="delivered")),
         failed=Count("pk", filter=Q(status="failed")),
-        attempts=Sum("attempts", filter=Q(attempts__gt=1)),
+        attempts_sum=Sum("attempts", filter=Q(attempts__gt=1)),
         retried_rows=Count("pk", filter=Q(attempts__gt=1)),
     )
-    retried = (totals["attempts"] or 0) - (totals["retried_rows"] or 0)  # attempts after each row's first
+    retried = (totals["attempts_sum"] or 0) - (totals["retried_rows"] or 0)  # attempts after each row's first
     return {"sent": float(totals["sent"]), "failed": float(totals["failed"]), "retried": float(retried)}
 
 
