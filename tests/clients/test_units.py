@@ -260,3 +260,20 @@ def test_exec_environment_names_and_values() -> None:
     cfg = Config("ns", {"db": {"port": 1}, "on": True}, 1)
     assert config_env(cfg, "P_") == {"P_DB_PORT": "1", "P_ON": "true"}
     assert wait_range("1s:5s") == (1.0, 5.0) and wait_range("500ms") == (0.5, 2.0)
+
+
+def test_outage_cache_confirms_unchanged_answers_without_rewriting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    cache = OutageCache(tmp_path, "http://a", "k.x")
+    cache.save("config", "ns", {"a": 1}, index=2)
+    path = cache.path("config", "ns")
+    inode = path.stat().st_ino
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "saved_at": stored["saved_at"] - 100}))  # in place: same inode
+    os.utime(path, (stored["saved_at"] - 100, stored["saved_at"] - 100))
+    assert cache.load("config", "ns")[2] >= 99  # type: ignore[index]
+    cache.save("config", "ns", {"a": 1}, index=2)  # the same answer again: confirmed, not rewritten
+    assert path.stat().st_ino == inode and cache.load("config", "ns")[2] < 5  # type: ignore[index]
+    cache.save("config", "ns", {"a": 2}, index=3)
+    assert path.stat().st_ino != inode and cache.load("config", "ns")[:2] == ({"a": 2}, 3)  # type: ignore[index]

@@ -3,7 +3,9 @@
 One directory per (server, key): a key that may not read secrets only ever stores the masked values the
 server gave it, and a second key on the same machine never reads the first one's copy. Directories are
 0700 and files 0600; every write goes to a temporary file in the same directory, is fsynced and renamed
-over the old one, so a reader (or a crash) never sees half a file.
+over the old one, so a reader (or a crash) never sees half a file. A read that returns what the file
+already holds (same index, same data) only touches its modification time, which is what `age` is
+measured from: the hot path of a service reading its config pays no write and no fsync.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class OutageCache:
         digest = hashlib.sha256(f"{base_url}\0{_key_id(api_key)}".encode()).hexdigest()[:24]
         self.root = Path(root)
         self.dir = self.root / digest
+        self._saved: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def path(self, kind: str, name: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "_"
@@ -46,6 +49,10 @@ class OutageCache:
     def save(self, kind: str, name: str, data: Any, *, index: int = 0) -> None:
         """Write atomically; a failing disk never fails the read that produced the data."""
         path = self.path(kind, name)
+        if self._saved.get((kind, name)) == (index, data):
+            with contextlib.suppress(OSError):
+                os.utime(path)  # still the last good answer, confirmed now
+                return
         try:
             for directory in (self.root, self.dir, path.parent):
                 directory.mkdir(mode=0o700, exist_ok=True)
@@ -58,6 +65,7 @@ class OutageCache:
                     os.fsync(handle.fileno())
                 os.chmod(tmp, 0o600)  # whatever the umask
                 os.replace(tmp, path)
+                self._saved[(kind, name)] = (index, data)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
@@ -68,13 +76,16 @@ class OutageCache:
     def load(self, kind: str, name: str) -> tuple[Any, int, float] | None:
         """`(data, index, age seconds)` or None when nothing usable is stored."""
         try:
-            stored = json.loads(self.path(kind, name).read_text())
-            return stored["data"], int(stored.get("index", 0)), max(0.0, time.time() - float(stored["saved_at"]))
+            path = self.path(kind, name)
+            stored = json.loads(path.read_text())
+            confirmed = max(float(stored["saved_at"]), path.stat().st_mtime)
+            return stored["data"], int(stored.get("index", 0)), max(0.0, time.time() - confirmed)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def drop(self, kind: str, name: str) -> None:
         """Forget a copy the key may no longer read (the server answered 401/403/404 for it)."""
+        self._saved.pop((kind, name), None)
         with contextlib.suppress(OSError):
             self.path(kind, name).unlink()
 
