@@ -32,6 +32,10 @@ class OutboundDelivery(models.Model):
     # Set while a worker holds the delivery, to the end of its longest possible attempt plus a margin
     # (`services.claim_seconds`); a crashed worker's claim simply expires.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # When a task message was last sent for the pending attempt (creation or sweep); cleared when the attempt
+    # is recorded. The sweep skips rows queued within a claim's length, so a backed-up `deliveries` queue
+    # is not fed one duplicate per row every five seconds.
+    queued_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -53,6 +57,13 @@ class OutboundDelivery(models.Model):
     def deadline_seconds(cls) -> float:
         """Total deadline of one attempt's request (connect, headers, body)."""
         raise NotImplementedError
+
+    @classmethod
+    def claim_seconds(cls) -> float:
+        """How long a claim lasts: the longest possible attempt (its deadline) plus the bookkeeping margin."""
+        from django.conf import settings
+
+        return cls.deadline_seconds() + settings.DELIVERY_CLAIM_MARGIN_SECONDS
 
     @classmethod
     def max_attempts(cls) -> int:

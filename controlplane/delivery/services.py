@@ -39,11 +39,6 @@ class AttemptOutcome:
     error: str = ""
 
 
-def claim_seconds(model: type[OutboundDelivery]) -> float:
-    """How long a claim lasts: the longest possible attempt (its deadline) plus the bookkeeping margin."""
-    return model.deadline_seconds() + settings.DELIVERY_CLAIM_MARGIN_SECONDS
-
-
 def backoff_seconds(model: type[OutboundDelivery], attempts: int) -> float:
     """Delay after `attempts` failures: base, 2x, 4x ... capped at `DELIVERY_BACKOFF_CAP_SECONDS`."""
     return float(min(model.backoff_base_seconds() * 2 ** max(attempts - 1, 0), settings.DELIVERY_BACKOFF_CAP_SECONDS))
@@ -52,7 +47,7 @@ def backoff_seconds(model: type[OutboundDelivery], attempts: int) -> float:
 def _claim(model: type[OutboundDelivery], delivery_id: int) -> object | None:
     """Take the delivery with a conditional UPDATE; returns the claim (its `claimed_until`) or None."""
     now = timezone.now()
-    until = now + timedelta(seconds=claim_seconds(model))
+    until = now + timedelta(seconds=model.claim_seconds())
     taken = (
         model._default_manager.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
@@ -99,6 +94,7 @@ def _record(
         "last_status_code": status_code,
         "last_error": message,
         "claimed_until": None,
+        "queued_at": None,
         **delivery.attempt_fields(),
     }
     if error is None:
@@ -159,6 +155,7 @@ def deliveries_enqueue(*, kind: str, ids: list[int]) -> None:
     def queue() -> None:
         from controlplane.delivery.tasks import deliver
 
+        _mark_queued(delivery_model(kind), ids)
         for delivery_id in ids:
             try:
                 deliver.delay(kind, delivery_id)
@@ -168,6 +165,11 @@ def deliveries_enqueue(*, kind: str, ids: list[int]) -> None:
     transaction.on_commit(queue)
 
 
+def _mark_queued(model: type[OutboundDelivery], ids: list[int]) -> None:
+    if ids:
+        model._default_manager.filter(pk__in=ids).update(queued_at=timezone.now())
+
+
 def deliveries_queue_due() -> dict[str, int]:
     """Queue an attempt for every due delivery of every kind; returns how many per kind."""
     from controlplane.delivery.tasks import deliver
@@ -175,6 +177,7 @@ def deliveries_queue_due() -> dict[str, int]:
     counts: dict[str, int] = {}
     for kind in DELIVERY_KINDS:
         ids = deliveries_due(kind=kind)
+        _mark_queued(delivery_model(kind), ids)
         for delivery_id in ids:
             deliver.delay(kind, delivery_id)
         counts[kind] = len(ids)

@@ -146,8 +146,10 @@ def test_an_egress_denial_is_a_final_error(settings, url: str, allow_private: bo
 
 
 def test_both_kinds_and_only_they_are_registered_on_the_one_engine() -> None:
-    assert DELIVERY_KINDS == {"webhook": "events.WebhookDelivery", "pipeline": "pipelines.Delivery"}
+    assert DELIVERY_KINDS["webhook"] == "events.WebhookDelivery" and DELIVERY_KINDS["pipeline"] == "pipelines.Delivery"
     assert delivery_model("webhook") is WebhookDelivery and delivery_model("pipeline") is Delivery
+    for kind in DELIVERY_KINDS:  # any other kind (alert notifications) is an engine model of that kind too
+        assert issubclass(delivery_model(kind), OutboundDelivery) and delivery_model(kind).delivery_kind == kind
     for model in (WebhookDelivery, Delivery):
         assert issubclass(model, OutboundDelivery)
         # One backoff rule and one cap for every kind.
@@ -299,8 +301,27 @@ def test_creation_queues_the_one_engine_task_for_both_kinds(django_capture_on_co
     webhook = WebhookDelivery.objects.get()
     assert sent == [("webhook", webhook.pk), ("pipeline", created[0].pk)]
     sent.clear()
-    assert engine.deliveries_queue_due() == {"webhook": 1, "pipeline": 1}
+    # Just queued: the sweep does not add a duplicate message (a backed-up queue would grow without end).
+    assert engine.deliveries_queue_due() == {kind: 0 for kind in DELIVERY_KINDS} and sent == []
+    # A message lost for longer than a claim's length is sent again.
+    long_ago = timezone.now() - timedelta(minutes=5)
+    WebhookDelivery.objects.update(queued_at=long_ago)
+    Delivery.objects.update(queued_at=long_ago)
+    assert engine.deliveries_queue_due() == {**{kind: 0 for kind in DELIVERY_KINDS}, "webhook": 1, "pipeline": 1}
     assert sorted(sent) == [("pipeline", created[0].pk), ("webhook", webhook.pk)]
+    assert engine.deliveries_queue_due()["webhook"] == 0, "queued again: not due again until a claim's length"
+
+
+@pytest.mark.django_db
+def test_a_recorded_attempt_makes_the_retry_due_at_its_backoff_not_a_claim_later(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.WEBHOOK_BACKOFF_BASE_SECONDS = 1
+    delivery = _webhook("http://nonexistent.invalid/hook", queued_at=timezone.now())
+    assert deliveries_due(kind="webhook") == []  # queued just now
+    assert engine.delivery_attempt(kind="webhook", delivery_id=delivery.pk).retry_in == 1
+    delivery.refresh_from_db()
+    assert delivery.queued_at is None
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert deliveries_due(kind="webhook") == [delivery.pk]
 
 
 class _Healthy(BaseHTTPRequestHandler):
