@@ -144,12 +144,18 @@ def main() -> int:
     log.close()
     output = log_path.read_text()
     succeeded = set(re.findall(r"\[(soak-\d+)\] succeeded", output))
+    from django.db.models import Count
+
+    from pipelines.models import Run, RunMode
+
+    runs = dict(Run.objects.filter(mode=RunMode.ASYNC).values_list("status").annotate(n=Count("id")))
     result = {
         "minutes": round((time.monotonic() - started) / 60, 1),
         "tasks_sent": len(sent),
         "tasks_succeeded": len(succeeded & set(sent)),
         "tasks_lost": len(set(sent) - succeeded),
         "async_runs_submitted": runs_submitted,
+        "async_runs_by_status": runs,
         "worker_restarts": len(re.findall(r"exited with -?\d+ after", output)),
         "json_decode_errors": output.count("JSONDecodeError"),
         "tracebacks": output.count("Traceback (most recent call last)"),
