@@ -21,7 +21,7 @@ STATUS_STYLE: dict[str, tuple[str, str, str]] = {
     "degraded": ("#b26a00", "▲", "degraded"),
     "critical": ("#c62828", "✖", "down"),
     "down": ("#c62828", "✖", "down"),
-    "maintenance": ("#1565c0", "⏸", "maintenance"),
+    "maintenance": ("#1565c0", "‖", "maintenance"),
     "unknown": ("#757575", "?", "no data"),
 }
 
@@ -60,7 +60,7 @@ def latency_chart(points: Sequence[LatencyPoint], *, width: int = 720, height: i
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="100%" height="{height}" aria-label="Latency p50 and p95 in milliseconds">',
+        f'width="{width}" height="{height}" aria-label="Latency p50 and p95 in milliseconds">',
         f"<title>Latency p50 (solid) and p95 (dashed), max {top / 1.1 if values else 0:.0f} ms</title>",
         f'<line x1="{pad_left}" y1="{pad_top + plot_h}" x2="{width - 8}" y2="{pad_top + plot_h}" stroke="#999"/>',
         f'<line x1="{pad_left}" y1="{pad_top}" x2="{pad_left}" y2="{pad_top + plot_h}" stroke="#999"/>',
@@ -100,7 +100,7 @@ def uptime_bar(segments: Sequence[DaySegment], *, width: int = 720, height: int 
     seg_w = (width - gap * (len(segments) - 1)) / max(1, len(segments))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="uptime-bar" role="img" viewBox="0 0 {width} {height}" '
-        f'width="100%" height="{height}" aria-label="Uptime per day, last {len(segments)} days">',
+        f'width="{width}" height="{height}" aria-label="Uptime per day, last {len(segments)} days">',
         '<defs><pattern id="hatch" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
         '<rect width="2" height="4" fill="#1565c0"/></pattern></defs>',
     ]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -75,7 +75,17 @@ def service_statuses(*, names: list[str] | None = None, ids: list[int] | None = 
         queryset = queryset.filter(name__in=names)
     if ids is not None:
         queryset = queryset.filter(pk__in=ids)
-    return {s.pk: {"id": s.pk, "name": s.name, "status": service_status(s)} for s in queryset.order_by()}
+    return {
+        s.pk: {
+            "id": s.pk,
+            "name": s.name,
+            "status": service_status(s),
+            "passing": s.passing_count,
+            "instances": s.instance_count,
+            "critical": s.critical_count,
+        }
+        for s in queryset.order_by()
+    }
 
 
 def service_page(*, search: str = "", status: str = "", page: Any = 1) -> Page:
@@ -95,12 +105,28 @@ def service_page(*, search: str = "", status: str = "", page: Any = 1) -> Page:
 
 
 def status_counts() -> dict[str, dict[str, int]]:
-    """Instances and enabled checks by status, plus services by their worst status (three grouped queries)."""
+    """Instances and enabled checks by status, and services by their worst instance (three grouped queries).
+
+    The services' grouping key is built from EXISTS subqueries, not from aggregates (SQL cannot group by
+    an aggregate): one index probe per service and status, no row per instance returned.
+    """
     instances = dict(Instance.objects.order_by().values_list("status").annotate(n=Count("id")))
     checks = dict(Check.objects.filter(enabled=True).order_by().values_list("status").annotate(n=Count("id")))
+    has = {
+        status: Exists(Instance.objects.filter(service_id=OuterRef("pk"), status=status))
+        for status in ("critical", "warning", "unknown", "passing", "maintenance")
+    }
+    worst = Case(
+        *(
+            When(has[status], then=Value(RANKS[status]))
+            for status in ("critical", "warning", "unknown", "passing", "maintenance")
+        ),
+        default=Value(RANKS["unknown"]),
+        output_field=IntegerField(),
+    )
     services = {
         STATUS_BY_RANK.get(rank, "unknown"): n
-        for rank, n in services_ranked().order_by().values_list("rank").annotate(n=Count("id", distinct=True))
+        for rank, n in Service.objects.annotate(worst=worst).order_by().values_list("worst").annotate(n=Count("id"))
     }
     every = list(InstanceStatus.values)
     return {

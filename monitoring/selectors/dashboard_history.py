@@ -101,6 +101,9 @@ class Uptime:
 
     @property
     def uptime(self) -> float | None:
+        """None when nothing at all is known of the window (no data is not 0 % uptime)."""
+        if self.passing + self.degraded + self.down == 0:
+            return None
         return ratio(self.passing, self.seconds - self.maintenance)
 
     @property

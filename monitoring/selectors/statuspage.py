@@ -98,7 +98,7 @@ def public_services(*, now: datetime | None = None) -> list[PublicService]:
                 description=row.description,
                 status=PUBLIC_WORD.get(service_status(ranked[row.service_id]), "unknown"),
                 days=segments,
-                uptime_90d=ratio(passing, covered),
+                uptime_90d=ratio(passing, covered) if any(s.share.uptime is not None for s in segments) else None,
             )
         )
     return out

@@ -83,6 +83,11 @@ def test_overview_lists_failing_services_first_with_status_in_words(admin_client
     assert '<span aria-hidden="true">✖</span> critical' in html
     assert '<span aria-hidden="true">✔</span> passing' in html
     assert 'data-count="instances-critical">1<' in html
+    ServiceFactory(name="no-instances")
+    InstanceFactory(service=bad, status=InstanceStatus.PASSING)  # still critical: the worst instance decides
+    from monitoring.selectors.dashboard import status_counts
+
+    assert status_counts()["services"] == {"unknown": 1, "passing": 1, "warning": 1, "critical": 1, "maintenance": 0}
     assert 'src="/static/monitoring/live.js"' in html
 
 

@@ -7,7 +7,7 @@
   var liveUrl = body.getAttribute("data-live-url");
   var stateUrl = body.getAttribute("data-state-url");
   var indicator = document.getElementById("live-indicator");
-  var ICONS = {passing: "\u2714", warning: "\u25B2", critical: "\u2716", maintenance: "\u23F8", unknown: "?"};
+  var ICONS = {passing: "\u2714", warning: "\u25B2", critical: "\u2716", maintenance: "\u2016", unknown: "?"};
   var last = null;
   var pollTimer = null;
 
@@ -39,6 +39,10 @@
         if (!cell) return;
         cell.replaceChildren(badge(svc.status));
         el.setAttribute("data-live-status", svc.status);
+        var counts = el.querySelector(".svc-instances");
+        if (counts) {
+          counts.textContent = svc.passing + "/" + svc.instances + " passing" + (svc.critical ? ", " + svc.critical + " critical" : "");
+        }
       });
     });
     var counts = payload.counts || {};
