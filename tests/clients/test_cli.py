@@ -80,7 +80,6 @@ def test_config_commands(cp: ControlPlane, namespace: str, tmp_path: Path) -> No
     document.write_text("db:\n  port: 7000\nnew: 1\n")
     ok(cp.cpctl("config", "import", namespace, str(document)))
     assert json.loads(ok(cp.cpctl("config", "get", namespace, "--json")))["new"] == 1
-    ok(cp.cpctl("config", "import", namespace, "-", "--format", "json", "--replace"), ) if False else None
     replaced = cp.cpctl("config", "import", namespace, "-", "--format", "json", "--replace", input='{"only": true}')
     ok(replaced)
     assert json.loads(ok(cp.cpctl("config", "get", namespace, "--json"))) == {"only": True}
@@ -254,7 +253,7 @@ def test_render_writes_once_per_real_change(cp: ControlPlane, namespace: str, tm
     with cp.client() as c:
         c.config_put(namespace, "db.port", 5432)
         c.config_put(namespace, "db.host", "db1")
-        assert ok(cp.cpctl("render", str(template), str(out), "-n", namespace, "--once"))
+        ok(cp.cpctl("render", str(template), str(out), "-n", namespace, "--once"))
         assert out.read_text() == "upstream db { server db1:5432; }\n"
         assert oct(out.stat().st_mode & 0o777) == "0o600"
         out.unlink()

@@ -351,6 +351,9 @@ class AsyncClient:
     async def pipeline(self, slug: str) -> dict[str, Any]:
         return await self._json(calls.pipeline_get(slug))
 
+    async def pipeline_create(self, definition: dict[str, Any]) -> dict[str, Any]:
+        return await self._json(calls.pipeline_create(definition))
+
     async def run(
         self,
         slug: str,

@@ -314,6 +314,10 @@ class Client:
     def pipeline(self, slug: str) -> dict[str, Any]:
         return self._json(calls.pipeline_get(slug))
 
+    def pipeline_create(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """Create a pipeline from its definition (`slug`, `name`, `steps`, ...; pipelines:write)."""
+        return self._json(calls.pipeline_create(definition))
+
     def run(
         self,
         slug: str,
