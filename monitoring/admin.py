@@ -86,3 +86,7 @@ class RollupWatermarkAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+# Alerting (rules, channels, silences, alerts, notification outbox): its own module.
+import monitoring.alerting.admin  # noqa: E402,F401

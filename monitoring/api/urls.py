@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from monitoring.api import views
@@ -13,5 +13,6 @@ router.register("maintenance", views.MaintenanceWindowViewSet, basename="monitor
 urlpatterns = [
     path("metrics/series/", views.SeriesApi.as_view(), name="monitoring-series"),
     path("metrics/uptime/", views.UptimeApi.as_view(), name="monitoring-uptime"),
+    path("alerts/", include("monitoring.api.alert_urls")),
     *router.urls,
 ]
