@@ -1,6 +1,6 @@
 """The control plane stopped and restarted under a running client: the outage cache answers stale and says
 so (holding secrets only for a key that may read them, in a 0600 file), and a watcher survives the restart
-and ends on the final value. Runs last in the package: it stops the shared server and starts it again."""
+and ends on the final value. Runs after the other server tests (file order): it stops the shared server and starts it again."""
 
 from __future__ import annotations
 
