@@ -284,3 +284,47 @@ def test_a_matcher_the_silence_service_refuses_comes_back_as_a_field_error(admin
     assert response.status_code == 400
     assert "matchers" in response.context["silence_form"].errors
     assert Silence.objects.count() == 0
+
+
+def test_history_reads_each_time_once_from_the_coarsest_final_level() -> None:
+    from monitoring.models import RollupWatermark
+    from monitoring.selectors.dashboard_history import status_seconds
+
+    service = ServiceFactory(name="levels")
+    now = timezone.now()
+    today = floor_time(now, 86400)
+    series = MetricSeries.objects.create(kind="service", target=str(service.pk), metric="status")
+    yesterday = today - timedelta(days=1)
+    rows = [
+        MetricPoint(series=series, resolution=Resolution.DAY, bucket=yesterday, count=1, breakdown={"passing": 86400})
+    ]
+    # The same day again as hour points (the roll-up keeps both levels): must not be counted twice.
+    rows += [
+        MetricPoint(
+            series=series,
+            resolution=Resolution.HOUR,
+            bucket=yesterday + timedelta(hours=h),
+            count=1,
+            breakdown={"passing": 3600},
+        )
+        for h in range(24)
+    ]
+    # Today: no day point yet; one finished hour, and minutes of the current hour not rolled up to hours.
+    hour = floor_time(now, 3600)
+    if hour > today:
+        rows.append(
+            MetricPoint(series=series, resolution=Resolution.HOUR, bucket=today, count=1, breakdown={"critical": 3600})
+        )
+    minute = floor_time(now, 60) - timedelta(minutes=1)
+    if minute >= hour:
+        rows.append(
+            MetricPoint(series=series, resolution=Resolution.MINUTE, bucket=minute, count=1, breakdown={"passing": 60})
+        )
+    MetricPoint.objects.bulk_create(rows)
+    RollupWatermark.objects.create(name="day", position=today)
+    RollupWatermark.objects.create(name="hour", position=hour)
+    days = status_seconds(kind="service", targets=[str(service.pk)], days=2, now=now)[str(service.pk)]
+    assert days[0].share.passing == 86400 and days[0].status == "passing"
+    expected_critical = 3600 if hour > today else 0
+    assert days[1].share.down == expected_critical
+    assert days[1].share.passing == (60 if minute >= hour else 0)
