@@ -63,9 +63,9 @@ class MetricPoint(models.Model):
     """The aggregate of one series over one bucket [bucket, bucket + resolution).
 
     Mergeable by design, so a coarser level is computed exactly from the finer one: `count` samples with
-    sum `total`, `min`/`max`, a latency `histogram` (counts per bound of MONITORING_LATENCY_BOUNDS_MS, the
-    last entry counting values above every bound) and a `breakdown` (label -> number, e.g. seconds spent in
-    each status).
+    sum `total`, `min`/`max`, a latency `histogram` (counts per bound of `monitoring.conf.LATENCY_BOUNDS_MS`,
+    the last counting values above every bound, stored as sparse text "index:count,…", see
+    `monitoring.points.sparse`) and a `breakdown` (label -> number, e.g. seconds spent in each status).
     """
 
     series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, related_name="points", db_index=False)

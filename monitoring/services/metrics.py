@@ -5,6 +5,7 @@ Every write is a bulk statement: one upsert for series, one for points, whatever
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -66,6 +67,8 @@ def points_replace_by_id(*, resolution: int, points: Mapping[tuple[int, datetime
     """`points_replace` for points already keyed by series id (the coarser roll-ups)."""
     if not points:
         return 0
+    if connection.vendor == "postgresql":
+        return _replace_postgresql(resolution, points)
     rows = [
         MetricPoint(series_id=series_id, resolution=resolution, bucket=bucket, **agg.as_fields())
         for (series_id, bucket), agg in points.items()
@@ -78,6 +81,40 @@ def points_replace_by_id(*, resolution: int, points: Mapping[tuple[int, datetime
         update_fields=POINT_FIELDS,
     )
     return len(rows)
+
+
+def _replace_postgresql(resolution: int, points: Mapping[tuple[int, datetime], Agg]) -> int:
+    """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO UPDATE` per 20,000 points.
+
+    The roll-up's hot path: building model instances and their per-field conversions cost more than the
+    statement itself (bench/monitoring_rollup.py).
+    """
+    table = MetricPoint._meta.db_table
+    items = list(points.items())
+    for offset in range(0, len(items), 20000):
+        columns: list[list] = [[], [], [], [], [], [], [], []]  # type: ignore[type-arg]
+        for (series_id, bucket), agg in items[offset : offset + 20000]:
+            fields = agg.as_fields()
+            for column, value in zip(
+                columns,
+                (series_id, bucket, fields["count"], fields["total"], fields["min"], fields["max"]),
+                strict=False,
+            ):
+                column.append(value)
+            columns[6].append(None if fields["histogram"] is None else json.dumps(fields["histogram"]))
+            columns[7].append(None if fields["breakdown"] is None else json.dumps(fields["breakdown"]))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'INSERT INTO "{table}" (series_id, resolution, bucket, count, total, min, max, histogram, breakdown) '  # noqa: S608 - our table
+                "SELECT s, %s, b, c, t, lo, hi, h::jsonb, d::jsonb FROM unnest(%s::bigint[], %s::timestamptz[], "
+                "%s::bigint[], %s::float8[], %s::float8[], %s::float8[], %s::text[], %s::text[]) "
+                "AS v(s, b, c, t, lo, hi, h, d) "
+                "ON CONFLICT (series_id, resolution, bucket) DO UPDATE SET count = EXCLUDED.count, "
+                "total = EXCLUDED.total, min = EXCLUDED.min, max = EXCLUDED.max, "
+                "histogram = EXCLUDED.histogram, breakdown = EXCLUDED.breakdown",
+                [resolution, *columns],
+            )
+    return len(items)
 
 
 @transaction.atomic
