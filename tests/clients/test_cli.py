@@ -65,7 +65,9 @@ def test_config_commands(cp: ControlPlane, namespace: str, tmp_path: Path) -> No
     ok(cp.cpctl("config", "put", namespace, "db.host", "db.internal"))
     ok(cp.cpctl("config", "put", namespace, "code", "007", "--string"))
     assert json.loads(ok(cp.cpctl("config", "get", namespace, "--json"))) == {
-        "db": {"port": 5432, "host": "db.internal"}, "code": "007"}
+        "db": {"port": 5432, "host": "db.internal"},
+        "code": "007",
+    }
     assert ok(cp.cpctl("config", "get", namespace, "db.port")).strip() == "5432"
     assert "db.host  db.internal" in ok(cp.cpctl("config", "get", namespace))
     assert cp.cpctl("config", "get", namespace, "nope").returncode == 3
@@ -87,14 +89,20 @@ def test_config_commands(cp: ControlPlane, namespace: str, tmp_path: Path) -> No
     assert history[0]["number"] > history[-1]["number"] == 1
     assert "NUMBER" in ok(cp.cpctl("config", "history", namespace))
     ok(cp.cpctl("config", "rollback", namespace, "2"))
-    assert json.loads(ok(cp.cpctl("config", "get", namespace, "--json"))) == {"db": {"port": 5432, "host": "db.internal"}}
+    assert json.loads(ok(cp.cpctl("config", "get", namespace, "--json"))) == {
+        "db": {"port": 5432, "host": "db.internal"}
+    }
 
 
 def test_config_watch_prints_each_change_of_the_key(cp: ControlPlane, namespace: str) -> None:
     with cp.client() as c:
         c.config_put(namespace, "a", 1)
-        watch = subprocess.Popen([CPCTL, "config", "watch", namespace, "a", "--json", "--wait", "5s"],
-                                 env=cp.cli_env(), stdout=subprocess.PIPE, text=True)
+        watch = subprocess.Popen(
+            [CPCTL, "config", "watch", namespace, "a", "--json", "--wait", "5s"],
+            env=cp.cli_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert watch.stdout is not None
             assert json.loads(watch.stdout.readline())["value"] == 1
@@ -109,9 +117,24 @@ def test_config_watch_prints_each_change_of_the_key(cp: ControlPlane, namespace:
 
 def test_pipelines_keys_and_events(cp: ControlPlane, name: str, tmp_path: Path) -> None:
     with cp.client() as c:
-        c.pipeline_create({"slug": name, "name": name, "steps": [
-            {"name": "total", "kind": "transform", "priority": 10,
-             "config": {"operations": [{"op": "set", "path": "payload.total", "expr": "payload.price * payload.qty"}]}}]})
+        c.pipeline_create(
+            {
+                "slug": name,
+                "name": name,
+                "steps": [
+                    {
+                        "name": "total",
+                        "kind": "transform",
+                        "priority": 10,
+                        "config": {
+                            "operations": [
+                                {"op": "set", "path": "payload.total", "expr": "payload.price * payload.qty"}
+                            ]
+                        },
+                    }
+                ],
+            }
+        )
     payload = tmp_path / "packet.json"
     payload.write_text('{"price": 3, "qty": 2}')
     result = json.loads(ok(cp.cpctl("pipelines", "run", name, "--payload", f"@{payload}", "--json")))
@@ -119,7 +142,9 @@ def test_pipelines_keys_and_events(cp: ControlPlane, name: str, tmp_path: Path) 
     assert "succeeded" in ok(cp.cpctl("pipelines", "run", name, "--payload", '{"price": 1, "qty": 1}'))
     run = json.loads(ok(cp.cpctl("pipelines", "run", name, "--payload", f"@{payload}", "--async", "--json")))
     assert run["status"] == "succeeded" and run["output"]["payload"]["total"] == 6
-    dry = json.loads(ok(cp.cpctl("pipelines", "run", name, "--payload", '{"price": 1, "qty": 1}', "--dry-run", "--json")))
+    dry = json.loads(
+        ok(cp.cpctl("pipelines", "run", name, "--payload", '{"price": 1, "qty": 1}', "--dry-run", "--json"))
+    )
     assert dry["status"] == "succeeded"
     assert name in ok(cp.cpctl("pipelines", "ls"))
 
@@ -131,8 +156,12 @@ def test_pipelines_keys_and_events(cp: ControlPlane, name: str, tmp_path: Path) 
     ok(cp.cpctl("keys", "revoke", prefix))
     assert cp.cpctl("services", "ls", key=key).returncode == 1
 
-    tail = subprocess.Popen([CPCTL, "events", "tail", "--kind", "service.*", "--json", "--interval", "200ms"],
-                            env=cp.cli_env(), stdout=subprocess.PIPE, text=True)
+    tail = subprocess.Popen(
+        [CPCTL, "events", "tail", "--kind", "service.*", "--json", "--interval", "200ms"],
+        env=cp.cli_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.5)  # the first batch (recent history) is printed; then it follows
         with cp.client() as c:
@@ -179,13 +208,32 @@ def _lines(path: Path) -> list[str]:
 
 def _exec(cp: ControlPlane, namespace: str, out: Path, *extra: str, code: int = 7, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [CPCTL, "exec", "--namespace", namespace, "--prefix", "APP_", "--wait", "100ms:500ms", *extra, "--",
-         sys.executable, "-c", CHILD, str(out), str(code)],
-        env=cp.cli_env(**env), stderr=subprocess.PIPE, text=True)
+        [
+            CPCTL,
+            "exec",
+            "--namespace",
+            namespace,
+            "--prefix",
+            "APP_",
+            "--wait",
+            "100ms:500ms",
+            *extra,
+            "--",
+            sys.executable,
+            "-c",
+            CHILD,
+            str(out),
+            str(code),
+        ],
+        env=cp.cli_env(**env),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_exec_restarts_its_child_within_two_seconds_and_passes_sigterm(cp: ControlPlane, namespace: str,
-                                                                        tmp_path: Path) -> None:
+def test_exec_restarts_its_child_within_two_seconds_and_passes_sigterm(
+    cp: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
     out = tmp_path / "child.log"
     with cp.client() as c:
         c.config_put(namespace, "db.port", 5432)
@@ -257,8 +305,12 @@ def test_render_writes_once_per_real_change(cp: ControlPlane, namespace: str, tm
         assert out.read_text() == "upstream db { server db1:5432; }\n"
         assert oct(out.stat().st_mode & 0o777) == "0o600"
         out.unlink()
-        render = subprocess.Popen([CPCTL, "render", str(template), str(out), "-n", namespace, "--wait", "200ms:1s",
-                                   "--exec", command], env=cp.cli_env(), stderr=subprocess.PIPE, text=True)
+        render = subprocess.Popen(
+            [CPCTL, "render", str(template), str(out), "-n", namespace, "--wait", "200ms:1s", "--exec", command],
+            env=cp.cli_env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert wait_until(lambda: reloads.exists() and reloads.read_text() == "x", 15)
             inode = out.stat().st_ino

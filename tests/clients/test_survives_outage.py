@@ -57,7 +57,9 @@ def test_outage_cache_and_a_watcher_across_a_restart(cp: ControlPlane, namespace
     try:
         time.sleep(1.1)
         stale = reader.config(namespace)
-        assert stale.stale is True and stale.age >= 1.0 and stale["db.port"] == 5432 and stale.revision == fresh.revision
+        assert (
+            stale.stale is True and stale.age >= 1.0 and stale["db.port"] == 5432 and stale.revision == fresh.revision
+        )
         found = reader.discover(name)
         assert found.stale and found.age >= 1.0 and [i.instance_id for i in found] == ["i-1"]
         with pytest.raises(ConnectionFailed):

@@ -237,7 +237,7 @@ class AsyncClient:
             data, index, age = cached
             return Discovery(name, [Instance.from_json(i) for i in data], index=index, stale=True, age=age)
         found, raw = calls.parse_discovery(name, response)
-        self.cache.save("discovery", key, raw, index=found.index)
+        self.cache.save("discovery", key, raw, index=found.index or 0)
         return found
 
     async def discover_wait(
@@ -254,7 +254,7 @@ class AsyncClient:
             calls.discover(name, tag=tag, capability=capability, status=status, index=index, wait=wait), retries=0
         )
         found, raw = calls.parse_discovery(name, response)
-        self.cache.save("discovery", calls.discovery_key(name, tag, capability, status), raw, index=found.index)
+        self.cache.save("discovery", calls.discovery_key(name, tag, capability, status), raw, index=found.index or 0)
         return found
 
     def balancer(self, name: str, strategy: str = "round_robin", **kwargs: Any) -> Balancer:

@@ -131,7 +131,7 @@ class Balancer:
             self.changed.notify_all()
 
     def _next_delay(self, found: Discovery, state: WatchState) -> float:
-        if found.index:
+        if found.index is not None:
             return 0.0
         if not self._warned_no_index:
             log.warning(
@@ -150,7 +150,7 @@ class Balancer:
 
     def _follow(self) -> None:
         client: Client = self.client  # type: ignore[assignment]
-        state = WatchState(self.discovery.index, wait=self.wait)
+        state = WatchState(self.discovery.index or 0, wait=self.wait)
         while not self._stop.is_set():
             try:
                 found = client.discover_wait(self.name, state.index, wait=state.request_wait(), **self.filters)
@@ -160,7 +160,7 @@ class Balancer:
             except ControlPlaneError as error:
                 self._stop.wait(state.failed(error))
                 continue
-            state.answered(found.index)
+            state.answered(found.index or 0)
             self._update(found)
             delay = self._next_delay(found, state)
             if delay:
@@ -186,7 +186,7 @@ class Balancer:
 
     async def _afollow(self) -> None:
         client: AsyncClient = self.client  # type: ignore[assignment]
-        state = WatchState(self.discovery.index, wait=self.wait)
+        state = WatchState(self.discovery.index or 0, wait=self.wait)
         while not self._stop.is_set():
             try:
                 found = await client.discover_wait(self.name, state.index, wait=state.request_wait(), **self.filters)
@@ -196,7 +196,7 @@ class Balancer:
             except ControlPlaneError as error:
                 await asyncio.sleep(state.failed(error))
                 continue
-            state.answered(found.index)
+            state.answered(found.index or 0)
             self._update(found)
             delay = self._next_delay(found, state)
             if delay:

@@ -129,7 +129,7 @@ def discovery_key(name: str, tag: str | list[str] | None, capability: str | None
 def parse_discovery(name: str, response: httpx.Response) -> tuple[Discovery, list[dict[str, Any]]]:
     body = response.json()
     index = response.headers.get("X-Registry-Index")
-    found = Discovery(name, [Instance.from_json(i) for i in body], index=int(index) if index else 0)
+    found = Discovery(name, [Instance.from_json(i) for i in body], index=int(index) if index is not None else None)
     return found, body
 
 

@@ -192,7 +192,7 @@ class Client:
                 raise
             data, index, age = cached
             return Discovery(name, [Instance.from_json(i) for i in data], index=index, stale=True, age=age)
-        self.cache.save("discovery", key, raw, index=found.index)
+        self.cache.save("discovery", key, raw, index=found.index or 0)
         return found
 
     def discover_wait(
@@ -210,7 +210,7 @@ class Client:
             calls.discover(name, tag=tag, capability=capability, status=status, index=index, wait=wait), retries=0
         )
         found, raw = calls.parse_discovery(name, response)
-        self.cache.save("discovery", calls.discovery_key(name, tag, capability, status), raw, index=found.index)
+        self.cache.save("discovery", calls.discovery_key(name, tag, capability, status), raw, index=found.index or 0)
         return found
 
     def balancer(self, name: str, strategy: str = "round_robin", **kwargs: Any) -> Balancer:

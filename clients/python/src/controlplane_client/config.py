@@ -160,8 +160,9 @@ class Config(Mapping[str, Any]):
         return flatten(self._raw)
 
     # Watching --------------------------------------------------------------------------------------------
-    def watch(self, *, wait: float = 30.0, stop: threading.Event | None = None,
-              max_backoff: float = 30.0) -> Iterator[Config]:
+    def watch(
+        self, *, wait: float = 30.0, stop: threading.Event | None = None, max_backoff: float = 30.0
+    ) -> Iterator[Config]:
         """Yield every later revision of this namespace, forever (or until `stop` is set).
 
         Survives control-plane restarts and outages (retries with backoff); ends with the exception only

@@ -49,7 +49,7 @@ class Instance:
 
 
 class Discovery(Sequence[Instance]):
-    """A discovery answer: the instances, the registry `index` (0 when the server sent none), and
+    """A discovery answer: the instances, the registry `index` (None when the server sent none), and
     `stale`/`age` — `stale` is True when it was read from the outage cache, `age` its age in seconds."""
 
     def __init__(
