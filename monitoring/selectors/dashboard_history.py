@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q
 
-from monitoring.models import MetricPoint, Resolution, RollupWatermark
+from monitoring.models import MetricPoint, MetricSeries, Resolution, RollupWatermark
 from monitoring.points import Agg, floor_time, quantile, ratio
 
 STATUS_METRIC = "status"
@@ -38,28 +38,39 @@ def _watermarks() -> dict[str, datetime]:
     return dict(RollupWatermark.objects.filter(name__in=("hour", "day")).values_list("name", "position"))
 
 
-def _fetch(kind: str, targets: list[str], start: datetime, end: datetime, metric: str) -> dict[str, Levels]:
-    """target -> its points in [start, end) (two queries); a target without any gets none.
+def _fetch(
+    kind: str, targets: list[str], start: datetime, end: datetime, metric: str, *, latency: bool = True
+) -> dict[str, Levels]:
+    """target -> its points in [start, end) (three queries); a target without any gets none.
 
     Day points over the whole range; hour points only where the day level is not final yet; minute points
     only where the hour level is not (at most their 48 h retention): a 90-day read of 50 services is about
-    50 x (90 + 24 + 60) rows, not 50 x 2,160 hour points.
+    50 x (90 + 24 + 60) rows, not 50 x 2,160 hour points. `latency=False` leaves the histograms out (the
+    uptime reads need only the time per status, and decoding JSON is most of the cost).
     """
     marks = _watermarks()
+    series = dict(MetricSeries.objects.filter(kind=kind, metric=metric, target__in=targets).values_list("id", "target"))
+    if not series:
+        return defaultdict(lambda: Levels({}))
     hours_from = max(start, floor_time(marks["day"], DAY)) if "day" in marks else start
     minutes_from = max(start, end - timedelta(hours=49), floor_time(marks["hour"], HOUR) if "hour" in marks else start)
+    fields = ["series_id", "resolution", "bucket", "count", "total", "min", "max", "histogram", "breakdown"]
     rows = MetricPoint.objects.filter(
         Q(resolution=DAY, bucket__gte=floor_time(start, DAY))
         | Q(resolution=HOUR, bucket__gte=floor_time(hours_from, HOUR))
         | Q(resolution=MINUTE, bucket__gte=floor_time(minutes_from, MINUTE)),
-        series__kind=kind,
-        series__target__in=targets,
-        series__metric=metric,
+        series_id__in=list(series),
         bucket__lt=end,
-    ).values_list("series__target", "resolution", "bucket", "count", "total", "min", "max", "histogram", "breakdown")
+    ).values_list(*(fields if latency else [f for f in fields if f not in ("min", "max", "histogram")]))
     found: dict[str, dict] = defaultdict(dict)
-    for target, resolution, bucket, *fields in rows:
-        found[target][(resolution, bucket)] = Agg.from_row(*fields)
+    for row in rows:
+        if latency:
+            series_id, resolution, bucket, *values = row
+            agg = Agg.from_row(*values)
+        else:
+            series_id, resolution, bucket, count, total, breakdown = row
+            agg = Agg(count=count, total=total, breakdown=dict(breakdown or {}))
+        found[series[series_id]][(resolution, bucket)] = agg
     return defaultdict(lambda: Levels({}), {target: Levels(points) for target, points in found.items()})
 
 
@@ -139,7 +150,7 @@ def uptime_windows(
 ) -> dict[str, list[Uptime]]:
     """target -> uptime over each window ending at `now` (one query for all targets)."""
     longest = max(WINDOWS[w] for w in windows)
-    found = _fetch(kind, targets, now - longest, now, STATUS_METRIC)
+    found = _fetch(kind, targets, now - longest, now, STATUS_METRIC, latency=False)
     return {
         target: [_uptime(w, _cover(found[target], now - WINDOWS[w], now), WINDOWS[w].total_seconds()) for w in windows]
         for target in targets
@@ -173,7 +184,7 @@ def status_seconds(*, kind: str, targets: list[str], days: int, now: datetime) -
     """target -> one segment per UTC day for the last `days` days, today (up to `now`) last (one query)."""
     today = floor_time(now, DAY)
     first = today - timedelta(days=days - 1)
-    found = _fetch(kind, targets, first, now, STATUS_METRIC)
+    found = _fetch(kind, targets, first, now, STATUS_METRIC, latency=False)
     result: dict[str, list[DaySegment]] = {}
     for target in targets:
         points = found[target]
@@ -181,6 +192,10 @@ def status_seconds(*, kind: str, targets: list[str], days: int, now: datetime) -
         for index in range(days):
             start = first + timedelta(days=index)
             end = min(start + timedelta(days=1), now)
+            day_point = points.points.get((DAY, start))
+            if day_point is not None and end - start == timedelta(days=1):  # the usual case: one final day point
+                segments.append(DaySegment(start, _uptime(start.date().isoformat(), day_point, 86400.0)))
+                continue
             segments.append(
                 DaySegment(
                     start, _uptime(start.date().isoformat(), _cover(points, start, end), (end - start).total_seconds())
