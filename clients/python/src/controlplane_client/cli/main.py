@@ -17,13 +17,13 @@ from typing import Any
 import click
 
 from controlplane_client.cli import output
+from controlplane_client.cli.common import client, json_option, read_arg
+from controlplane_client.cli.config_commands import config
 from controlplane_client.cli.follow import duration, wait_range
-from controlplane_client.client import Client
 from controlplane_client.errors import ControlPlaneError, NotFound, PreconditionFailed
 
 SERVICE_COLUMNS = ["name", "type", "instance_count", "health", "tags"]
 INSTANCE_COLUMNS = ["instance_id", "address", "port", "status", "tags"]
-HISTORY_COLUMNS = ["number", "actor", "origin", "message", "created_at"]
 EVENT_COLUMNS = ["id", "created_at", "kind", "actor", "subject"]
 KEY_COLUMNS = ["prefix", "name", "scopes", "rate", "namespaces", "revoked", "expires_at"]
 
@@ -43,35 +43,6 @@ class CpctlGroup(click.Group):
         except ControlPlaneError as error:
             click.echo(f"cpctl: {error}", err=True)
             ctx.exit(output.ERROR)
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
-
-
-def client(ctx: click.Context) -> Client:
-    obj = ctx.find_root().obj
-    if "client" not in obj:
-        obj["client"] = Client(obj["url"], obj["api_key"], watch_url=obj["watch_url"], timeout=obj["timeout"])
-    return obj["client"]
-
-
-def parse_value(text: str, *, as_string: bool) -> Any:
-    """A JSON value when it parses (`5432`, `true`, `{"a": 1}`), else the text itself."""
-    if as_string:
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def read_arg(text: str) -> str:
-    """`@file` reads a file, `-` (or `@-`) stdin, anything else is the text itself."""
-    if text in ("-", "@-"):
-        return sys.stdin.read()
-    if text.startswith("@"):
-        return Path(text[1:]).read_text()
-    return text
 
 
 @click.group(cls=CpctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -215,163 +186,6 @@ def discover(
     if found.stale:
         click.echo(f"cpctl: control plane unreachable; cached answer, {found.age:.0f} s old", err=True)
     output.emit([i.to_json() for i in found], as_json=as_json, columns=["instance_id", "url", "status", "tags"])
-
-
-# config ---------------------------------------------------------------------------------------------------
-@cli.group()
-def config() -> None:
-    """Config namespaces: read, write (compare-and-swap), import/export, history, rollback, watch."""
-
-
-@config.command("get")
-@click.argument("namespace")
-@click.argument("key", required=False)
-@json_option
-@click.pass_context
-def config_get(ctx: click.Context, namespace: str, key: str | None, as_json: bool) -> None:
-    """The effective config of NAMESPACE, or one KEY's value."""
-    cfg = client(ctx).config(namespace)
-    if cfg.stale:
-        click.echo(f"cpctl: control plane unreachable; cached config, {cfg.age:.0f} s old", err=True)
-    if key is None:
-        output.emit(cfg.to_dict() if as_json else cfg.flat(), as_json=as_json)
-        return
-    if key not in cfg:
-        raise NotFound(f"{namespace} has no key {key}", status=404, title="Not Found")
-    value = _plain(cfg[key])
-    if isinstance(value, dict) and not as_json:
-        value = _flat(value, key)  # a section: one dotted key per line
-    output.emit(value, as_json=as_json)
-
-
-def _flat(value: dict[str, Any], prefix: str) -> dict[str, Any]:
-    from controlplane_client.config import flatten
-
-    return flatten(value, prefix + ".")
-
-
-@config.command("put")
-@click.argument("namespace")
-@click.argument("key")
-@click.argument("value")
-@click.option("--expected-revision", type=int, help="Compare-and-swap: the entry's revision (0 = must not exist).")
-@click.option("--secret", is_flag=True, default=None, help="Store as a secret (needs config:secrets).")
-@click.option("--string", "as_string", is_flag=True, help="Take VALUE as a string even if it parses as JSON.")
-@json_option
-@click.pass_context
-def config_put(
-    ctx: click.Context,
-    namespace: str,
-    key: str,
-    value: str,
-    expected_revision: int | None,
-    secret: bool | None,
-    as_string: bool,
-    as_json: bool,
-) -> None:
-    """Set KEY to VALUE (JSON when it parses: 5432, true, "text"; `@file`, `-` for stdin)."""
-    result = client(ctx).config_put(
-        namespace,
-        key,
-        parse_value(read_arg(value), as_string=as_string),
-        expected_revision=expected_revision,
-        secret=secret,
-    )
-    output.emit(
-        result if as_json else {k: result.get(k) for k in ("key", "value", "revision", "namespace_revision")},
-        as_json=as_json,
-    )
-
-
-@config.command("rm")
-@click.argument("namespace")
-@click.argument("key")
-@click.option("--expected-revision", type=int)
-@click.pass_context
-def config_rm(ctx: click.Context, namespace: str, key: str, expected_revision: int | None) -> None:
-    """Delete KEY (compare-and-swap with --expected-revision)."""
-    client(ctx).config_delete(namespace, key, expected_revision=expected_revision)
-
-
-@config.command("export")
-@click.argument("namespace")
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json", "toml", "ini", "env"]), default="yaml")
-@click.option("--prefix", help="Variable prefix for --format env.")
-@click.pass_context
-def config_export(ctx: click.Context, namespace: str, fmt: str, prefix: str | None) -> None:
-    """Print the effective config as a document."""
-    output.emit(client(ctx).config_export(namespace, fmt, prefix=prefix), as_json=False)
-
-
-@config.command("import")
-@click.argument("namespace")
-@click.argument("document")
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json", "toml", "ini", "env"]))
-@click.option("--replace", is_flag=True, help="Delete keys the document does not hold.")
-@click.option("--allow-empty", is_flag=True)
-@json_option
-@click.pass_context
-def config_import(
-    ctx: click.Context, namespace: str, document: str, fmt: str | None, replace: bool, allow_empty: bool, as_json: bool
-) -> None:
-    """Import DOCUMENT (a file path, or - for stdin), all or nothing."""
-    text = sys.stdin.read() if document == "-" else Path(document.lstrip("@")).read_text()
-    if fmt is None:
-        suffix = Path(document).suffix.lstrip(".").lower()
-        fmt = {"yml": "yaml"}.get(suffix, suffix) if suffix in ("yaml", "yml", "json", "toml", "ini", "env") else "yaml"
-    output.emit(
-        client(ctx).config_import(namespace, text, fmt, replace=replace, allow_empty=allow_empty), as_json=as_json
-    )
-
-
-@config.command("history")
-@click.argument("namespace")
-@click.option("--limit", type=int, default=20, show_default=True)
-@json_option
-@click.pass_context
-def config_history(ctx: click.Context, namespace: str, limit: int, as_json: bool) -> None:
-    """Revisions, newest first."""
-    output.emit(client(ctx).config_history(namespace, limit=limit), as_json=as_json, columns=HISTORY_COLUMNS)
-
-
-@config.command("rollback")
-@click.argument("namespace")
-@click.argument("revision", type=int)
-@json_option
-@click.pass_context
-def config_rollback(ctx: click.Context, namespace: str, revision: int, as_json: bool) -> None:
-    """Bring NAMESPACE back to REVISION (as a new revision)."""
-    output.emit(client(ctx).config_rollback(namespace, revision), as_json=as_json)
-
-
-@config.command("watch")
-@click.argument("namespace")
-@click.argument("key", required=False)
-@click.option("--wait", "wait", default="30s", show_default=True, help="Long-poll wait per request.")
-@json_option
-@click.pass_context
-def config_watch(ctx: click.Context, namespace: str, key: str | None, wait: str, as_json: bool) -> None:
-    """Print the config (or KEY) now and after every change, until interrupted."""
-    cfg = client(ctx).config(namespace)
-    last: Any = object()
-    for current in _chain(cfg, cfg.watch(wait=duration(wait))):
-        value: Any = current.to_dict() if key is None else (current[key] if key in current else None)
-        if key is not None and value == last:
-            continue  # another key changed
-        last = value
-        if as_json:
-            click.echo(json.dumps({"revision": current.revision, "value": _plain(value)}, separators=(",", ":")))
-        else:
-            click.echo(f"revision {current.revision}: {output.cell(_plain(value))}")
-
-
-def _chain(first: Any, rest: Any) -> Any:
-    yield first
-    yield from rest
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=dict))
 
 
 # pipelines ------------------------------------------------------------------------------------------------
@@ -592,6 +406,9 @@ def render(
 
     cfg = client(ctx).config(namespace)
     ctx.exit(run_render(cfg, template, out, command=command, settle=wait_range(settle), mode=int(mode, 8), once=once))
+
+
+cli.add_command(config)
 
 
 def main() -> None:
