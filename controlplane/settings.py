@@ -413,6 +413,11 @@ else:
 # points every few seconds (controlplane/observability/requestmetrics.py); off: nothing is counted.
 MONITORING_REQUEST_METRICS = env_bool("MONITORING_REQUEST_METRICS", True)
 # E-mail (alert notification channels of kind email): Django's backend; console (stdout) in embedded mode,
+# Dashboard live updates (monitoring/live.py): one coalesced message per tick per ASGI process; the public
+# status page and badges are cached this many seconds (shared cache: Redis in production).
+MONITORING_LIVE_TICK_SECONDS = env_int("MONITORING_LIVE_TICK_MS", 1000, minimum=100, maximum=10000) / 1000
+MONITORING_LIVE_KEEPALIVE_SECONDS = env_int("MONITORING_LIVE_KEEPALIVE_SECONDS", 15, minimum=1, maximum=300)
+MONITORING_STATUS_CACHE_SECONDS = env_int("MONITORING_STATUS_CACHE_SECONDS", 10, minimum=1, maximum=3600)
 # SMTP in production. The SMTP host is the operator's, never a user's: rules only choose recipients.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
