@@ -35,10 +35,14 @@ def check_cache() -> dict[str, Any]:
 
 
 def check_broker() -> dict[str, Any]:
+    """The broker answers now: a pooled connection (no TCP set-up per request) and, on Redis, a PING."""
     from controlplane.celery import app
 
-    with app.connection_for_write() as conn:
+    with app.pool.acquire(block=True, timeout=1) as conn:
         conn.ensure_connection(max_retries=1, timeout=1)
+        client = getattr(conn.default_channel, "client", None)
+        if client is not None and callable(getattr(client, "ping", None)):
+            client.ping()  # a pooled connection may have gone stale: one round trip proves it answers
         return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else str(conn.transport_cls)}
 
 

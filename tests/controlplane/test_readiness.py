@@ -126,3 +126,38 @@ def test_a_real_worker_records_its_heartbeat(celery_worker_process) -> None:  # 
     assert Heartbeat.objects.get(component=rows[0][0]).seen_at > first_seen
     entry = _readyz()[1]["components"]["workers"]
     assert entry["status"] == "up" and entry["workers"][0].startswith("test-")
+
+
+_BROKER_PROBE = """
+import time, django
+django.setup()
+from controlplane.observability.readiness import check_broker
+for _ in range(3):  # pooled: the same connection answers every call
+    started = time.perf_counter()
+    try:
+        check_broker()
+        print("up", round(time.perf_counter() - started, 2))
+    except Exception as exc:
+        print("down", type(exc).__name__, round(time.perf_counter() - started, 2))
+"""
+
+
+@pytest.mark.redis
+def test_the_broker_check_answers_up_and_notices_an_unreachable_redis() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REDIS_URL, subprocess_env
+
+    def probe(url: str) -> list[list[str]]:
+        env = subprocess_env(CELERY_BROKER_URL=url)
+        result = subprocess.run(
+            [sys.executable, "-c", _BROKER_PROBE], env=env, capture_output=True, text=True, timeout=60
+        )
+        return [line.split() for line in result.stdout.splitlines() if line.startswith(("up", "down"))]
+
+    up = probe(REDIS_URL)
+    assert [line[0] for line in up] == ["up"] * 3, up
+    down = probe("redis://127.0.0.1:9/0")  # nothing listens on the discard port
+    assert [line[0] for line in down] == ["down"] * 3, down
+    assert all(float(line[-1]) < 5 for line in down), down
