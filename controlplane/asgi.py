@@ -1,19 +1,46 @@
-"""ASGI entry point (uvicorn): the config watch path served natively, every other route by Django.
+"""ASGI entry point (uvicorn): blocking queries by the watch server, every other route by Django.
 
 In embedded mode this one application serves every route on one port, so no proxy is needed; in
-production a reverse proxy sends only the watch path here and everything else to gunicorn. The watch
-path is answered by `configstore.asgi` without Django's sync middleware, so a waiting watcher holds
-neither a thread nor a database connection.
+production a reverse proxy sends the blocking queries (the config watch path, and discovery with
+`?index=`) here and everything else to gunicorn. Blocking queries are answered by
+`controlplane.watchserver` — Django's request handling with the project's middleware, all of it in the
+event loop — so a waiting watcher holds neither a thread nor a database connection.
 """
 
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
-from configstore.asgi import application as routes  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_application = get_asgi_application()
+
+from controlplane import watchserver  # noqa: E402
 from controlplane.asgi_bounds import BodyLimitMiddleware  # noqa: E402
 
-# Oversized bodies are refused before Django's ASGI handler spools them (controlplane/asgi_bounds.py).
+
+async def routes(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+    """Blocking queries to the watch server, lifespan answered here, the rest to Django."""
+    if scope["type"] == "http" and watchserver.is_watch(scope):
+        await watchserver.serve(scope, receive, send)
+        return
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    await django_application(scope, receive, send)
+
+
+async def _lifespan(receive, send) -> None:  # type: ignore[no-untyped-def]
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+# Oversized bodies are refused before anything spools them (controlplane/asgi_bounds.py).
 application = BodyLimitMiddleware(routes)
 
 __all__ = ["application"]

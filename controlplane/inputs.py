@@ -20,7 +20,6 @@ Every refusal is problem+json (`errors` names the parameter, header or JSON path
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -31,6 +30,7 @@ from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 
+from controlplane.dualmiddleware import DualModeMiddleware
 from controlplane.errors import problem_response
 from controlplane.jsonbounds import JSON_NUL_ESCAPE, NUL, NulCharacterError, loads_bounded, nul_path, printable_key
 
@@ -161,17 +161,14 @@ def _body_errors(request: HttpRequest) -> dict[str, list[str]]:
     return {}
 
 
-class InputBoundaryMiddleware:
-    """Refuses hostile input (NUL anywhere, unreadable or oversized unsized bodies) before any view runs."""
+class InputBoundaryMiddleware(DualModeMiddleware):
+    """Refuses hostile input (NUL anywhere, unreadable or oversized unsized bodies) before any view runs.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    Sync and async (the body is in memory or spooled by then, so reading it does not block the loop).
+    """
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        refusal = self.check(request)
-        if refusal is not None:
-            return refusal
-        return self.get_response(request)
+    def before(self, request: HttpRequest) -> tuple[HttpResponse | None, None]:
+        return self.check(request), None
 
     def check(self, request: HttpRequest) -> HttpResponse | None:
         """A 400/411/413 problem response for input no view should see, else None."""

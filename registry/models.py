@@ -300,3 +300,19 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ServiceIndex(models.Model):
+    """Discovery's blocking-query index of one service (`X-Registry-Index`), in a row of its own.
+
+    +1 on every change of what discovery answers (registration, deregistration, status transition,
+    capabilities). Only `registry.services.index` writes it — never a save of the service, which could
+    write back a stale copy — so it never goes backwards; a recreated service has a new id and starts
+    over (clients reset when the index goes backwards). No row yet means 0.
+    """
+
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, primary_key=True, related_name="discovery_index")
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.service_id}@{self.value}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from registry.models import Check, CheckResult, Instance, InstanceStatus, Service
@@ -77,6 +78,34 @@ def discover(
     for tag in tags or []:
         queryset = queryset.with_tag(tag)
     return list(queryset.order_by("instance_id"))
+
+
+def service_indexes(*, names: list[str]) -> dict[str, tuple[int, int]]:
+    """`{name: (service id, discovery index)}` for the services that exist (discovery watches)."""
+    return {
+        name: (pk, index or 0)
+        for name, pk, index in Service.objects.filter(name__in=names).values_list(
+            "name", "id", "discovery_index__value"
+        )
+    }
+
+
+def discover_indexed(
+    *,
+    service_name: str,
+    statuses: tuple[str, ...] = DISCOVERABLE_DEFAULT,
+    tags: list[str] | None = None,
+    capability: str | None = None,
+) -> tuple[int, list[Instance]]:
+    """`(registry index, instances)`: `discover` with the index it answers at; 404 for an unknown service.
+
+    The index is read before the instances, so the instances are at least that new: a watcher that
+    comes back with this index can only be told of a change again, never miss one.
+    """
+    row = Service.objects.filter(name=service_name).values_list("id", "discovery_index__value").first()
+    if row is None:
+        raise Http404(f"No service {service_name!r}.")
+    return row[1] or 0, discover(service_name=service_name, statuses=statuses, tags=tags, capability=capability)
 
 
 def instances_for_delivery(service_name: str) -> list[Instance]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
+from controlplane.dualmiddleware import DualModeMiddleware
 from controlplane.errors import PROBLEM_CONTENT_TYPE, outage_response, problem_response
 from controlplane.observability import requestmetrics
 from controlplane.observability.context import (
@@ -41,78 +42,79 @@ def _access_level(path: str) -> int:
     return logging.INFO
 
 
-class RequestTracingMiddleware:
+class RequestTracingMiddleware(DualModeMiddleware):
     """Gives each request an id (sane client value or generated), times it and logs one access line.
 
     The id is echoed as `X-Request-ID`, the app time as `Server-Timing`, and both the id and the API-key
-    prefix reach every log line of the request through context variables.
+    prefix reach every log line of the request through context variables. Sync and async
+    (`DualModeMiddleware`): the watch server runs this same class in its event loop.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def before(self, request: HttpRequest) -> tuple[None, tuple[float, str, Any]]:
         started = time.perf_counter()
         request_id = sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
         token = set_request_id(request_id)
         set_key_prefix(None)
-        try:
-            response = self.get_response(request)
-            elapsed = time.perf_counter() - started
-            response["X-Request-ID"] = request_id
-            response["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
-            route = _route_template(request)
-            HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-            HTTP_LATENCY.labels(request.method, route).observe(elapsed)
-            if requestmetrics.enabled():
-                requestmetrics.request_metrics.record(request.method or "", route, response.status_code, elapsed)
-                if requestmetrics.request_metrics.due():
-                    # After the response is sent (WSGI servers call close() then), never per request.
-                    response._resource_closers.append(requestmetrics.request_metrics.flush)
-            access_log.log(
-                _access_level(request.path),
-                "%s %s %s",
-                request.method,
-                route,
-                response.status_code,
-                extra={
-                    "event": "access",
-                    "method": request.method,
-                    "path": request.path,
-                    "route": route,
-                    "status": response.status_code,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "key_prefix": getattr(request, "api_key_prefix", None),
-                },
-            )
-            return response
-        finally:
-            reset_request_id(token)
-            set_key_prefix(None)
+        return None, (started, request_id, token)
+
+    def after(self, request: HttpRequest, response: HttpResponse, state: tuple[float, str, Any]) -> HttpResponse:
+        started, request_id, _ = state
+        elapsed = time.perf_counter() - started
+        response["X-Request-ID"] = request_id
+        response["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
+        route = _route_template(request)
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        if requestmetrics.enabled():
+            requestmetrics.request_metrics.record(request.method or "", route, response.status_code, elapsed)
+            if requestmetrics.request_metrics.due():
+                # After the response is sent (WSGI servers call close() then), never per request.
+                response._resource_closers.append(requestmetrics.request_metrics.flush)
+        access_log.log(
+            _access_level(request.path),
+            "%s %s %s",
+            request.method,
+            route,
+            response.status_code,
+            extra={
+                "event": "access",
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 2),
+                "key_prefix": getattr(request, "api_key_prefix", None),
+            },
+        )
+        return response
+
+    def finish(self, request: HttpRequest, state: tuple[float, str, Any]) -> None:
+        reset_request_id(state[2])
+        set_key_prefix(None)
 
 
-class ApiProblemMiddleware:
+class ApiProblemMiddleware(DualModeMiddleware):
     """Under /api/, turns errors raised outside DRF (404, 405, 413, 500) into problem+json.
 
     It also refuses bodies over `DATA_UPLOAD_MAX_MEMORY_SIZE` with 413 before anything reads them, and
-    copies rate-limit usage (set by the throttle) into `RateLimit-*` headers.
+    copies rate-limit usage (set by the throttle) into `RateLimit-*` headers. Sync and async, like the
+    tracing middleware.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        is_api = request.path.startswith("/api/")
-        if is_api:
+    def before(self, request: HttpRequest) -> tuple[HttpResponse | None, None]:
+        if request.path.startswith("/api/"):
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             if limit is not None and length > limit:
-                return problem_response(413, f"The request body exceeds {limit} bytes.", code="payload-too-large")
-        response = self.get_response(request)
+                return problem_response(413, f"The request body exceeds {limit} bytes.", code="payload-too-large"), None
+        return None, None
+
+    def after(self, request: HttpRequest, response: HttpResponse, state: None) -> HttpResponse:
+        is_api = request.path.startswith("/api/")
         usage = getattr(request, "ratelimit_usage", None)
         if usage is not None:
             response["RateLimit-Limit"] = str(usage.limit)

@@ -12,10 +12,12 @@ from rest_framework.viewsets import GenericViewSet
 
 from controlplane.access.scopes import Scope
 from controlplane.actors import actor_from_request
-from controlplane.errors import Conflict
+from controlplane.errors import Conflict, ServiceUnavailable
+from controlplane.watchhub import parse_blocking_params
 from registry import selectors, services
 from registry.api import serializers as s
 from registry.models import NAME_PATTERN, Check, CheckResult, Instance, InstanceStatus, ServiceType
+from registry.watch import max_wait_seconds
 
 READ_WRITE = {"GET": Scope.REGISTRY_READ, "*": Scope.REGISTRY_WRITE}
 SERVICE_PATH = [OpenApiParameter("name", str, OpenApiParameter.PATH, description="service name")]
@@ -228,21 +230,51 @@ class CheckRunApi(GenericAPIView):
         OpenApiParameter("status", str, enum=["passing"], description="passing only (default: passing and warning)"),
         OpenApiParameter("tag", str, many=True, description="every given tag"),
         OpenApiParameter("capability", str),
+        OpenApiParameter(
+            "index",
+            int,
+            description="blocking query: answer once the registry index passes this (served by the watch server)",
+        ),
+        OpenApiParameter("wait", str, description="longest to block with `index`, e.g. 30s (default and cap 5m)"),
+        OpenApiParameter(
+            "X-Registry-Index",
+            int,
+            OpenApiParameter.HEADER,
+            response=True,
+            description="the service's registry index, for the next blocking query",
+        ),
     ],
     responses=s.DiscoveredInstanceSerializer(many=True),
 )
 class DiscoverApi(APIView):
-    """GET: the instances to send traffic to: passing and warning by default, `?status=passing` for passing only."""
+    """GET: the instances to send traffic to: passing and warning by default, `?status=passing` for passing only.
+
+    Every answer carries the service's registry index (`X-Registry-Index`). With `?index=N`, a blocking
+    query: the watch server blocks until the index passes N (`registry.watch`); here, on the WSGI API, it
+    answers at once when the index is already past N (or with `wait=0s`), else 503 naming the watch server.
+    """
 
     required_scopes = {"GET": Scope.REGISTRY_READ}
 
     def get(self, request, name: str):  # type: ignore[no-untyped-def]
         wanted = _choice_param(request, "status", ["passing", "warning"])
         statuses = (wanted,) if wanted else selectors.DISCOVERABLE_DEFAULT
-        instances = selectors.discover(
+        blocking = "index" in request.query_params
+        index, wait, errors = parse_blocking_params(request.query_params, max_wait=max_wait_seconds())
+        if errors and blocking:
+            raise ValidationError(errors)
+        current, instances = selectors.discover_indexed(
             service_name=name,
             statuses=statuses,
             tags=[tag for tag in request.query_params.getlist("tag") if tag],
             capability=request.query_params.get("capability") or None,
         )
-        return Response(s.DiscoveredInstanceSerializer(instances, many=True).data)
+        if blocking and current <= index and wait > 0:
+            raise ServiceUnavailable(
+                "Blocking discovery queries are served by the ASGI watch server; route /api/v1/discover/ with "
+                "?index= to it (see docs/registry.md) or pass wait=0s."
+            )
+        response = Response(s.DiscoveredInstanceSerializer(instances, many=True).data)
+        response["X-Registry-Index"] = str(current)
+        response["Cache-Control"] = "no-store"
+        return response

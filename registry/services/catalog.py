@@ -13,6 +13,7 @@ from registry.health import StatusSpecError, parse_expected_statuses
 from registry.models import CHECK_CONFIG_FIELDS, Check, CheckKind, Instance, Service
 from registry.probes import CUSTOM_PROBES, PROBE_KINDS
 from registry.probes.http import http_check_errors
+from registry.services.index import service_index_deleted, services_index_bump
 from registry.services.state import instances_refresh_status
 
 SERVICE_FIELDS = ("display_name", "type", "description", "owner", "tags", "capabilities", "metadata")
@@ -72,6 +73,8 @@ def service_update(*, service: Service, actor: str = "system", **fields: Any) ->
         setattr(service, name, value)
     service.full_clean()
     service.save()
+    if "capabilities" in fields:  # `?capability=` filters discovery by it
+        services_index_bump(service_ids=[service.pk])
     _emit("service.updated", service.name, {"fields": sorted(fields)}, actor)
     return service
 
@@ -80,6 +83,7 @@ def service_update(*, service: Service, actor: str = "system", **fields: Any) ->
 def service_delete(*, service: Service, actor: str = "system") -> None:
     """Delete a service with its instances and checks (`service.deleted`)."""
     name = service.name
+    service_index_deleted(service_id=service.pk, name=name)
     service.delete()
     _emit("service.deleted", name, {"name": name}, actor)
 
@@ -177,6 +181,11 @@ def _apply_instance_fields(
     instance.deregister_critical_after = deregister_critical_after
 
 
+def _discovered_fields(instance: Instance) -> tuple[Any, ...]:
+    """What a discovery answer shows of an instance (status changes bump through the aggregation)."""
+    return (instance.address, instance.port, instance.scheme, list(instance.tags), dict(instance.metadata))
+
+
 def _instance_locked(service: Service, instance_id: str) -> Instance | None:
     """The registered instance with its checks and itself locked, or None when there is none yet."""
     existing = Instance.objects.filter(service=service, instance_id=instance_id).values_list("pk", flat=True).first()
@@ -225,6 +234,7 @@ def instance_register(
             if existing is None:  # not the unique (service, instance_id) race: a real error
                 raise
     instance = existing or candidate
+    seen = _discovered_fields(existing) if existing is not None else None
     if existing is not None:
         _apply_instance_fields(existing, address, port, scheme, tags, metadata, deregister_critical_after)
         existing.last_seen_at = now
@@ -255,6 +265,8 @@ def instance_register(
         instance.save(update_fields=["status"])
     else:
         instances_refresh_status(instance_ids={instance.pk}, now=now, actor=actor)
+    if seen is None or seen != _discovered_fields(instance):  # a heartbeat-like re-registration changes nothing
+        services_index_bump(service_ids=[service.pk])
     _emit(
         "instance.registered",
         f"{service.name}/{instance_id}",
@@ -277,7 +289,9 @@ def instance_register(
 def instance_deregister(*, instance: Instance, actor: str = "system", reason: str = "") -> None:
     """Remove an instance with its checks and history (`instance.deregistered`)."""
     service_name, instance_id = instance.service.name, instance.instance_id
+    service_id = instance.service_id
     instance.delete()
+    services_index_bump(service_ids=[service_id])
     _emit(
         "instance.deregistered",
         f"{service_name}/{instance_id}",

@@ -21,6 +21,7 @@ from registry import conf
 from registry.health import CRITICAL, CheckState, Thresholds, aggregate, apply_result, truncate_output
 from registry.models import Check, CheckKind, CheckResult, CheckStatus, Instance
 from registry.probes import ProbeResult
+from registry.services.index import services_index_bump
 
 STATE_FIELDS = (
     "status",
@@ -219,6 +220,7 @@ def instances_refresh_status(*, instance_ids: set[int], now: datetime | None = N
         "instance_id", "status"
     ):
         statuses[instance_id].append(status)
+    changed_services: set[int] = set()
     for instance in instances:
         new = aggregate(statuses[instance.pk], maintenance=instance.maintenance)
         old = instance.status
@@ -231,12 +233,15 @@ def instances_refresh_status(*, instance_ids: set[int], now: datetime | None = N
             critical_since = None
         Instance.objects.filter(pk=instance.pk).update(status=new, critical_since=critical_since)
         instance.status, instance.critical_since = new, critical_since
+        changed_services.add(instance.service_id)
         emit(
             "instance.status_changed",
             subject=f"{instance.service.name}/{instance.instance_id}",
             data={"service": instance.service.name, "instance_id": instance.instance_id, "old": old, "new": new},
             actor=actor,
         )
+    # After the instance rows (locked above): discovery watchers wake on commit.
+    services_index_bump(service_ids=changed_services)
 
 
 @transaction.atomic

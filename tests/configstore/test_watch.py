@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.conf import settings
 
 from configstore import services
 from controlplane import commandlines
@@ -159,3 +160,71 @@ def test_a_deleted_namespace_ends_its_watches_and_a_recreated_one_starts_over(wa
     # Revision 1 of the new namespace is not mistaken for something older than the old revision 3.
     status, headers, body, elapsed = get(watch_server, "/api/v1/config/watched/watch/?index=1&wait=1s", reader)
     assert status == 200 and headers["x-config-index"] == "1" and json.loads(body) == {"b": 1} and elapsed >= 0.9
+
+
+SECURITY_HEADERS = ("x-content-type-options", "referrer-policy", "cross-origin-opener-policy", "x-frame-options")
+
+
+def _raw(port: int, path: str, headers: dict[str, str], method: str = "GET") -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request(method, path, headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+
+
+def test_watch_answers_go_through_the_common_middleware(watch_server, reader):
+    """Request id, Server-Timing, security headers and RateLimit-* as on every other route (issue #10)."""
+    namespace = services.namespace_create(name="watched", actor="t")
+    services.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    auth = {"Authorization": f"Api-Key {reader}"}
+    _, plain, _ = _raw(watch_server, "/api/v1/config/watched/", auth)  # Django's own chain, same server
+    for path in ("/api/v1/config/watched/watch/?index=0", "/api/v1/config/watched/watch/?index=1&wait=1s"):
+        status, headers, _ = _raw(watch_server, path, {**auth, "X-Request-ID": "trace-me-123"})
+        assert status == 200
+        assert headers["x-request-id"] == "trace-me-123"
+        assert re.fullmatch(r"app;dur=\d+\.\d\d", headers["server-timing"])
+        for name in SECURITY_HEADERS:
+            assert headers.get(name) == plain[name], name
+        assert headers["ratelimit-limit"] == plain["ratelimit-limit"]
+    # The timed-out watch's Server-Timing covers its wait: the tracing middleware wraps the whole view.
+    _, headers, _ = _raw(watch_server, "/api/v1/config/watched/watch/?index=1&wait=1s", auth)
+    assert float(headers["server-timing"].split("=")[1]) >= 900
+    # A request id that is not sane is replaced, as elsewhere.
+    _, headers, _ = _raw(watch_server, "/api/v1/config/watched/watch/?index=0", {**auth, "X-Request-ID": "x" * 500})
+    assert headers["x-request-id"] != "x" * 500 and len(headers["x-request-id"]) <= 64
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/api/v1/config/watched/watch/?index=0", {}, 401),
+        ("GET", "/api/v1/config/watched/watch/?index=0", {"key": "config:write"}, 403),
+        ("GET", "/api/v1/config/nope/watch/?index=0", {"key": "config:read"}, 404),
+        ("POST", "/api/v1/config/watched/watch/?index=0", {"key": "config:read"}, 405),
+        ("GET", "/api/v1/config/watched/watch/?index=0&x=%00", {"key": "config:read"}, 400),
+        ("GET", "/api/v1/config/watched/watch/?index=0", {"key": "config:read", "Host": "evil.example"}, 400),
+        ("GET", "/api/v1/config/watched/watch/?index=-1", {"key": "config:read"}, 400),
+    ],
+    ids=["no-key", "wrong-scope", "unknown-namespace", "method", "nul-in-query", "disallowed-host", "bad-index"],
+)
+def test_watch_refusals_are_problem_json_with_the_common_headers(watch_server, method, path, headers, status):
+    if "Host" in headers and "*" in settings.ALLOWED_HOSTS:
+        pytest.skip("this pass allows every host (ALLOWED_HOSTS='*')")
+    services.namespace_create(name="watched", actor="t")
+    sent = {name: value for name, value in headers.items() if name != "key"}
+    if "key" in headers:
+        sent["Authorization"] = f"Api-Key {key_client(headers['key']).raw_key}"
+    got, answer, body = _raw(watch_server, path, sent, method)
+    assert got == status
+    assert answer["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["request_id"] == answer["x-request-id"]
+    assert "server-timing" in answer and answer["x-content-type-options"] == "nosniff"
+    if method == "GET" and "index=-1" not in path:
+        # The same refusal on a plain route of the same server carries the same headers (one chain).
+        plain_status, plain, _ = _raw(watch_server, path.replace("/watch/", "/"), sent, method)
+        assert plain_status == status
+        common = ("x-request-id", "server-timing", *SECURITY_HEADERS)
+        assert {name: name in answer for name in common} == {name: name in plain for name in common}

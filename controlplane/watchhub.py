@@ -1,0 +1,291 @@
+"""Blocking queries: one async hub per watched kind (config namespaces, registry services) per ASGI process.
+
+A *topic* says what is watched: names with a durable, increasing index (a namespace's revision, a
+service's registry index) plus an id that changes when the thing is deleted and recreated. Writers call
+`publish(topic, name, index, id)` after commit: it wakes waiters in the same process and, in production,
+publishes on Redis (`<channel prefix><name>`). Each ASGI process runs one `WatchHub` per topic with one
+Redis subscription (production) and one shared poller that reads the indexes of watched names every
+`poll_seconds()` (the only path in embedded mode, where writes happen in the Celery worker too; a safety
+net in production). Waiters are futures: no thread and no database connection is held while a watch
+waits. Answers are loaded once per (name, index, variant) for every waiter that needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+logger = logging.getLogger("controlplane.watch")
+T = TypeVar("T")
+DELETED = -1
+_WAIT_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def parse_blocking_params(query: Any, *, max_wait: float) -> tuple[int, float, dict[str, list[str]]]:
+    """`(index, wait seconds, errors)` from a blocking query's `?index=N&wait=30s`; wait capped at `max_wait`."""
+    errors: dict[str, list[str]] = {}
+    index, wait = 0, max_wait
+    raw_index = query.get("index", "0")
+    if not raw_index.isdigit():
+        errors["index"] = ["A non-negative integer index."]
+    else:
+        index = int(raw_index)
+    raw_wait = query.get("wait")
+    if raw_wait is not None:
+        match = _WAIT_RE.match(raw_wait.strip())
+        if match is None:
+            errors["wait"] = ["A duration such as 30s, 5m or 500ms."]
+        else:
+            wait = min(float(match.group(1)) * _UNITS[match.group(2)], max_wait)
+    return index, wait, errors
+
+
+class Topic:
+    """What one hub watches: its Redis channel prefix and how to read indexes (subclass per kind)."""
+
+    name = "topic"
+    channel_prefix = "controlplane:changed:"
+
+    def redis_url(self) -> str | None:
+        raise NotImplementedError
+
+    def poll_seconds(self) -> float:
+        raise NotImplementedError
+
+    def fetch(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        """`{name: (id, index)}` for the names that exist (blocking ORM code, run on the hub's threads)."""
+        raise NotImplementedError
+
+    def index_of(self, answer: Any) -> int:
+        """The index an answer loaded for this topic was read at."""
+        return answer.index
+
+
+_lock = threading.Lock()
+_redis_clients: dict[str, Any] = {}
+_shared_executor: ThreadPoolExecutor | None = None
+
+
+def _redis(url: str) -> Any:
+    client = _redis_clients.get(url)
+    if client is None:
+        with _lock:
+            client = _redis_clients.get(url)
+            if client is None:
+                client = _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    return client
+
+
+def publish(topic: Topic, name: str, index: int, item_id: int) -> None:
+    """Tell watchers everywhere that `name` reached `index` (call after commit); -1 means deleted.
+
+    The id travels along so that a deleted and recreated item of the same name (whose index starts
+    again) is recognised as new.
+    """
+    hub = WatchHub.current(topic)
+    if hub is not None:
+        hub.notify_threadsafe(name, index, item_id)
+    url = topic.redis_url()
+    if url:
+        try:
+            _redis(url).publish(topic.channel_prefix + name, f"{item_id}:{index}")
+        except Exception:  # noqa: BLE001 - the pollers still deliver the change, only later
+            logger.warning(
+                "Could not publish a %s change for %s on Redis; watchers fall back to polling", topic.name, name
+            )
+
+
+def executor() -> ThreadPoolExecutor:
+    """Database work for watches runs on a few dedicated threads (`CONFIG_WATCH_DB_THREADS`, shared by
+    every topic): a bounded number of database connections whatever the number of watchers."""
+    global _shared_executor
+    if _shared_executor is None:
+        with _lock:
+            if _shared_executor is None:
+                threads = int(getattr(settings, "CONFIG_WATCH_DB_THREADS", 4))
+                _shared_executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="watch-db")
+    return _shared_executor
+
+
+def _fresh(func: Callable[..., T], *args: Any) -> T:
+    close_old_connections()  # outside Django's request cycle: recycle stale connections here
+    return func(*args)
+
+
+class WatchHub:
+    """Waiters per name in one event loop for one topic, woken by pub/sub, in-process publishes or the poller."""
+
+    _instances: dict[str, WatchHub] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, topic: Topic) -> None:
+        self.loop = loop
+        self.topic = topic
+        self.waiters: dict[str, set[tuple[int, asyncio.Future[int]]]] = {}
+        self.known: dict[str, tuple[int, int]] = {}  # name -> (id, index)
+        self.executor = executor()
+        self.tasks: list[asyncio.Task] = []
+        self._answers: dict[tuple[str, Hashable], Any] = {}
+        self._loading: dict[tuple[str, Hashable], asyncio.Task] = {}
+        # What the waiters woken by the latest change may share (a key generation read once for all of
+        # them); replaced at every wake-up that resolves someone, so never older than their change.
+        self.wake_memo: dict[str, Any] = {"at": loop.time()}
+
+    @classmethod
+    def current(cls, topic: Topic) -> WatchHub | None:
+        return cls._instances.get(topic.name)
+
+    @classmethod
+    def for_running_loop(cls, topic: Topic) -> WatchHub:
+        """The hub of `topic` in the running loop, started on first use (tasks run outside any request)."""
+        loop = asyncio.get_running_loop()
+        hub = cls._instances.get(topic.name)
+        if hub is None or hub.loop is not loop or hub.loop.is_closed():
+            hub = cls(loop, topic)
+            cls._instances[topic.name] = hub
+            empty = contextvars.Context()
+            hub.tasks.append(loop.create_task(hub._poll(), context=empty))
+            if topic.redis_url():
+                hub.tasks.append(loop.create_task(hub._subscribe(), context=empty))
+        return hub
+
+    async def run_db(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking ORM code on the hub's threads (stale connections recycled first)."""
+        return await sync_to_async(_fresh, thread_sensitive=False, executor=self.executor)(func, *args)
+
+    def watcher_count(self) -> int:
+        return sum(len(v) for v in self.waiters.values())
+
+    def notify_threadsafe(self, name: str, index: int, item_id: int) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.wake, name, index, item_id)
+
+    def known_index(self, name: str, default: int = DELETED) -> int:
+        known = self.known.get(name)
+        return known[1] if known else default
+
+    def wake(self, name: str, index: int, item_id: int) -> None:
+        """Record `index` and resolve every waiter on `name` that waits for less.
+
+        A different id means the item was recreated: its index replaces the old one even if lower.
+        Index -1 (deleted) resolves every waiter; they then answer 404.
+        """
+        known = self.known.get(name)
+        if index >= 0 and known is not None and known[0] == item_id and index <= known[1]:
+            return
+        if index < 0:
+            self.known.pop(name, None)
+        else:
+            self.known[name] = (item_id, index)
+        if known is not None and known[0] != item_id or index < 0:
+            # Answers about the old item must not be served.
+            for cached in [cached for cached in self._answers if cached[0] == name]:
+                del self._answers[cached]
+        waiting = self.waiters.get(name)
+        if not waiting:
+            return
+        self.wake_memo = {"at": self.loop.time()}
+        for waited, future in list(waiting):
+            if (waited < index or index < 0) and not future.done():
+                future.set_result(index)
+
+    async def wait(self, name: str, index: int, timeout: float) -> bool:
+        """Wait until `name` passes `index` or `timeout` ends; True when it changed."""
+        if self.known_index(name) > index:
+            return True
+        future: asyncio.Future[int] = self.loop.create_future()
+        item = (index, future)
+        self.waiters.setdefault(name, set()).add(item)
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            bucket = self.waiters.get(name)
+            if bucket is not None:
+                bucket.discard(item)
+                if not bucket:
+                    del self.waiters[name]
+
+    async def answer(self, name: str, min_index: int, loader: Callable[[], Any], variant: Hashable = None) -> Any:
+        """What `loader()` returns for `name` at `min_index` or later, loaded once for every waiter.
+
+        `loader` runs on the hub's threads; `topic.index_of` reads the index of what it returns; `variant`
+        separates answers of one name that differ by request (filters).
+        """
+        slot = (name, variant)
+        index_of = self.topic.index_of
+        while True:
+            cached = self._answers.get(slot)
+            if cached is not None and index_of(cached) >= min_index:
+                return cached
+            task = self._loading.get(slot)
+            if task is None:
+                task = self.loop.create_task(self.run_db(loader))
+                self._loading[slot] = task
+            try:
+                loaded = await asyncio.shield(task)
+            finally:
+                if self._loading.get(slot) is task and task.done():
+                    del self._loading[slot]
+            self._answers[slot] = loaded
+            if index_of(loaded) >= min_index:
+                return loaded
+            min_index = index_of(loaded)  # the index moved back (item recreated): take what is there
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.topic.poll_seconds())
+            if not self.waiters:
+                continue
+            try:
+                indexes = await self.run_db(self.topic.fetch, list(self.waiters))
+            except Exception:  # noqa: BLE001 - keep polling; a database blip must not end all watches
+                logger.warning("Watch poller (%s) could not read indexes", self.topic.name, exc_info=True)
+                continue
+            for name in list(self.waiters):
+                if name in indexes:
+                    self.wake(name, indexes[name][1], indexes[name][0])
+                elif name in self.known:
+                    self.wake(name, DELETED, self.known[name][0])
+
+    async def _subscribe(self) -> None:
+        backoff = 0.5
+        prefix = self.topic.channel_prefix
+        while True:
+            client = aioredis.Redis.from_url(self.topic.redis_url())
+            try:
+                pubsub = client.pubsub()
+                await pubsub.psubscribe(prefix + "*")
+                backoff = 0.5
+                async for message in pubsub.listen():
+                    if message.get("type") != "pmessage":
+                        continue
+                    channel = message["channel"]
+                    channel = channel.decode() if isinstance(channel, bytes) else channel
+                    try:
+                        item_id, _, index = message["data"].decode().partition(":")
+                        self.wake(channel[len(prefix) :], int(index), int(item_id))
+                    except (AttributeError, TypeError, ValueError):
+                        continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - reconnect with backoff; the poller covers the gap
+                logger.warning("Watch subscription (%s) to Redis lost; reconnecting", self.topic.name, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+            finally:
+                await client.aclose()
