@@ -277,3 +277,18 @@ def test_outage_cache_confirms_unchanged_answers_without_rewriting(tmp_path) -> 
     assert path.stat().st_ino == inode and cache.load("config", "ns")[2] < 5  # type: ignore[index]
     cache.save("config", "ns", {"a": 2}, index=3)
     assert path.stat().st_ino != inode and cache.load("config", "ns")[:2] == ({"a": 2}, 3)  # type: ignore[index]
+
+
+def test_outage_cache_max_age_refuses_older_copies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    OutageCache(tmp_path, "http://a", "k.x").save("config", "ns", {"a": 1}, index=1)
+    capped = OutageCache(tmp_path, "http://a", "k.x", max_age=60)
+    assert capped.load("config", "ns") is not None
+    path = capped.path("config", "ns")
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "saved_at": stored["saved_at"] - 120}))
+    os.utime(path, (stored["saved_at"] - 120, stored["saved_at"] - 120))
+    assert capped.load("config", "ns") is None
+    assert OutageCache(tmp_path, "http://a", "k.x").load("config", "ns") is not None  # no cap: any age
+    assert Client("http://a", "k.x", cache_dir=tmp_path, max_stale=60).cache.load("config", "ns") is None

@@ -108,6 +108,7 @@ class AsyncClient:
         cache_dir: Path | str | bool | None = None,
         watch_url: str | None = None,
         retry_budget: RetryBudget | None = None,
+        max_stale: float | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.base_url, self.api_key, self.watch_url = resolve_settings(base_url, api_key, watch_url)
@@ -121,7 +122,7 @@ class AsyncClient:
             budget=self.budget,
             http=http,
         )
-        self.cache = make_cache(cache_dir, self.base_url, self.api_key)
+        self.cache = make_cache(cache_dir, self.base_url, self.api_key, max_stale)
 
     async def __aenter__(self) -> AsyncClient:
         return self

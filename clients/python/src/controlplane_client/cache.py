@@ -36,10 +36,11 @@ def _key_id(api_key: str | None) -> str:
 class OutageCache:
     """Atomic JSON files under `<root>/<server+key hash>/<kind>/<name>.json`."""
 
-    def __init__(self, root: Path | str, base_url: str, api_key: str | None) -> None:
+    def __init__(self, root: Path | str, base_url: str, api_key: str | None, *, max_age: float | None = None) -> None:
         digest = hashlib.sha256(f"{base_url}\0{_key_id(api_key)}".encode()).hexdigest()[:24]
         self.root = Path(root)
         self.dir = self.root / digest
+        self.max_age = max_age  # older copies are not answered (None: any age)
         self._saved: dict[tuple[str, str], tuple[int, Any]] = {}
 
     def path(self, kind: str, name: str) -> Path:
@@ -79,7 +80,10 @@ class OutageCache:
             path = self.path(kind, name)
             stored = json.loads(path.read_text())
             confirmed = max(float(stored["saved_at"]), path.stat().st_mtime)
-            return stored["data"], int(stored.get("index", 0)), max(0.0, time.time() - confirmed)
+            age = max(0.0, time.time() - confirmed)
+            if self.max_age is not None and age > self.max_age:
+                return None
+            return stored["data"], int(stored.get("index", 0)), age
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

@@ -31,11 +31,13 @@ def resolve_settings(base_url: str | None, api_key: str | None, watch_url: str |
     return base, key, watch
 
 
-def make_cache(cache_dir: Path | str | bool | None, base: str, key: str | None) -> OutageCache | NoCache:
+def make_cache(
+    cache_dir: Path | str | bool | None, base: str, key: str | None, max_stale: float | None = None
+) -> OutageCache | NoCache:
     if cache_dir is False:
         return NoCache()
     root = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
-    return OutageCache(root, base, key)
+    return OutageCache(root, base, key, max_age=max_stale)
 
 
 class Client:
@@ -43,7 +45,8 @@ class Client:
 
     `base_url`/`api_key` default to `CONTROLPLANE_URL`/`CONTROLPLANE_API_KEY`; `watch_url` (default
     `CONTROLPLANE_WATCH_URL`, else `base_url`) is where long polls go when the watch server has its own
-    address. `cache_dir` holds the outage cache (default: the user cache directory; `False` disables it).
+    address. `cache_dir` holds the outage cache (default: the user cache directory; `False` disables it);
+    `max_stale` (seconds) refuses to answer an outage from a copy older than that.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Client:
         cache_dir: Path | str | bool | None = None,
         watch_url: str | None = None,
         retry_budget: RetryBudget | None = None,
+        max_stale: float | None = None,
         http: httpx.Client | None = None,
     ) -> None:
         self.base_url, self.api_key, self.watch_url = resolve_settings(base_url, api_key, watch_url)
@@ -69,7 +73,7 @@ class Client:
             budget=self.budget,
             http=http,
         )
-        self.cache = make_cache(cache_dir, self.base_url, self.api_key)
+        self.cache = make_cache(cache_dir, self.base_url, self.api_key, max_stale)
 
     def __enter__(self) -> Client:
         return self
