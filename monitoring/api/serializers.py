@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from monitoring.models import MaintenanceKind, MaintenanceScope, MaintenanceWindow
@@ -147,6 +149,7 @@ class UptimeSerializer(serializers.Serializer):
     windows = UptimeWindowSerializer(many=True)
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class InstanceNameField(serializers.Field):
     """An instance as `<service>/<instance_id>`."""
 
