@@ -164,10 +164,12 @@ def _create_maintenance(form: MaintenanceForm, actor: str) -> None:
 
 
 def landing(request: HttpRequest) -> HttpResponse:
-    """`/`: the dashboard for a signed-in staff user, the admin (and its login) for everyone else."""
+    """`/`: the dashboard for a signed-in staff user; anyone else signs in through the admin and lands there."""
     if request.user.is_active and request.user.is_staff:
         return HttpResponseRedirect(reverse("dashboard:overview"))
-    return HttpResponseRedirect("/admin/")
+    if request.user.is_authenticated:
+        return HttpResponseRedirect(reverse("admin:index"))  # the admin says what this account may not do
+    return HttpResponseRedirect(f"{reverse('admin:login')}?{urlencode({'next': reverse('dashboard:overview')})}")
 
 
 @never_cache

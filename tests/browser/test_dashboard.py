@@ -94,11 +94,11 @@ def test_operator_watches_a_service_turn_critical_live_silences_it_and_the_statu
             with urllib.request.urlopen(base + path, timeout=10) as response:  # noqa: S310 - loopback
                 assert response.status == 200 and kind in response.headers["Content-Type"], path
 
-        page.goto(f"{base}/")
+        page.goto(f"{base}/")  # signs in through the admin, then lands on the dashboard
         page.fill("#id_username", "operator")
         page.fill("#id_password", "a-long-test-password")
         page.click("input[type=submit]")
-        page.goto(f"{base}/")  # the landing page of a signed-in operator is the dashboard
+        page.wait_for_selector("#live-indicator")
         assert page.url.rstrip("/").endswith("/dashboard")
         page.wait_for_selector("#live-indicator[data-state=live]", timeout=15000)
         row = f'tr[data-service-id="{shop.pk}"]'

@@ -50,6 +50,21 @@ def test_anonymous_and_non_staff_users_are_sent_to_the_admin_login(client, djang
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
+def test_the_polling_fallback_returns_what_changed_since_an_event(admin_client, client) -> None:  # type: ignore[no-untyped-def]
+    instance = InstanceFactory(service=ServiceFactory(name="poll-me"), instance_id="p1")
+    CheckFactory(instance=instance, name="hb", kind="ttl", ttl=60)
+    Event.objects.create(kind="test.before")
+    start = admin_client.get("/dashboard/live/state/").json()
+    assert start["changed"] == 0
+    check_ttl_update(instance=instance, status=CheckStatus.CRITICAL, output="late")
+    changed = admin_client.get(f"/dashboard/live/state/?since={start['last_event']}").json()
+    assert changed["changed"] >= 2 and [s["status"] for s in changed["services"] if s["name"] == "poll-me"] == [
+        "critical"
+    ]
+    assert admin_client.get("/dashboard/live/state/?since=abc").status_code == 400
+    assert client.get("/dashboard/live/state/?since=0").status_code == 302  # staff only
+
+
 def test_live_stream_refuses_anyone_but_staff_and_answers_204_under_wsgi(
     client, admin_client, django_user_model
 ) -> None:  # type: ignore[no-untyped-def]
@@ -63,9 +78,13 @@ def test_live_stream_refuses_anyone_but_staff_and_answers_204_under_wsgi(
     assert admin_client.get("/dashboard/live/").status_code == 204
 
 
-def test_landing_page_is_the_dashboard_for_staff_and_the_admin_for_others(client, admin_client) -> None:  # type: ignore[no-untyped-def]
-    assert client.get("/")["Location"] == "/admin/"
+def test_landing_page_is_the_dashboard_for_staff_and_the_admin_for_others(
+    client, admin_client, django_user_model
+) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/")["Location"] == "/admin/login/?next=%2Fdashboard%2F"  # signs in, then lands on it
     assert admin_client.get("/")["Location"] == "/dashboard/"
+    client.force_login(django_user_model.objects.create_user("visitor", password="a-long-test-password"))
+    assert client.get("/")["Location"] == "/admin/"
     home = admin_client.get("/admin/").content.decode()
     assert 'href="/dashboard/"' in home and 'id="monitoring-links"' in home  # header and index link
 
