@@ -217,6 +217,7 @@ TASK_QUEUE_TASKS = {
         "monitoring.tasks.prune_points",
         "monitoring.tasks.alerts_evaluate",
         "monitoring.tasks.alerts_evaluate_status",
+        "monitoring.tasks.alerts_prune",
     ),
 }
 # Soft limit (SoftTimeLimitExceeded raised in the task) and hard limit (the pool process is killed), per
@@ -412,12 +413,12 @@ else:
 # Per-route request counts and latency kept in process memory and folded into monitoring's minute
 # points every few seconds (controlplane/observability/requestmetrics.py); off: nothing is counted.
 MONITORING_REQUEST_METRICS = env_bool("MONITORING_REQUEST_METRICS", True)
-# E-mail (alert notification channels of kind email): Django's backend; console (stdout) in embedded mode,
 # Dashboard live updates (monitoring/live.py): one coalesced message per tick per ASGI process; the public
 # status page and badges are cached this many seconds (shared cache: Redis in production).
 MONITORING_LIVE_TICK_SECONDS = env_int("MONITORING_LIVE_TICK_MS", 1000, minimum=100, maximum=10000) / 1000
 MONITORING_LIVE_KEEPALIVE_SECONDS = env_int("MONITORING_LIVE_KEEPALIVE_SECONDS", 15, minimum=1, maximum=300)
 MONITORING_STATUS_CACHE_SECONDS = env_int("MONITORING_STATUS_CACHE_SECONDS", 10, minimum=1, maximum=3600)
+# E-mail (alert notification channels of kind email): Django's backend; console (stdout) in embedded mode,
 # SMTP in production. The SMTP host is the operator's, never a user's: rules only choose recipients.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
@@ -466,6 +467,7 @@ _APP_TUNABLES = (
     "MONITORING_NOTIFICATION_BACKOFF_BASE_SECONDS",
     "MONITORING_ALERT_LOOKBACK_SECONDS",
     "MONITORING_ALERT_CLAIM_SECONDS",
+    "MONITORING_ALERT_HISTORY_DAYS",
 )
 for _name in _APP_TUNABLES:
     if env_str(_name):  # through env_str so the name is registered (config env sources never read it)

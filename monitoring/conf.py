@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "MONITORING_ALERT_LOOKBACK_SECONDS": 300,
     # How long one worker holds a rule while evaluating it (a dead worker's claim runs out after it).
     "MONITORING_ALERT_CLAIM_SECONDS": 60,
+    # Stored alert transitions and settled notifications are kept this long (beat, hourly).
+    "MONITORING_ALERT_HISTORY_DAYS": 30,
 }
 
 # Latency histogram bounds (ms), the ones the request-metrics aggregator counts with: a superset of the

@@ -39,3 +39,11 @@ def alerts_evaluate_status(self) -> dict[str, int]:  # type: ignore[no-untyped-d
     if counts["skipped"]:
         raise self.retry(countdown=1)
     return counts
+
+
+@shared_task(name="monitoring.tasks.alerts_prune", ignore_result=True)
+def alerts_prune() -> int:
+    """Hourly: delete alert transitions and settled notifications past their retention."""
+    from monitoring.services.alerts import alert_history_prune
+
+    return alert_history_prune()

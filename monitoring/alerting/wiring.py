@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
-SCHEDULES = [("monitoring: alert evaluation", "monitoring.tasks.alerts_evaluate", 5)]
+SCHEDULES = [
+    ("monitoring: alert evaluation", "monitoring.tasks.alerts_evaluate", 5),
+    ("monitoring: alert history retention", "monitoring.tasks.alerts_prune", 3600),
+]
 
 
 def connect(app: AppConfig) -> None:

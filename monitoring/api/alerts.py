@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework import status as http_status
 from rest_framework.exceptions import ValidationError
@@ -36,7 +36,38 @@ def masked_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
 
 
-class ChannelSerializer(serializers.ModelSerializer):
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "maxLength": 1000}})
+class StringMapField(serializers.JSONField):
+    """A JSON object of strings (labels, annotations, match labels); the service checks names and values."""
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "maxLength": 100}})
+class LabelListField(serializers.JSONField):
+    """A JSON array of label names (`group_by`); `["..."]` groups by every label."""
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 20,
+        "items": {
+            "type": "object",
+            "required": ["name", "value"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.]*$", "maxLength": 100},
+                "op": {"type": "string", "enum": ["=", "!=", "=~", "!~"], "default": "="},
+                "value": {"type": "string", "maxLength": 500},
+            },
+        },
+    }
+)
+class MatcherListField(serializers.JSONField):
+    """Alertmanager matchers; regexes (=~, !~) run on RE2 and must not match every alert together."""
+
+
+class NotificationChannelSerializer(serializers.ModelSerializer):
     """A channel; `secret` is write-only and `url` is read back masked."""
 
     secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=128)
@@ -54,22 +85,22 @@ class ChannelSerializer(serializers.ModelSerializer):
         return body
 
 
-class ChannelCreatedSerializer(ChannelSerializer):
+class NotificationChannelCreatedSerializer(NotificationChannelSerializer):
     """A channel just created (the 201): the only answer that carries its signing `secret`."""
 
     secret = serializers.CharField(read_only=True)
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class AlertRuleSerializer(serializers.ModelSerializer):
     """An alert rule; `channels` by name. Cross-field rules are the service's (400 with field errors)."""
 
     channels = serializers.SlugRelatedField(
         slug_field="name", many=True, required=False, queryset=NotificationChannel.objects.all()
     )
-    match_labels = serializers.JSONField(required=False)
-    labels = serializers.JSONField(required=False)
-    annotations = serializers.JSONField(required=False)
-    group_by = serializers.JSONField(required=False)
+    match_labels = StringMapField(required=False)
+    labels = StringMapField(required=False)
+    annotations = StringMapField(required=False)
+    group_by = LabelListField(required=False)
     threshold = serializers.FloatField(required=False)
 
     class Meta:
@@ -123,7 +154,7 @@ class AlertSerializer(serializers.ModelSerializer):
 class SilenceSerializer(serializers.ModelSerializer):
     """A silence; `state` is pending, active or expired. The author is the caller unless given."""
 
-    matchers = serializers.JSONField()
+    matchers = MatcherListField()
     starts_at = serializers.DateTimeField(required=False)
     author = serializers.CharField(required=False, max_length=150)
     state = serializers.SerializerMethodField()
@@ -137,41 +168,41 @@ class SilenceSerializer(serializers.ModelSerializer):
         return silence_services.silence_state(silence)
 
 
-class RuleListApi(ListAPIView):
+class AlertRuleListApi(ListAPIView):
     """List alert rules; create one."""
 
     required_scopes = READ_WRITE
-    serializer_class = RuleSerializer
+    serializer_class = AlertRuleSerializer
     queryset = AlertRule.objects.prefetch_related("channels").order_by("name")
 
     def post(self, request: Request) -> Response:
-        data = RuleSerializer(data=request.data)
+        data = AlertRuleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         channels = fields.pop("channels", None)
         rule = alert_services.alert_rule_create(channels=channels, actor=actor_from_request(request), **fields)
-        return Response(RuleSerializer(rule).data, status=http_status.HTTP_201_CREATED)
+        return Response(AlertRuleSerializer(rule).data, status=http_status.HTTP_201_CREATED)
 
 
-class RuleDetailApi(GenericAPIView):
+class AlertRuleDetailApi(GenericAPIView):
     """Read, change (PATCH) or delete one rule."""
 
     required_scopes = READ_WRITE
-    serializer_class = RuleSerializer
+    serializer_class = AlertRuleSerializer
 
     def get(self, request: Request, pk: int) -> Response:
-        return Response(RuleSerializer(get_object_or_404(AlertRule, pk=pk)).data)
+        return Response(AlertRuleSerializer(get_object_or_404(AlertRule, pk=pk)).data)
 
     def patch(self, request: Request, pk: int) -> Response:
         rule = get_object_or_404(AlertRule, pk=pk)
-        data = RuleSerializer(rule, data=request.data, partial=True)
+        data = AlertRuleSerializer(rule, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         channels = fields.pop("channels", None)
         rule = alert_services.alert_rule_update(
             rule=rule, channels=channels, actor=actor_from_request(request), **fields
         )
-        return Response(RuleSerializer(rule).data)
+        return Response(AlertRuleSerializer(rule).data)
 
     def delete(self, request: Request, pk: int) -> Response:
         alert_services.alert_rule_delete(rule=get_object_or_404(AlertRule, pk=pk), actor=actor_from_request(request))
@@ -259,42 +290,42 @@ class SilenceDetailApi(GenericAPIView):
         return Response(SilenceSerializer(silence).data)
 
 
-class ChannelListApi(ListAPIView):
+class NotificationChannelListApi(ListAPIView):
     """List channels (URLs masked, secrets never shown); create one (admin: its URL receives requests)."""
 
     required_scopes = READ_ADMIN
-    serializer_class = ChannelSerializer
+    serializer_class = NotificationChannelSerializer
     queryset = NotificationChannel.objects.order_by("name")
 
-    @extend_schema(request=ChannelSerializer, responses={201: ChannelCreatedSerializer})
+    @extend_schema(request=NotificationChannelSerializer, responses={201: NotificationChannelCreatedSerializer})
     def post(self, request: Request) -> Response:
-        data = ChannelSerializer(data=request.data)
+        data = NotificationChannelSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         channel = alert_services.notification_channel_create(actor=actor_from_request(request), **data.validated_data)
-        body = ChannelSerializer(channel).data
+        body = NotificationChannelSerializer(channel).data
         if channel.secret:
             body["secret"] = channel.secret
         return Response(body, status=http_status.HTTP_201_CREATED)
 
 
-class ChannelDetailApi(GenericAPIView):
+class NotificationChannelDetailApi(GenericAPIView):
     """Read, change (PATCH; the URL is re-checked by the egress guard) or delete one channel."""
 
     required_scopes = READ_ADMIN
-    serializer_class = ChannelSerializer
+    serializer_class = NotificationChannelSerializer
 
     def get(self, request: Request, pk: int) -> Response:
-        return Response(ChannelSerializer(get_object_or_404(NotificationChannel, pk=pk)).data)
+        return Response(NotificationChannelSerializer(get_object_or_404(NotificationChannel, pk=pk)).data)
 
     def patch(self, request: Request, pk: int) -> Response:
         channel = get_object_or_404(NotificationChannel, pk=pk)
-        data = ChannelSerializer(channel, data=request.data, partial=True)
+        data = NotificationChannelSerializer(channel, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         fields = {k: v for k, v in data.validated_data.items() if not (k == "secret" and not v)}
         channel = alert_services.notification_channel_update(
             channel=channel, actor=actor_from_request(request), **fields
         )
-        return Response(ChannelSerializer(channel).data)
+        return Response(NotificationChannelSerializer(channel).data)
 
     def delete(self, request: Request, pk: int) -> Response:
         channel = get_object_or_404(NotificationChannel, pk=pk)

@@ -182,14 +182,51 @@ def alert_rule_update(
     if unknown:
         raise TypeError(f"Unknown fields: {sorted(unknown)}")
     locked = AlertRule.objects.select_for_update().get(pk=rule.pk)
+    was_enabled = locked.enabled
     for name, value in fields.items():
         setattr(locked, name, value)
     _full_clean(locked)
     locked.save()
     if channels is not None:
         locked.channels.set(channels)
+    if was_enabled and not locked.enabled:
+        _alerts_clear(locked, actor=actor)
     emit("alert_rule.updated", subject=locked.name, data={**_rule_data(locked), "fields": sorted(fields)}, actor=actor)
     return locked
+
+
+def _alerts_clear(rule: AlertRule, *, actor: str) -> None:
+    """A disabled rule watches nothing: its pending alerts go inactive and its firing ones resolve (stored
+    and emitted, not notified — nothing evaluates the rule any more), and its groups are forgotten."""
+    from monitoring.alerting.models import AlertGroup
+    from monitoring.models import AlertState, AlertTransition
+
+    now = timezone.now()
+    for alert in AlertState.objects.filter(rule=rule, status__in=["pending", "firing"]):
+        old = alert.status
+        alert.status = "inactive" if old == "pending" else "resolved"
+        alert.resolved_at = now if old == "firing" else alert.resolved_at
+        alert.active_since = None if old == "pending" else alert.active_since
+        alert.keep_firing_until = None
+        alert.flapping, alert.flapping_since = False, None
+        alert.save()
+        AlertTransition.objects.create(
+            alert=alert, from_status=old, to_status=alert.status, value=alert.value, created_at=now
+        )
+        emit(
+            f"alert.{alert.status}",
+            subject=f"{rule.name}: {alert.labels.get('target', '')}"[:255],
+            data={
+                "rule": rule.name,
+                "rule_id": rule.pk,
+                "target": alert.labels.get("target", ""),
+                "old": old,
+                "new": alert.status,
+                "reason": "rule disabled",
+            },
+            actor=actor,
+        )
+    AlertGroup.objects.filter(rule=rule).delete()
 
 
 @transaction.atomic
@@ -307,3 +344,21 @@ def alert_rules_run(*, metrics: tuple[str, ...] | None = None, now: datetime | N
         counts["rules"] += 1
         counts["transitions"] += len(result.transitions)
     return counts
+
+
+def alert_history_prune(*, older_than_days: int | None = None, now: datetime | None = None) -> int:
+    """Delete alert transitions and settled notifications older than MONITORING_ALERT_HISTORY_DAYS.
+
+    A flapping target stores a transition per change: without this the table grows without bound. Pending
+    notifications are never deleted, whatever their age (the engine still owes them an attempt).
+    """
+    from datetime import timedelta
+
+    from monitoring import conf
+    from monitoring.models import AlertTransition, Notification
+
+    days = older_than_days if older_than_days is not None else int(conf.get("MONITORING_ALERT_HISTORY_DAYS"))
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    transitions, _ = AlertTransition.objects.filter(created_at__lt=cutoff).delete()
+    notifications, _ = Notification.objects.filter(created_at__lt=cutoff).exclude(status="pending").delete()
+    return transitions + notifications

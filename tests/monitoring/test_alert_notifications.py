@@ -370,3 +370,31 @@ def test_receiver_errors_are_retried_with_backoff() -> None:
         notification.refresh_from_db()
         assert notification.status == "delivered" and notification.attempts == 2
         assert len(receiver.requests) == 2
+
+
+def test_disabling_a_rule_resolves_its_alerts_and_stops_notifying() -> None:
+    target("critical")
+    t0 = timezone.now()
+    with Receiver() as receiver:
+        rule = instance_rule(webhook_channel(receiver.url), repeat_interval_seconds=10)
+        run(rule, t0)
+        alert_services.alert_rule_update(rule=rule, enabled=False)
+        assert AlertState.objects.get(rule=rule).status == "resolved"
+        assert Event.objects.filter(kind="alert.resolved").count() == 1
+        assert alert_services.alert_rule_run(rule_id=rule.pk, now=seconds(t0, 60)) is None
+        send_pending()
+        assert len(receiver.requests) == 1
+
+
+def test_history_retention_keeps_pending_notifications() -> None:
+    check = target("critical")
+    t0 = timezone.now()
+    rule = instance_rule(alert_services.notification_channel_create(name="m", kind="email", recipients=["a@b.example"]))
+    run(rule, t0)
+    set_status(check, "passing")
+    run(rule, seconds(t0, 10))
+    assert AlertTransition.objects.count() == 2 and Notification.objects.count() == 2
+    Notification.objects.filter(pk=Notification.objects.order_by("id").first().pk).update(status="delivered")
+    removed = alert_services.alert_history_prune(older_than_days=1, now=timezone.now() + timedelta(days=2))
+    assert removed == 3
+    assert list(Notification.objects.values_list("status", flat=True)) == ["pending"]
