@@ -351,3 +351,18 @@ def test_async_client_has_the_same_methods(cp: ControlPlane, name: str, namespac
             assert (await c.events(limit=1))[0]["id"]
 
     asyncio.run(scenario())
+
+
+def test_unavailable_from_a_real_503(cp: ControlPlane, namespace: str) -> None:
+    if not cp.production:
+        pytest.skip("embedded mode serves long polls on its one port; only production's WSGI web refuses them")
+    from controlplane_client import Client, Unavailable
+
+    # A client pointed at gunicorn for long polls (no CONTROLPLANE_WATCH_URL behind a proxy that does not
+    # route them) gets gunicorn's 503 naming the watch server, as a typed error.
+    with Client(cp.base, cp.admin_key, watch_url=cp.base, retries=0, cache_dir=False) as c:
+        c.config_put(namespace, "a", 1)
+        revision = c.config(namespace).revision
+        with pytest.raises(Unavailable) as info:
+            c._config_watch_once(namespace, revision, 5)
+    assert info.value.status == 503 and info.value.detail and info.value.request_id
