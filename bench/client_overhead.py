@@ -33,7 +33,10 @@ def one_run(base: str, key: str, n: int, cache_dir: Path, block: int = 50) -> tu
     """(raw reads/s, SDK reads/s): blocks of `block` reads alternate between the two, so a machine whose
     speed moves (a shared VM) moves both sides alike; each side's rate is its reads over its own time."""
     url = f"{base}/api/v1/config/bench/"
-    with httpx.Client(headers={"Authorization": f"Api-Key {key}"}) as http, Client(base, key, cache_dir=cache_dir) as client:
+    with (
+        httpx.Client(headers={"Authorization": f"Api-Key {key}"}) as http,
+        Client(base, key, cache_dir=cache_dir) as client,
+    ):
         http.get(url).raise_for_status()  # connections up before the clock starts
         client.config("bench")
         raw_time = sdk_time = 0.0
