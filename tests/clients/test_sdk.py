@@ -185,6 +185,8 @@ def test_discover_and_balancer_follow_the_registry(cp: ControlPlane, name: str) 
             c.heartbeat(name, "i-2", "critical", "down")
             assert balancer.wait_for(lambda d: [i.instance_id for i in d] == ["i-1"], timeout=10)
             assert {balancer.pick().instance_id for _ in range(4)} == {"i-1"}
+            c.service_delete(name)  # gone: the balancer empties instead of sending traffic to a ghost
+            assert balancer.wait_for(lambda d: len(d) == 0, timeout=10)
 
 
 def test_discovery_blocking_query_wakes_within_two_seconds(cp: ControlPlane, name: str) -> None:

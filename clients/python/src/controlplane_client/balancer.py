@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from controlplane_client.config import FATAL, WatchState
-from controlplane_client.errors import ControlPlaneError
+from controlplane_client.errors import ControlPlaneError, NotFound
 from controlplane_client.models import Discovery, Instance
 
 if TYPE_CHECKING:
@@ -130,6 +130,13 @@ class Balancer:
                 del self.failed[gone]
             self.changed.notify_all()
 
+    def _refused(self, error: ControlPlaneError) -> None:
+        if isinstance(error, NotFound):  # the service was deleted: nothing is fit for traffic any more
+            self._update(Discovery(self.name, []))
+            log.warning("service %s is gone; the balancer stops following it", self.name)
+        else:  # the key lost its access: keep the last answer rather than send traffic nowhere
+            log.error("discovery of %s refused (%s); the balancer keeps its last answer", self.name, error)
+
     def _next_delay(self, found: Discovery, state: WatchState) -> float:
         if found.index is not None:
             return 0.0
@@ -155,7 +162,7 @@ class Balancer:
             try:
                 found = client.discover_wait(self.name, state.index, wait=state.request_wait(), **self.filters)
             except FATAL as error:
-                log.error("discovery of %s refused (%s); the balancer keeps its last answer", self.name, error)
+                self._refused(error)
                 return
             except ControlPlaneError as error:
                 self._stop.wait(state.failed(error))
@@ -191,7 +198,7 @@ class Balancer:
             try:
                 found = await client.discover_wait(self.name, state.index, wait=state.request_wait(), **self.filters)
             except FATAL as error:
-                log.error("discovery of %s refused (%s); the balancer keeps its last answer", self.name, error)
+                self._refused(error)
                 return
             except ControlPlaneError as error:
                 await asyncio.sleep(state.failed(error))
