@@ -39,13 +39,16 @@ class EvaluationResult:
     flapping: list[tuple[str, str]] = field(default_factory=list)  # (target key, started|ended)
 
 
-def rule_claim(*, rule_id: int, now: datetime | None = None) -> datetime | None:
-    """Take the rule for one evaluation (conditional UPDATE); the claim's expiry, or None when held elsewhere."""
-    now = now or timezone.now()
-    until = timezone.now() + timedelta(seconds=int(conf.get("MONITORING_ALERT_CLAIM_SECONDS")))
+def rule_claim(*, rule_id: int) -> datetime | None:
+    """Take the rule for one evaluation (conditional UPDATE); the claim's expiry, or None when held elsewhere.
+
+    Claims run on the wall clock whatever time an evaluation is for (tests evaluate at chosen times).
+    """
+    now = timezone.now()
+    until = now + timedelta(seconds=int(conf.get("MONITORING_ALERT_CLAIM_SECONDS")))
     taken = (
         AlertRule.objects.filter(pk=rule_id, enabled=True)
-        .filter(Q(evaluating_until__isnull=True) | Q(evaluating_until__lt=timezone.now()))
+        .filter(Q(evaluating_until__isnull=True) | Q(evaluating_until__lt=now))
         .update(evaluating_until=until)
     )
     return until if taken else None

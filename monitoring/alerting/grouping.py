@@ -156,10 +156,12 @@ def _flush(
     # Alerts muted since they were notified are neither re-sent nor reported resolved while muted.
     previously = {k for k in notified if k.split(":")[0] not in muted_fps}
     member_fps = {a.fingerprint for a in members}
-    gone = {k.split(":")[0] for k in previously} - member_fps
-    resolved: list[AlertState] = []
-    if gone and rule.send_resolved:
-        resolved = list(AlertState.objects.filter(rule=rule, fingerprint__in=sorted(gone)))
+    gone_fps = {k.split(":")[0] for k in previously} - member_fps
+    gone = list(AlertState.objects.filter(rule=rule, fingerprint__in=sorted(gone_fps))) if gone_fps else []
+    # An alert that stopped firing because its target went into maintenance (the registry flag makes its
+    # status "maintenance") is muted too: its resolution is reported once the mute ends, not during it.
+    gone_muted = {a.fingerprint for a in gone if suppressor.muted(a)}
+    resolved = [a for a in gone if a.fingerprint not in gone_muted] if rule.send_resolved else []
     repeat_due = bool(
         current
         and group.last_notified_at is not None
@@ -180,7 +182,7 @@ def _flush(
             )
             written.append(row.pk)
         group.last_notified_at = now
-    group.notified = sorted(current | {k for k in notified if k.split(":")[0] in muted_fps})
+    group.notified = sorted(current | {k for k in notified if k.split(":")[0] in muted_fps | gone_muted})
     group.next_flush_at = now + timedelta(seconds=rule.group_interval_seconds) if (members or group.notified) else None
     if not members and not group.notified:
         group.delete()

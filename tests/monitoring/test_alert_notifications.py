@@ -398,3 +398,24 @@ def test_history_retention_keeps_pending_notifications() -> None:
     removed = alert_services.alert_history_prune(older_than_days=1, now=timezone.now() + timedelta(days=2))
     assert removed == 3
     assert list(Notification.objects.values_list("status", flat=True)) == ["pending"]
+
+
+def test_maintenance_that_starts_while_firing_holds_back_the_resolution_until_it_ends() -> None:
+    check = target("critical")
+    t0 = timezone.now()
+    with Receiver() as receiver:
+        rule = instance_rule(webhook_channel(receiver.url))
+        run(rule, t0)
+        send_pending()
+        # The registry's maintenance flag: the instance's status becomes "maintenance", the alert resolves.
+        Instance.objects.filter(pk=check.instance_id).update(maintenance=True, status="maintenance")
+        for offset in (10, 20, 30):
+            run(rule, seconds(t0, offset))
+        assert AlertState.objects.get(rule=rule).status == "resolved"
+        send_pending()
+        assert [m["status"] for m in bodies(receiver)] == ["firing"], "nothing sent during maintenance"
+        Instance.objects.filter(pk=check.instance_id).update(maintenance=False, status="passing")
+        run(rule, seconds(t0, 40))
+        run(rule, seconds(t0, 50))
+        send_pending()
+        assert [m["status"] for m in bodies(receiver)] == ["firing", "resolved"]
