@@ -273,6 +273,9 @@ def test_outage_cache_confirms_unchanged_answers_without_rewriting(tmp_path) -> 
     path.write_text(json.dumps({**stored, "saved_at": stored["saved_at"] - 100}))  # in place: same inode
     os.utime(path, (stored["saved_at"] - 100, stored["saved_at"] - 100))
     assert cache.load("config", "ns")[2] >= 99  # type: ignore[index]
+    cache.save("config", "ns", {"a": 1}, index=2)  # within a second of the write: nothing at all
+    assert cache.load("config", "ns")[2] >= 99  # type: ignore[index]
+    cache._confirmed.clear()  # as if more than a second had passed
     cache.save("config", "ns", {"a": 1}, index=2)  # the same answer again: confirmed, not rewritten
     assert path.stat().st_ino == inode and cache.load("config", "ns")[2] < 5  # type: ignore[index]
     cache.save("config", "ns", {"a": 2}, index=3)

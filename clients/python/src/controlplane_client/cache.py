@@ -42,6 +42,7 @@ class OutageCache:
         self.dir = self.root / digest
         self.max_age = max_age  # older copies are not answered (None: any age)
         self._saved: dict[tuple[str, str], tuple[int, Any]] = {}
+        self._confirmed: dict[tuple[str, str], float] = {}
 
     def path(self, kind: str, name: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "_"
@@ -51,8 +52,12 @@ class OutageCache:
         """Write atomically; a failing disk never fails the read that produced the data."""
         path = self.path(kind, name)
         if self._saved.get((kind, name)) == (index, data):
+            now = time.monotonic()
+            if now - self._confirmed.get((kind, name), 0.0) < 1.0:
+                return  # confirmed within the last second: `age` is whole seconds anyway
             with contextlib.suppress(OSError):
                 os.utime(path)  # still the last good answer, confirmed now
+                self._confirmed[(kind, name)] = now
                 return
         try:
             for directory in (self.root, self.dir, path.parent):
@@ -67,6 +72,7 @@ class OutageCache:
                 os.chmod(tmp, 0o600)  # whatever the umask
                 os.replace(tmp, path)
                 self._saved[(kind, name)] = (index, data)
+                self._confirmed[(kind, name)] = time.monotonic()
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
