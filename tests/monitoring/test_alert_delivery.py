@@ -162,3 +162,17 @@ def test_metrics_expose_alert_states_by_rule_and_severity() -> None:
     text = render_metrics()[0].decode()
     assert 'monitoring_alerts{rule="payments-down",severity="warning",state="firing"} 1.0' in text
     assert 'monitoring_alerts{rule="payments-down",severity="warning",state="pending"} 0.0' in text
+
+
+@pytest.mark.django_db
+def test_event_driven_evaluation_retries_a_held_rule_then_leaves_it_to_beat() -> None:
+    from monitoring.tasks import alerts_evaluate_status
+
+    target("critical")
+    rule = instance_rule(None)
+    claim = rule_claim(rule_id=rule.pk)
+    result = alerts_evaluate_status.apply()
+    assert result.successful(), result.traceback
+    assert result.get()["skipped"] == 1
+    rule_release(rule_id=rule.pk, claim=claim, now=timezone.now())
+    assert alerts_evaluate_status.apply().get() == {"rules": 1, "skipped": 0, "transitions": 1}
