@@ -66,11 +66,8 @@ class RequestTracingMiddleware(DualModeMiddleware):
         route = _route_template(request)
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         HTTP_LATENCY.labels(request.method, route).observe(elapsed)
-        if requestmetrics.enabled():
+        if requestmetrics.enabled():  # in memory; the process's own thread flushes it
             requestmetrics.request_metrics.record(request.method or "", route, response.status_code, elapsed)
-            if requestmetrics.request_metrics.due():
-                # After the response is sent (WSGI servers call close() then), never per request.
-                response._resource_closers.append(requestmetrics.request_metrics.flush)
         access_log.log(
             _access_level(request.path),
             "%s %s %s",

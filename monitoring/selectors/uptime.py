@@ -78,13 +78,16 @@ def uptime_many(
         for name, seconds in spans:
             start = end - timedelta(seconds=seconds)
             totals = {"passing": 0.0, "failing": 0.0, "maintenance": 0.0}
+            ranges: dict[int, list[tuple[datetime, datetime]]] = {}
             for resolution, low, high in plans[name]:
-                for bucket, level, agg in rows:
-                    if level != resolution or not (low <= bucket < high):
-                        continue
-                    totals["passing"] += agg.breakdown.get("passing", 0.0)
-                    totals["maintenance"] += agg.breakdown.get("maintenance", 0.0)
-                    totals["failing"] += sum(agg.breakdown.get(label, 0.0) for label in FAILING)
+                ranges.setdefault(resolution, []).append((low, high))
+            for bucket, level, agg in rows:
+                if not any(low <= bucket < high for low, high in ranges.get(level, ())):
+                    continue
+                breakdown = agg.breakdown
+                totals["passing"] += breakdown.get("passing", 0.0)
+                totals["maintenance"] += breakdown.get("maintenance", 0.0)
+                totals["failing"] += sum(breakdown.get(label, 0.0) for label in FAILING)
             known = totals["passing"] + totals["failing"] + totals["maintenance"]
             unknown = max(0.0, seconds - known)
             denominator = seconds - totals["maintenance"]

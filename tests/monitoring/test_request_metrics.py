@@ -5,6 +5,7 @@ flushes from several processes adding up."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -81,11 +82,21 @@ def test_flush_statements_do_not_grow_with_the_requests(client_for, metrics_on) 
     assert route_points()["GET /api/v1/events/"][0] == 1 + 2 + 40  # flushes add, never overwrite
 
 
-def test_a_due_flush_runs_after_the_response(client_for, metrics_on, settings) -> None:
+@pytest.mark.django_db(transaction=True)
+def test_the_process_thread_flushes_within_the_interval(client_for, metrics_on, settings) -> None:
+    """No request flushes: the process's own thread does, off the request path."""
     api = client_for("monitoring:read")
-    settings.MONITORING_REQUEST_METRICS_FLUSH_SECONDS = 0
-    api.get("/api/v1/metrics/uptime/", {"target": "service:nosuch"})
-    assert route_points()["GET /api/v1/metrics/uptime/"][0] == 1
+    settings.MONITORING_REQUEST_METRICS_FLUSH_SECONDS = 3600
+    with CaptureQueriesContext(connection) as captured:
+        for _ in range(3):
+            api.get("/api/v1/metrics/uptime/", {"target": "service:nosuch"})
+    assert not [q for q in captured.captured_queries if "monitoring_" in q["sql"]]
+    settings.MONITORING_REQUEST_METRICS_FLUSH_SECONDS = 0.2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "GET /api/v1/metrics/uptime/" not in route_points():
+        time.sleep(0.1)
+    assert route_points()["GET /api/v1/metrics/uptime/"][0] == 3
+    settings.MONITORING_REQUEST_METRICS_FLUSH_SECONDS = 3600
 
 
 def test_a_late_tally_lands_in_the_first_minute_not_rolled_up() -> None:
