@@ -43,10 +43,14 @@ class OutageCache:
         self.max_age = max_age  # older copies are not answered (None: any age)
         self._saved: dict[tuple[str, str], tuple[int, Any]] = {}
         self._confirmed: dict[tuple[str, str], float] = {}
+        self._paths: dict[tuple[str, str], Path] = {}
 
     def path(self, kind: str, name: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "_"
-        return self.dir / kind / f"{safe}.json"
+        path = self._paths.get((kind, name))
+        if path is None:  # built once per name: this runs on every config read
+            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "_"
+            path = self._paths[(kind, name)] = self.dir / kind / f"{safe}.json"
+        return path
 
     def save(self, kind: str, name: str, data: Any, *, index: int = 0) -> None:
         """Write atomically; a failing disk never fails the read that produced the data."""

@@ -6,6 +6,7 @@ id), revocation, dry runs and compare-and-swap writes are; runs, imports, rollba
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from controlplane_client.transport import Call
 EXPORT_FORMATS = ("json", "yaml", "toml", "ini", "env")
 
 
+@functools.lru_cache(maxsize=4096)
 def seg(value: str | int) -> str:
     """One path segment, percent-encoded (names are URL-safe by the server's rule; this keeps it so)."""
     return quote(str(value), safe="")
