@@ -26,6 +26,17 @@ from monitoring.alerting.values import target_values
 from monitoring.models import AlertRule, AlertState, AlertTransition
 
 RESERVED = ("alertname", "severity", "target_kind", "target")
+# The fields an evaluation may change (written only when one did).
+STATE_FIELDS = [
+    "status",
+    "value",
+    "labels",
+    "fingerprint",
+    "active_since",
+    "firing_since",
+    "keep_firing_until",
+    "resolved_at",
+]
 TEMPLATE = re.compile(r"\{\{\s*(\$?value|\$?target|\$?labels\.([A-Za-z0-9_.]+))\s*\}\}")
 
 
@@ -127,31 +138,22 @@ def rule_evaluate(*, rule: AlertRule, now: datetime | None = None, actor: str = 
                 labels = alert_labels(rule, target)
                 alert = AlertState(rule=rule, target_key=key[:300], labels=labels, fingerprint=fingerprint(labels))
                 created.append(alert)
-            elif target is not None:
+            before = tuple(getattr(alert, name) for name in STATE_FIELDS)
+            if target is not None and alert.pk is not None:
                 labels = alert_labels(rule, target)
                 if labels != alert.labels:
                     alert.labels, alert.fingerprint = labels, fingerprint(labels)
             change = advance(alert, rule, holds=holds, value=value, now=now)
-            if alert.pk is not None:
+            if change is None and alert.status in ("inactive", "resolved"):
+                alert.value = before[STATE_FIELDS.index("value")]  # a quiet alert's value is not worth a write
+            # Only rows that changed are written: a labels rule over 10,000 instances rewrites its few
+            # active alerts each run, not every row it ever created.
+            if alert.pk is not None and tuple(getattr(alert, name) for name in STATE_FIELDS) != before:
                 touched.append(alert)
             if change is not None:
                 changes.append((alert, change.old, change.new))
         AlertState.objects.bulk_create(created, batch_size=500)
-        AlertState.objects.bulk_update(
-            [a for a in touched],
-            [
-                "status",
-                "value",
-                "labels",
-                "fingerprint",
-                "active_since",
-                "firing_since",
-                "keep_firing_until",
-                "resolved_at",
-                "last_evaluated_at",
-            ],
-            batch_size=500,
-        )
+        AlertState.objects.bulk_update(touched, [*STATE_FIELDS, "last_evaluated_at"], batch_size=500)
         AlertTransition.objects.bulk_create(
             [
                 AlertTransition(

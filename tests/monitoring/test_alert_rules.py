@@ -212,3 +212,42 @@ def test_state_machine(steps, expected) -> None:  # type: ignore[no-untyped-def]
         advance(alert, rule, holds=holds, value=1.0, now=seconds(t0, offset))
         seen.append(alert.status)
     assert seen == expected
+
+
+def _quiet_run_queries(count: int) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from registry.models import Check, Instance
+
+    checks = [target("critical", service="fleet", instance_id=f"n-{i}") for i in range(count)]
+    rule = AlertRule.objects.filter(name="fleet").first() or _rule(
+        name="fleet",
+        target_kind="labels",
+        match_labels={"service": "fleet"},
+        metric="status",
+        comparison="ge",
+        threshold=2,
+        channels=None,
+    )
+    t0 = timezone.now()
+    run(rule, t0)
+    Check.objects.filter(pk__in=[c.pk for c in checks]).update(status="passing")
+    Instance.objects.filter(service__name="fleet").update(status="passing")
+    run(rule, seconds(t0, 10))
+    run(rule, seconds(t0, 20))
+    with CaptureQueriesContext(connection) as queries:
+        run(rule, seconds(t0, 30))
+    return [query["sql"] for query in queries]
+
+
+def test_a_quiet_evaluation_costs_the_same_queries_at_two_sizes() -> None:
+    small = _quiet_run_queries(5)
+    AlertState.objects.all().delete()
+    from registry.models import Service
+
+    Service.objects.filter(name="fleet").delete()
+    large = _quiet_run_queries(40)
+    assert len(small) == len(large), (small, large)
+    assert not [sql for sql in large if sql.startswith('UPDATE "monitoring_alertstate"')], "nothing changed: no write"
+    assert AlertState.objects.filter(status="resolved").count() == 40
