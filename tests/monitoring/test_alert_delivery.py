@@ -176,3 +176,23 @@ def test_event_driven_evaluation_retries_a_held_rule_then_leaves_it_to_beat() ->
     assert result.get()["skipped"] == 1
     rule_release(rule_id=rule.pk, claim=claim, now=timezone.now())
     assert alerts_evaluate_status.apply().get() == {"rules": 1, "skipped": 0, "transitions": 1}
+
+
+@pytest.mark.django_db
+def test_a_burst_of_transitions_in_one_transaction_queues_one_evaluation(
+    monkeypatch, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from controlplane.events.services import emit
+    from monitoring.tasks import alerts_evaluate_status
+
+    queued: list[int] = []
+    monkeypatch.setattr(alerts_evaluate_status, "delay", lambda: queued.append(1))
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            for i in range(200):
+                emit("check.status_changed", subject=f"svc/i/{i}", data={"old": "passing", "new": "critical"})
+            emit("config.changed", subject="shop")
+    assert queued == [1]
+    with django_capture_on_commit_callbacks(execute=True):
+        emit("pipeline.changed", subject="orders")  # not a status transition: nothing queued
+    assert queued == [1]
