@@ -18,7 +18,7 @@ from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
-from pipelines.budget import EXPRESSION_LIMITS, RUN_SECONDS, Budget, BudgetExceeded, json_bytes
+from pipelines.budget import RUN_SECONDS, Budget, BudgetExceeded, json_bytes
 from pipelines.expressions import ExpressionError, compile_expression
 from pipelines.fastrun import LATE, generate_fast_run
 from pipelines.paths import copy_json
@@ -260,7 +260,7 @@ class CompiledPipeline:
                 except (JMESPathError, TypeError, ValueError) as exc:  # e.g. `'a' > 1` raises TypeError
                     run_it, condition_error = False, f"condition failed: {str(exc).splitlines()[0]}"
                     if isinstance(exc, ExpressionError):
-                        state.exceeded = EXPRESSION_LIMITS
+                        state.exceeded = exc.budget
                 if not run_it and not condition_error:
                     if capture:
                         snapshot = copy_json(packet)

@@ -13,6 +13,9 @@ Limits, so that no expression can exhaust the stack or build unrenderable number
   a RecursionError that escapes anyway is reported as the same error.
 - numbers: results of arithmetic must be smaller in magnitude than 10 ** `PIPELINE_EXPRESSION_MAX_DIGITS`
   (default 100) and finite; beyond that evaluation raises `ExpressionError`.
+- values: every string or structure an expression builds (multi-selects, projections, flatten, function
+  results) must fit in a packet (`PIPELINE_MAX_PACKET_BYTES`, counting a shared sub-value each time it
+  appears), checked as it is built; beyond that `ValueTooLarge`, which counts against the packet budget.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from typing import Any
 import jmespath
 from django.conf import settings
 from django.core.signals import setting_changed
-from jmespath import functions
+from jmespath import functions, visitor
 from jmespath.exceptions import JMESPathError
 
 from pipelines import arithmetic
+from pipelines.budget import EXPRESSION_LIMITS, PACKET_BYTES
 
 # jmespath's own helpers test `isinstance(x, numbers.Number)`, an ABC check that dominates evaluation time.
 # Packets are JSON, whose numbers are int and float, so these exact-type versions give the same answers.
@@ -119,7 +123,18 @@ def _fast_argument_check(signature: list[dict]) -> Any:
 
 
 class ExpressionError(ValueError):
-    """An expression could not be evaluated on this packet (a result out of bounds); the step fails."""
+    """An expression could not be evaluated on this packet (a result out of bounds); the step fails.
+
+    `budget` names the run budget it counts against (`pipelines.budget`).
+    """
+
+    budget = EXPRESSION_LIMITS
+
+
+class ValueTooLarge(ExpressionError):
+    """The expression built a string or structure too big to ever fit in a packet (see `_sized`)."""
+
+    budget = PACKET_BYTES
 
 
 def max_depth() -> int:
@@ -161,6 +176,8 @@ def _current_check() -> Any:
 def _limits_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "PIPELINE_EXPRESSION_MAX_DIGITS":
         _current_check.cache_clear()
+    if setting == "PIPELINE_MAX_PACKET_BYTES":
+        max_value_bytes.cache_clear()
 
 
 setting_changed.connect(_limits_changed)
@@ -168,6 +185,70 @@ setting_changed.connect(_limits_changed)
 
 def _checked(result: Any) -> Any:
     return _current_check()(result)
+
+
+@lru_cache(maxsize=1)
+def max_value_bytes() -> int:
+    """Largest JSON size (lower bound) a value an expression builds may have: the packet budget.
+
+    A value that could not fit in a packet is of no use to any step, and refusing it while it is built is
+    what stops `[@, @] | [@, @] | ...` (each stage doubles a structure that shares its halves, so it costs
+    nothing to build and 2**n to copy, serialize or compare) and `concat(@, @) | ...` from exhausting memory.
+    """
+    return int(getattr(settings, "PIPELINE_MAX_PACKET_BYTES", 256 * 1024))
+
+
+def _value_bytes(value: Any, limit: int) -> int:
+    """A lower bound of `value`'s compact JSON size, counting shared sub-values every time they appear.
+
+    Iterative, with each distinct container measured once (so a deeply shared structure costs its distinct
+    nodes, not its expansion), and stopping as soon as the bound passes `limit`.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    keep: list[Any] = []  # measured containers stay alive, so their ids cannot be reused while measuring
+    while stack:
+        node, children_done = stack.pop()
+        kind = type(node)
+        if kind is not list and kind is not dict:
+            continue
+        if id(node) in sizes:
+            continue
+        items = node.values() if kind is dict else node
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in items if type(child) in (list, dict) and id(child) not in sizes)
+            continue
+        total = 2 + max(0, len(node) - 1)
+        if kind is dict:
+            total += sum(len(key) + 3 for key in node)
+        for child in items:
+            ckind = type(child)
+            total += sizes[id(child)] if ckind is list or ckind is dict else _scalar_bytes(child)
+            if total > limit:
+                return total
+        sizes[id(node)] = total
+        keep.append(node)
+    return sizes[id(value)] if type(value) in (list, dict) else _scalar_bytes(value)
+
+
+def _scalar_bytes(value: Any) -> int:
+    if type(value) is str:
+        return len(value) + 2
+    return 4 if value is None or value is True or value is False else 1
+
+
+def _sized(result: Any) -> Any:
+    """`result`, or ExpressionError when it is a string or container too big to ever fit in a packet."""
+    kind = type(result)
+    if kind is str:
+        if len(result) > max_value_bytes():
+            raise ValueTooLarge(f"a string of {len(result)} characters is over {max_value_bytes()} bytes.")
+    elif kind is list or kind is dict:
+        limit = max_value_bytes()
+        if _value_bytes(result, limit) > limit:
+            raise ValueTooLarge(f"a value it builds is over {limit} bytes as JSON.")
+    return result
 
 
 _ARITHMETIC = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul}
@@ -204,7 +285,7 @@ class PipelineFunctions(functions.Functions):
 
     @functions.signature({"types": ["string", "number", "boolean", "null"], "variadic": True})
     def _func_concat(self, *parts: Any) -> str:
-        return "".join("" if p is None else str(p).lower() if isinstance(p, bool) else str(p) for p in parts)
+        return _sized("".join("" if p is None else str(p).lower() if isinstance(p, bool) else str(p) for p in parts))
 
     @functions.signature({"types": ["string"]})
     def _func_upper(self, value: str) -> str:
@@ -228,6 +309,35 @@ def _number_op(operate: Any, a: Any, b: Any) -> Any:
 
 
 OPTIONS = jmespath.Options(custom_functions=PipelineFunctions())
+
+
+class _BoundedInterpreter(visitor.TreeInterpreter):
+    """jmespath's interpreter, with every node that builds a new value checked by `_sized`.
+
+    Only these nodes can make a value larger than what they read (fields, indexes, slices and pipes select
+    from it; literals are bounded by the expression's text), so checking them bounds every value.
+    """
+
+    def visit_multi_select_list(self, node: dict, value: Any) -> Any:
+        return _sized(super().visit_multi_select_list(node, value))
+
+    def visit_multi_select_dict(self, node: dict, value: Any) -> Any:
+        return _sized(super().visit_multi_select_dict(node, value))
+
+    def visit_projection(self, node: dict, value: Any) -> Any:
+        return _sized(super().visit_projection(node, value))
+
+    def visit_value_projection(self, node: dict, value: Any) -> Any:
+        return _sized(super().visit_value_projection(node, value))
+
+    def visit_filter_projection(self, node: dict, value: Any) -> Any:
+        return _sized(super().visit_filter_projection(node, value))
+
+    def visit_flatten(self, node: dict, value: Any) -> Any:
+        return _sized(super().visit_flatten(node, value))
+
+    def visit_function_expression(self, node: dict, value: Any) -> Any:
+        return _sized(super().visit_function_expression(node, value))
 
 
 class Expression:
@@ -255,7 +365,7 @@ class Expression:
             self.search = self._interpret
 
     def _interpret(self, value: Any) -> Any:
-        return self._parsed.search(value, options=OPTIONS)
+        return _BoundedInterpreter(OPTIONS).visit(self._parsed.parsed, value)
 
 
 class ExpressionDepthError(ValueError):
@@ -430,7 +540,7 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
         spec = functions_.FUNCTION_TABLE.get(name)
         fast = _fast_argument_check(spec["signature"]) if spec else None
         if fast is None:
-            return lambda v: call(name, [arg(v) for arg in args])
+            return lambda v: _sized(call(name, [arg(v) for arg in args]))
         function = spec["function"]
         if len(args) == 2 and name in _ARITHMETIC:
             first, second = args
@@ -488,7 +598,7 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
             def invoke2(v: Any) -> Any:
                 values = [first(v), second(v)]
                 if fast(values):
-                    return function(functions_, *values)
+                    return _sized(function(functions_, *values))
                 return call(name, values)
 
             return invoke2
@@ -496,7 +606,7 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
         def invoke(v: Any) -> Any:
             values = [arg(v) for arg in args]
             if fast(values):
-                return function(functions_, *values)
+                return _sized(function(functions_, *values))
             return call(name, values)  # raises jmespath's own type error
 
         return invoke
@@ -519,10 +629,10 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
         return _closure(children[0])
     if kind == "multi_select_dict":
         pairs = [(child["value"], _closure(child)) for child in children]
-        return lambda v: None if v is None else {key: fn(v) for key, fn in pairs}
+        return lambda v: None if v is None else _sized({key: fn(v) for key, fn in pairs})
     if kind == "multi_select_list":
         items = [_closure(child) for child in children]
-        return lambda v: None if v is None else [fn(v) for fn in items]
+        return lambda v: None if v is None else _sized([fn(v) for fn in items])
     if kind == "or_expression":
         left, right = _closure(children[0]), _closure(children[1])
 
@@ -561,7 +671,7 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
                 source = source.values()
             elif not isinstance(source, list):
                 return None
-            return [r for r in (each(e) for e in source) if r is not None]
+            return _sized([r for r in (each(e) for e in source) if r is not None])
 
         return project
     if kind == "filter_projection":
@@ -571,7 +681,7 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
             source = base(v)
             if not isinstance(source, list):
                 return None
-            return [r for r in (each(e) for e in source if not _is_false(test(e))) if r is not None]
+            return _sized([r for r in (each(e) for e in source if not _is_false(test(e))) if r is not None])
 
         return keep
     if kind == "flatten":
@@ -587,7 +697,7 @@ def _closure(node: dict) -> Any:  # noqa: C901 - one branch per node type mirror
                     merged.extend(element)
                 else:
                     merged.append(element)
-            return merged
+            return _sized(merged)
 
         return flatten
     raise _Unsupported(kind)

@@ -60,7 +60,7 @@ _CONDITION_SOURCE = """
     except (JMESPathError, TypeError, ValueError) as exc:
         message = "condition failed: " + str(exc).splitlines()[0]
         if isinstance(exc, ExpressionError):
-            state.exceeded = EXPRESSION_LIMITS
+            state.exceeded = exc.budget
         log.append((name_{i}, True, 0.0, message, "error"))
         return "failed", message, None
     if not run_it:

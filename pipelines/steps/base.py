@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from jmespath.exceptions import JMESPathError
 from jsonschema import Draft202012Validator
 
-from pipelines.budget import EXPRESSION_LIMITS, PACKET_BYTES, BudgetExceeded, json_bytes, rough_bytes
+from pipelines.budget import PACKET_BYTES, BudgetExceeded, json_bytes, rough_bytes
 from pipelines.expressions import ExpressionError, compile_expression
 from pipelines.paths import MISSING, parse_path
 
@@ -116,7 +116,7 @@ def expression_failed(compiled: Any, exc: Exception) -> StepError | BudgetExceed
     """
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, ExpressionError):
-        return BudgetExceeded(EXPRESSION_LIMITS, f"expression {compiled.expression!r} went over its limits: {first}")
+        return BudgetExceeded(exc.budget, f"expression {compiled.expression!r} went over its limits: {first}")
     return StepError(f"expression {compiled.expression!r} failed: {first}")
 
 

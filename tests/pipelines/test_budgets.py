@@ -268,3 +268,55 @@ def test_routes_to_missing_pipelines_count_as_chained_runs(runner) -> None:  # t
     )
     problem = over_budget(post(runner, "/api/v1/pipelines/fan/run/", {"payload": {"s": "x" * 1000}}), "chained_runs")
     assert "missing-32" in problem["detail"] and Delivery.objects.count() == 0
+
+
+# --- values an expression builds ----------------------------------------------------------------------
+
+# Each stage doubles a value whose halves are one shared object: free to build, 2**n to copy, serialize or
+# compare. 19 stages (a million leaves) stay safe to run without the guard (the packet budget then trips
+# after seconds of copying, naming packet_bytes); 60 stages would exhaust the machine's memory.
+SHARED_GROWTH = {
+    "list": ("[payload.x, payload.x]" + " | [@, @]" * 19, "set"),
+    "hash": ("{a: payload.x, b: payload.x}" + " | {a: @, b: @}" * 19, "set"),
+    "string": ("concat(payload.s, payload.s)" + " | concat(@, @)" * 19, "set"),
+    "projection": ("payload.l[*].[@, @, @, @]" + " | [*].[@, @, @, @]" * 9, "set"),
+    "map": ("to_array(payload.x)" + " | map(&[@, @], @)" * 19, "set"),
+    "flatten": ("[payload.l, payload.l]" + " | [@, @][]" * 19, "set"),
+    "condition": (
+        "([payload.x, payload.x]" + " | [@, @]" * 30 + ") == ([payload.x, payload.x]" + " | [@, @]" * 30 + ")",
+        "when",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(SHARED_GROWTH))
+def test_an_expression_cannot_build_a_value_larger_than_a_packet(runner, kind) -> None:  # type: ignore[no-untyped-def]
+    """Refused while it is built (422 naming the packet budget, at once), whether set or only compared."""
+    import time
+
+    expr, use = SHARED_GROWTH[kind]
+    if use == "set":
+        step = ops({"op": "set", "path": "payload.y", "expr": expr})
+    else:
+        step = {"name": "grow", "kind": "filter", "priority": 100, "config": {"when": expr}}
+    PipelineFactory(slug="shared", steps=[step, DELIVER])
+    started = time.monotonic()
+    response = post(
+        runner, "/api/v1/pipelines/shared/run/", {"payload": {"x": 1, "s": "abcdefghij", "l": list(range(20))}}
+    )
+    problem = over_budget(response, "packet_bytes")
+    assert time.monotonic() - started < 2
+    assert "went over its limits" in problem["detail"]  # refused by the expression, not after copying
+    assert problem["step"] == "grow" and "bytes" in problem["detail"]
+    assert Delivery.objects.count() == 0
+
+
+def test_an_expression_building_a_value_that_fits_still_works(runner) -> None:  # type: ignore[no-untyped-def]
+    """The control: shared halves are counted as the packet would hold them, and 2**12 leaves fit."""
+    PipelineFactory(
+        slug="shared",
+        steps=[ops({"op": "set", "path": "payload.y", "expr": "[payload.x, payload.x]" + " | [@, @]" * 11})],
+    )
+    response = post(runner, "/api/v1/pipelines/shared/run/", {"payload": {"x": 1}})
+    assert response.status_code == 200
+    assert json.dumps(response.json()["packet"]["payload"]["y"]).count("1") == 2**12
