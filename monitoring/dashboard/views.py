@@ -39,7 +39,9 @@ def _search(request: HttpRequest, name: str = "q") -> str:
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     """Counts, failing services first (paginated, searchable), alerts, maintenance, activity, traffic, workers."""
+    last_event = reads.last_event_id()  # before the data: a change in between is replayed, never missed
     data = reads.overview(search=_search(request), status=request.GET.get("status", ""), page=request.GET.get("page"))
+    data["last_event"] = last_event
     status = request.GET.get("status", "")
     data.update(
         search=_search(request),
@@ -54,7 +56,9 @@ def overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 def service_detail(request: HttpRequest, name: str) -> HttpResponse:
     """One service: instances and checks, latency chart, uptime windows, 90-day bar, transitions, alerts."""
+    last_event = reads.last_event_id()
     data = reads.service_detail(name=name)
+    data["last_event"] = last_event
     data["latency_svg"] = charts.latency_chart(data["latency"])
     data["bar_svg"] = charts.uptime_bar(data["days"])
     return render(request, "monitoring/service.html", data)

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from controlplane.events.models import Event
 from monitoring.models import Silence, StatusPageService
@@ -83,6 +84,9 @@ def test_operator_watches_a_service_turn_critical_live_silences_it_and_the_statu
     django_user_model.objects.create_superuser("operator", "", "a-long-test-password")
     serve = ServeProcess(subprocess_env(), tmp_path)
     page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(f"console {message.type}: {message.text}"))
     try:
         serve.wait_ready()
         base = serve.base
@@ -100,7 +104,10 @@ def test_operator_watches_a_service_turn_critical_live_silences_it_and_the_statu
         page.click("input[type=submit]")
         page.wait_for_selector("#live-indicator")
         assert page.url.rstrip("/").endswith("/dashboard")
-        page.wait_for_selector("#live-indicator[data-state=live]", timeout=15000)
+        # Embedded: uvicorn serves the page and its event stream. Production: gunicorn serves the page and
+        # answers the stream 204, so the page takes the polling fallback (route /dashboard/live/ to uvicorn).
+        expected = "polling" if connection.vendor == "postgresql" else "live"
+        page.wait_for_selector(f"#live-indicator[data-state={expected}]", timeout=15000)
         row = f'tr[data-service-id="{shop.pk}"]'
         deadline = time.monotonic() + 30
         while Check.objects.get(instance__service=shop).status != "passing":
@@ -117,7 +124,17 @@ def test_operator_watches_a_service_turn_critical_live_silences_it_and_the_statu
             row,
         )
         target.stop()
-        page.wait_for_selector(f'{row} [data-status="critical"]', timeout=20000)
+        try:
+            page.wait_for_selector(f'{row} [data-status="critical"]', timeout=20000)
+        except Exception as exc:
+            check = Check.objects.get(instance__service=shop)
+            state = page.inner_text("#live-indicator") + " " + page.evaluate(
+                "fetch('/dashboard/live/state/?since=1').then(r => r.text()).then(t => t.substring(0, 300))"
+            )
+            last = page.get_attribute("#live-indicator", "data-last-event")
+            state += f" LAST {last} " + page.evaluate(f"fetch('/dashboard/live/state/?since={last}').then(r => r.text()).then(t => t.substring(0, 300))")
+            state += page.inner_html(row) + " ERRORS " + " | ".join(errors)
+            raise AssertionError(f"{exc}; check {check.status}, indicator {state!r}; {serve.output[-2500:]}") from exc
         shown_at = page.evaluate("window.__criticalAt") / 1000
         assert page.evaluate("window.__marker") == "still-here"  # patched in place, not reloaded
         stored = (

@@ -8,7 +8,8 @@
   var stateUrl = body.getAttribute("data-state-url");
   var indicator = document.getElementById("live-indicator");
   var ICONS = {passing: "\u2714", warning: "\u25B2", critical: "\u2716", maintenance: "\u2016", unknown: "?"};
-  var last = null;
+  // The newest event when the page's data was read: every change after it is applied, by the stream or a poll.
+  var last = parseInt(body.getAttribute("data-last-event") || "0", 10) || null;
   var pollTimer = null;
 
   function setIndicator(state, text) {
@@ -31,7 +32,7 @@
 
   function apply(payload) {
     if (!payload) return;
-    if (payload.last_event) last = payload.last_event;
+    if (payload.last_event && (!last || payload.last_event > last)) last = payload.last_event;
     if (payload.reload) { window.location.reload(); return; }
     (payload.services || []).forEach(function (svc) {
       document.querySelectorAll('[data-service-id="' + svc.id + '"]').forEach(function (el) {
@@ -70,26 +71,32 @@
     }
   }
 
+  function catchUp() {
+    return fetch(stateUrl + "?since=" + (last || 0), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (payload) {
+        if (!payload) return;
+        if (!last) { last = payload.last_event; return; }
+        if (payload.changed) apply(payload); else if (payload.last_event > last) last = payload.last_event;
+        if (indicator) indicator.setAttribute("data-last-event", last);
+      });
+  }
+
   function poll() {
     if (pollTimer) return;
     setIndicator("polling", "live (polling)");
     pollTimer = window.setInterval(function () {
-      fetch(stateUrl + "?since=" + (last || 0), {credentials: "same-origin", headers: {"Accept": "application/json"}})
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (payload) {
-          if (!payload) return;
-          if (!last) { last = payload.last_event; return; }
-          if (payload.changed) apply(payload); else last = payload.last_event || last;
-        })
-        .catch(function () { setIndicator("offline", "offline"); });
-    }, 3000);
+      catchUp().catch(function () { setIndicator("offline", "offline"); });
+    }, 1500);
   }
 
   if (!window.EventSource || !liveUrl) { poll(); return; }
   var source = new EventSource(liveUrl);
   source.addEventListener("hello", function (e) {
-    last = JSON.parse(e.data).last_event;
+    var from = JSON.parse(e.data).last_event;
     setIndicator("live", "● live");
+    // Changes stored between the page's read and the stream's start: fetch them once, then the stream follows.
+    if (!last || from > last) { catchUp().then(function () { if (!last || from > last) last = from; }); }
   });
   source.addEventListener("update", function (e) { apply(JSON.parse(e.data)); });
   source.onerror = function () {
