@@ -29,8 +29,8 @@ from bench.configstore_bench import seed  # noqa: E402
 PORT = 8731
 
 
-def one_run(base: str, key: str, n: int, cache_dir: Path, block: int = 50) -> tuple[float, float]:
-    """(raw reads/s, SDK reads/s): blocks of `block` reads alternate between the two, so a machine whose
+def one_run(base: str, key: str, n: int, cache_dir: Path, block: int = 50) -> tuple[float, float, float, float]:
+    """(raw reads/s, SDK reads/s, raw client CPU µs/read, SDK client CPU µs/read): blocks of `block` reads alternate between the two, so a machine whose
     speed moves (a shared VM) moves both sides alike; each side's rate is its reads over its own time."""
     url = f"{base}/api/v1/config/bench/"
     with (
@@ -39,21 +39,23 @@ def one_run(base: str, key: str, n: int, cache_dir: Path, block: int = 50) -> tu
     ):
         http.get(url).raise_for_status()  # connections up before the clock starts
         client.config("bench")
-        raw_time = sdk_time = 0.0
+        raw_time = sdk_time = raw_cpu = sdk_cpu = 0.0
         for _ in range(n // block):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in range(block):
                 response = http.get(url)
                 response.raise_for_status()
                 response.content  # noqa: B018 - the body is read, as the SDK reads it
             raw_time += time.perf_counter() - started
-            started = time.perf_counter()
+            raw_cpu += time.process_time() - cpu
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in range(block):
                 cfg = client.config("bench")
                 cfg["db.port"]  # noqa: B018 - what a service does with it
             sdk_time += time.perf_counter() - started
+            sdk_cpu += time.process_time() - cpu
         done = (n // block) * block
-        return done / raw_time, done / sdk_time
+        return done / raw_time, done / sdk_time, raw_cpu / done * 1e6, sdk_cpu / done * 1e6
 
 
 def main() -> None:
@@ -69,9 +71,15 @@ def main() -> None:
     with gunicorn(env, PORT, workers=2), tempfile.TemporaryDirectory() as cache_dir:
         one_run(base, key, 200, Path(cache_dir))  # warm both paths: workers' caches, imports
         for run in range(args.runs):
-            raw, sdk = one_run(base, key, args.requests, Path(cache_dir))
-            runs.append({"raw_rps": raw, "sdk_rps": sdk, "ratio": sdk / raw})
-            print(f"run {run + 1}: raw {raw:,.0f} reads/s, SDK {sdk:,.0f} reads/s, ratio {sdk / raw:.3f}", flush=True)
+            raw, sdk, raw_cpu, sdk_cpu = one_run(base, key, args.requests, Path(cache_dir))
+            runs.append(
+                {"raw_rps": raw, "sdk_rps": sdk, "ratio": sdk / raw, "raw_cpu_us": raw_cpu, "sdk_cpu_us": sdk_cpu}
+            )
+            print(
+                f"run {run + 1}: raw {raw:,.0f} reads/s, SDK {sdk:,.0f} reads/s, ratio {sdk / raw:.3f}; "
+                f"client CPU per read raw {raw_cpu:.0f} us, SDK {sdk_cpu:.0f} us",
+                flush=True,
+            )
     result = {
         "machine": machine(),
         "requests_per_round": args.requests,
@@ -79,6 +87,8 @@ def main() -> None:
         "median_raw_rps": statistics.median(r["raw_rps"] for r in runs),
         "median_sdk_rps": statistics.median(r["sdk_rps"] for r in runs),
         "median_ratio": statistics.median(r["ratio"] for r in runs),
+        "median_raw_cpu_us": statistics.median(r["raw_cpu_us"] for r in runs),
+        "median_sdk_cpu_us": statistics.median(r["sdk_cpu_us"] for r in runs),
     }
     print(f"median ratio {result['median_ratio']:.3f} (target >= 0.9); {write_json('client_overhead', result)}")
 
