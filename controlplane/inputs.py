@@ -6,7 +6,8 @@ One middleware, so every route (API, admin, health) gets the same rules without 
   `Transfer-Encoding: chunked` (no length) read as empty — an import with `replace=true` then deleted the
   namespace. When the server has de-chunked the stream and marks its end (gunicorn and uvicorn do;
   `wsgi.input_terminated`, or a complete ASGI body), the body is read to its end, up to the body limit
-  (413 beyond); otherwise it cannot be read safely and the request is refused with 411.
+  (413 beyond); otherwise it cannot be read safely and the request is refused with 411. A chunked body the
+  server cannot parse (a bad chunk size or terminator, the client gone mid-body) is a 400, not a 500.
 - NUL characters (PostgreSQL refuses them in text and jsonb, which answered 500): refused with 400 in the
   decoded path, query parameter names and values, header values and bodies (raw NUL bytes, and `\\u0000`
   in JSON, named by its path). Config documents (YAML/TOML/INI/env) are checked after parsing by
@@ -40,6 +41,15 @@ _IGNORED_HEADERS = frozenset({"HTTP_X_REQUEST_ID"})
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 _ADMIN_CONTROL_FIELDS = frozenset({"action", "index", "select_across", "csrfmiddlewaretoken"})
 _READ_CHUNK = 64 * 1024
+
+
+def _body_read_errors() -> tuple[type[BaseException], ...]:
+    """What a server's body stream raises on a malformed or cut-off body (gunicorn's parser errors, OSError)."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:  # not under gunicorn
+        return (OSError, ValueError)
+    return (ParseException, OSError, ValueError)
 
 
 def _invalid(detail: str, errors: dict[str, list[str]]) -> HttpResponse:
@@ -96,7 +106,16 @@ def read_unsized_body(request: HttpRequest) -> HttpResponse | None:
             code="length-required",
         )
     limit = body_limit()
-    data = _read_to_end(stream, limit)
+    try:
+        data = _read_to_end(stream, limit)
+    except _body_read_errors() as exc:
+        # The framing is broken, so nothing of the body can be trusted; the server closes the connection.
+        return problem_response(
+            400,
+            "The chunked request body is malformed or ended early.",
+            code="bad-request",
+            errors={"body": [type(exc).__name__]},
+        )
     if data is None:
         return _too_large(limit)
     request.META["CONTENT_LENGTH"] = str(len(data))

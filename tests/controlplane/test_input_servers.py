@@ -235,3 +235,50 @@ def test_a_database_outage_answers_503_with_retry_after(transactional_db, tmp_pa
             form,
         )
         assert_problem(status, headers, body, 503)
+
+
+MALFORMED_CHUNKED = {
+    "bad size": b"zz\r\nc: 3\r\n0\r\n\r\n",
+    "size with junk": b"4 4\r\nc: 3\r\n0\r\n\r\n",
+    "missing terminator": b"4\r\nc: 3XX0\r\n\r\n",
+    "negative size": b"-4\r\nc: 3\r\n0\r\n\r\n",
+    "size then data cut short": b"4\r\nc:",
+}
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_a_malformed_chunked_body_is_a_400_and_changes_nothing(payments, tmp_path, server) -> None:  # type: ignore[no-untyped-def]
+    """The server's chunk parser fails while the boundary reads the body: 400 problem+json, not a 500."""
+    path = "/api/v1/config/payments/import/?format=yaml&replace=true"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key {payments}\r\n"
+        "Content-Type: application/yaml\r\nTransfer-Encoding: chunked\r\nConnection: close"
+    )
+    before = flat()
+    serving = (
+        gunicorn(subprocess_env(), tmp_path, workers=1) if server == "gunicorn" else uvicorn(subprocess_env(), tmp_path)
+    )
+    with serving as base:
+        for label, body in MALFORMED_CHUNKED.items():
+            parts = urlsplit(base)
+            with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+                sock.sendall(head.encode() + b"\r\n\r\n" + body)
+                if label == "size then data cut short":
+                    sock.shutdown(socket.SHUT_WR)  # the client is gone mid-chunk
+                response = http.client.HTTPResponse(sock, method="POST")
+                try:
+                    response.begin()
+                except http.client.RemoteDisconnected:
+                    # uvicorn drops a client that half-closed mid-chunk without answering; gunicorn answers.
+                    assert server == "uvicorn" and label == "size then data cut short"
+                    assert flat() == before
+                    continue
+                status, headers, answer = (
+                    response.status,
+                    {k.lower(): v for k, v in response.getheaders()},
+                    response.read(),
+                )
+            assert_problem(status, headers, answer, 400), label
+            assert flat() == before, label
+        # the worker still serves
+        assert raw_request(base, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close")[0] == 200
