@@ -17,12 +17,18 @@ django_application = get_asgi_application()
 
 from controlplane import watchserver  # noqa: E402
 from controlplane.asgi_bounds import BodyLimitMiddleware  # noqa: E402
+from monitoring import live  # noqa: E402
+
+LIVE_PATH = "/dashboard/live/"
 
 
 async def routes(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
     """Blocking queries to the watch server, lifespan answered here, the rest to Django."""
     if scope["type"] == "http" and watchserver.is_watch(scope):
         await watchserver.serve(scope, receive, send)
+        return
+    if scope["type"] == "http" and scope.get("path") == LIVE_PATH:
+        await live.asgi_stream(scope, receive, send)  # dashboard SSE: no thread or DB connection per viewer
         return
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)

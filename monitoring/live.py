@@ -4,7 +4,8 @@ How a stored change reaches an open page (the same crossing as configstore/notif
 - Every platform change is an `Event` row. When one commits, the writing process (web, worker, beat)
   publishes its id on Redis (`monitoring:live`) in production; in embedded mode (no Redis) nothing is
   sent and each ASGI process polls the newest event id instead, once per tick, only while streams are open.
-- Each ASGI process runs one `LiveHub`. Once per tick (MONITORING_LIVE_TICK_SECONDS, default 1 s) it reads
+- Each ASGI process runs one `LiveHub`. When a change is announced (at most once per tick,
+  MONITORING_LIVE_TICK_MS, default 1 s; without Redis it polls once per tick) it reads
   the events since the last tick (one query), the current status of the services they name (one query)
   and the counts (three grouped queries), and puts ONE message on every open stream: a burst of 1,000
   transitions within a tick is one message, and the database work does not grow with the number of streams.
@@ -216,19 +217,27 @@ class LiveHub:
         self.messages_sent += len(self.streams)
 
     async def _run(self) -> None:
-        """Tick: wait for a poke (Redis / in-process) or, without Redis, poll; then one read and one broadcast."""
+        """Wait for a poke (Redis / in-process) or, without Redis, the next poll; then one read and one broadcast.
+
+        A change is read as soon as it is announced, but broadcasts are at least a tick apart: an isolated
+        transition goes out at once, a burst is coalesced into one message per tick.
+        """
         safety_net = 5.0  # with Redis, still look every few seconds in case a message was lost
-        waited = 0.0
+        last_read = 0.0
         while True:
             tick = tick_seconds()
-            await asyncio.sleep(tick)
-            waited += tick
+            try:
+                await asyncio.wait_for(self.poked.wait(), safety_net if redis_url() else tick)
+            except TimeoutError:
+                pass
+            wait = tick - (self.loop.time() - last_read)
+            if wait > 0:
+                await asyncio.sleep(wait)
             if not self.streams or self.last_event is None:
-                continue
-            if redis_url() and not self.poked.is_set() and waited < safety_net:
+                self.poked.clear()
                 continue
             self.poked.clear()
-            waited = 0.0
+            last_read = self.loop.time()
             try:
                 payload = await self.run_db(_collect_in_thread, self.last_event)
             except Exception:  # noqa: BLE001 - a database blip must not end every stream; next tick retries
@@ -279,3 +288,105 @@ async def stream(hub: LiveHub) -> Any:
             yield message
     finally:
         hub.close(queue)
+
+
+def _staff_session(session_key: str) -> bool:
+    """Whether the session belongs to an active staff user (Django's own check, session hash included)."""
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.contrib.auth import get_user
+
+    close_old_connections()
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
+    return bool(user.is_active and user.is_staff)
+
+
+def _cookie(scope: dict, name: str) -> str | None:
+    from http.cookies import SimpleCookie
+
+    for key, value in scope.get("headers", []):
+        if key == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # noqa: BLE001 - an unparsable cookie header is no session
+                return None
+            if name in jar:
+                return jar[name].value
+    return None
+
+
+REAUTH_SECONDS = 60.0  # a stream whose user signed out or lost staff ends within this
+
+
+async def _answer(send: Any, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def asgi_stream(scope: dict, receive: Any, send: Any) -> None:
+    """`/dashboard/live/` answered in the event loop (controlplane/asgi.py routes it here under uvicorn).
+
+    Through Django's handler every request gets its own thread (asgiref's per-request context) and keeps its
+    database connection until the response ends — 500 open dashboards would hold 500 threads and 500
+    PostgreSQL connections. Here the session is checked on the hub's two database threads, then the stream
+    holds only a queue; the user is re-checked every minute.
+    """
+    hub = LiveHub.for_running_loop()
+    if scope.get("method") not in ("GET", "HEAD"):
+        await _answer(send, 405, b'{"detail": "GET only."}')
+        return
+    session_key = _cookie(scope, settings.SESSION_COOKIE_NAME)
+    if not session_key or not await hub.run_db(_staff_session, session_key):
+        await _answer(send, 403, b'{"detail": "Staff sign-in required."}')
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache, no-store"),
+                (b"x-accel-buffering", b"no"),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    disconnected = asyncio.Event()
+
+    async def watch_disconnect() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        disconnected.set()
+
+    watcher = asyncio.ensure_future(watch_disconnect())
+    body = stream(hub)
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
+    try:
+        while not disconnected.is_set():
+            getter = asyncio.ensure_future(body.__anext__())
+            waiter = asyncio.ensure_future(disconnected.wait())
+            done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if getter not in done:
+                getter.cancel()
+                break
+            await send({"type": "http.response.body", "body": getter.result().encode(), "more_body": True})
+            if loop.time() - checked > REAUTH_SECONDS:
+                checked = loop.time()
+                if not await hub.run_db(_staff_session, session_key):
+                    break
+        if not disconnected.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        watcher.cancel()
+        await body.aclose()
