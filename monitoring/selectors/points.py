@@ -19,6 +19,7 @@ from monitoring.points import Agg, ceil_time, floor_time
 LEVELS = (Resolution.DAY, Resolution.HOUR, Resolution.MINUTE)
 WATERMARK_NAMES = {Resolution.MINUTE: "minute", Resolution.HOUR: "hour", Resolution.DAY: "day"}
 Plan = list[tuple[int, datetime, datetime]]  # (resolution, start, end)
+FIELDS = ("series_id", "bucket", "resolution", "count", "total", "min", "max")
 
 
 def watermarks() -> dict[int, datetime]:
@@ -47,8 +48,13 @@ def _cover(start: datetime, end: datetime, levels: list[int], marks: dict[int, d
     return [*_cover(start, first, finer, marks), (level, first, last), *_cover(last, end, finer, marks)]
 
 
-def points_fetch(series_ids: Iterable[int], plan: Plan) -> dict[int, list[tuple[datetime, int, Agg]]]:
-    """series id -> [(bucket, resolution, aggregate)] for every planned range, in one query."""
+def points_fetch(
+    series_ids: Iterable[int], plan: Plan, *, histograms: bool = True
+) -> dict[int, list[tuple[datetime, int, Agg]]]:
+    """series id -> [(bucket, resolution, aggregate)] for every planned range, in one query.
+
+    `histograms=False` leaves them out (uptime reads only the breakdown).
+    """
     ids = list(series_ids)
     if not ids or not plan:
         return {}
@@ -58,9 +64,10 @@ def points_fetch(series_ids: Iterable[int], plan: Plan) -> dict[int, list[tuple[
     rows = (
         MetricPoint.objects.filter(where, series_id__in=ids)
         .order_by()
-        .values_list("series_id", "bucket", "resolution", "count", "total", "min", "max", "histogram", "breakdown")
+        .values_list(*FIELDS[:7], "histogram" if histograms else "min", "breakdown")
     )
     found: dict[int, list[tuple[datetime, int, Agg]]] = {}
-    for series_id, bucket, resolution, *fields in rows:
-        found.setdefault(series_id, []).append((bucket, resolution, Agg.from_row(*fields)))
+    for series_id, bucket, resolution, count, total, low, high, histogram, breakdown in rows:
+        agg = Agg.from_row(count, total, low, high, histogram if histograms else None, breakdown)
+        found.setdefault(series_id, []).append((bucket, resolution, agg))
     return found

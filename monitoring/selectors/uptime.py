@@ -70,7 +70,7 @@ def uptime_many(
         ).values_list("kind", "target", "pk")
     )
     union = sorted({item for plan in plans.values() for item in plan})
-    points = points_fetch([ids[key] for key in targets if key in ids], union)
+    points = points_fetch([ids[key] for key in targets if key in ids], union, histograms=False)
     answer: dict[tuple[str, str], list[Uptime]] = {}
     for key in targets:
         rows = points.get(ids.get(key, -1), [])
