@@ -16,7 +16,7 @@ from controlplane_client import errors as e
 from controlplane_client.balancer import STRATEGIES, Balancer, NoInstances
 from controlplane_client.cache import OutageCache
 from controlplane_client.cli.follow import config_env, env_name, env_value, wait_range
-from controlplane_client.config import Config, Debouncer, WatchState, changed_keys, matches
+from controlplane_client.config import Config, Debouncer, WatchState, changed_keys, matches, relevant
 from controlplane_client.models import Discovery, Instance
 from controlplane_client.transport import RetryBudget
 
@@ -202,6 +202,9 @@ def test_config_is_a_read_only_mapping_with_typed_getters() -> None:
     assert changed_keys({"db": {"port": 1, "x": 2}}, {"db": {"port": 2}, "y": 1}) == {"db.port", "db.x", "y"}
     assert matches(["db"], {"db.port"}) and matches(["db.port"], {"db.port"}) and not matches(["db.host"], {"db.port"})
     assert matches(None, {"x"}) and not matches(None, set())
+    # One answer can carry several writes: a watcher of `a` hears of `a` only.
+    assert relevant(["a"], {"a", "other"}) == {"a"} and relevant(["db"], {"db.port", "x"}) == {"db.port"}
+    assert relevant(None, {"x", "y"}) == {"x", "y"}
 
 
 def test_watch_state_index_rules_and_backoff() -> None:

@@ -15,7 +15,7 @@ import httpx
 from controlplane_client import calls
 from controlplane_client.balancer import Balancer
 from controlplane_client.client import make_cache, resolve_settings
-from controlplane_client.config import FATAL, Config, Debouncer, WatchState, changed_keys, matches
+from controlplane_client.config import FATAL, Config, Debouncer, WatchState, changed_keys, relevant
 from controlplane_client.errors import ControlPlaneError, Forbidden, NotFound, Unauthorized, Unavailable
 from controlplane_client.models import Discovery, Instance, Run
 from controlplane_client.registration import AsyncRegistration
@@ -71,9 +71,9 @@ class AsyncConfig(Config):
                     remaining = debouncer.remaining()
                     try:
                         cfg = await asyncio.wait_for(queue.get(), remaining if remaining is not None else None)
-                        changed = changed_keys(previous, cfg)
+                        changed = relevant(wanted, changed_keys(previous, cfg))
                         previous = cfg
-                        if matches(wanted, changed):
+                        if changed:
                             latest, pending = cfg, pending | changed
                             debouncer.add()
                     except TimeoutError:

@@ -56,6 +56,14 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> set[str]:
     return {k for k in a.keys() | b.keys() if a.get(k, _MISSING) != b.get(k, _MISSING)}
 
 
+def relevant(keys: Iterable[str] | None, changed: set[str]) -> set[str]:
+    """The changed keys a watcher of `keys` is told about (all of them when `keys` is None)."""
+    if keys is None:
+        return set(changed)
+    wanted = list(keys)
+    return {c for c in changed if matches(wanted, {c})}
+
+
 def matches(keys: Iterable[str] | None, changed: set[str]) -> bool:
     """Does a change touch `keys`? A key matches itself and everything under it (`db` covers `db.port`)."""
     if keys is None:
@@ -193,7 +201,7 @@ class Config(Mapping[str, Any]):
         """Call `callback(config, changed_keys)` from a background thread after each change touching `keys`.
 
         Changes within `debounce` seconds of each other are delivered once, with the last config and the
-        union of their keys. Returns the running `Watcher`; `.stop()` ends it.
+        union of their keys (only the keys that match `keys`). Returns the running `Watcher`; `.stop()` ends it.
         """
         watcher = Watcher(self, callback, keys=list(keys) if keys is not None else None, debounce=debounce, wait=wait)
         watcher.start()
@@ -312,9 +320,9 @@ class Watcher(threading.Thread):
         previous = self.config
         try:
             for config in self.config.watch(wait=self.wait, stop=self.stopping):
-                changed = changed_keys(previous, config)
+                changed = relevant(self.keys, changed_keys(previous, config))
                 previous = config
-                if not matches(self.keys, changed):
+                if not changed:
                     continue
                 with self._lock:
                     self._latest = config
