@@ -263,13 +263,13 @@ def test_config_watch_and_on_change_with_debounce(cp: ControlPlane, namespace: s
         assert changed["a"] == 2 and changed.revision == cfg.revision + 1 and time.monotonic() - started < 5
 
         calls: list[tuple[int, set[str]]] = []
-        watcher = changed.on_change(lambda new, keys: calls.append((new["a"], keys)), keys=["a"], debounce=0.5, wait=5)
+        watcher = changed.on_change(lambda new, keys: calls.append((new["a"], keys)), keys=["a"], debounce=1.0, wait=5)
         try:
             c.config_put(namespace, "other", 1)  # not a watched key: no callback
             for value in (3, 4, 5):
                 c.config_put(namespace, "a", value)  # a burst: one call, with the last value
-            assert wait_until(lambda: calls, 8)
-            time.sleep(1.0)
+            assert wait_until(lambda: calls, 10)
+            time.sleep(1.5)
             assert calls == [(5, {"a"})]
         finally:
             watcher.stop()
