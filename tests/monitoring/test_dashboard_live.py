@@ -94,8 +94,8 @@ def test_one_hub_sends_each_stream_one_message_per_tick_for_a_burst(settings) ->
     assert all(message == first[0] for message in first)
 
 
-def _session_cookie(django_user_model) -> str:  # type: ignore[no-untyped-def]
-    user = django_user_model.objects.create_user("operator", password="a-long-test-password", is_staff=True)
+def _session_cookie(django_user_model, name: str = "operator", staff: bool = True) -> str:  # type: ignore[no-untyped-def]
+    user = django_user_model.objects.create_user(name, password="a-long-test-password", is_staff=staff)
     client = Client()
     client.force_login(user)
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
@@ -148,6 +148,13 @@ def test_a_stored_transition_reaches_an_open_stream_through_uvicorn_within_3_sec
         anonymous = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         anonymous.request("GET", "/dashboard/live/")
         assert anonymous.getresponse().status == 403
+        for header in (
+            _session_cookie(django_user_model, "visitor", staff=False),
+            f"{settings.SESSION_COOKIE_NAME}=forged",
+        ):
+            refused = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            refused.request("GET", "/dashboard/live/", headers={"Cookie": header})
+            assert refused.getresponse().status == 403, header
         streams = [EventStream(port, cookie) for _ in range(3)]
         for stream_ in streams:
             assert stream_.response.status == 200
