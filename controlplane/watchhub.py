@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import re
 import threading
@@ -30,7 +31,16 @@ from django.db import close_old_connections
 logger = logging.getLogger("controlplane.watch")
 T = TypeVar("T")
 DELETED = -1
-_WAIT_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+# A wake-up resolving at least this many waiters freezes the GC's view of older objects for a moment.
+FREEZE_AT = 256
+FREEZE_SECONDS = 2.0
+# The OpenAPI document states these rules (WAIT_PATTERN, INDEX_MAX), so the parser reads exactly them: ASCII
+# digits only (`str.isdigit` takes "²", which `int` then refuses with a 500; `\d` takes other scripts' digits),
+# no surrounding spaces, no trailing newline (`$` allows one), an index that fits the bigint it is compared with.
+WAIT_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m)?$"
+INDEX_MAX = 2**63 - 1
+_WAIT_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m)?")
+_INDEX_RE = re.compile(r"[0-9]{1,40}")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 
 
@@ -39,13 +49,13 @@ def parse_blocking_params(query: Any, *, max_wait: float) -> tuple[int, float, d
     errors: dict[str, list[str]] = {}
     index, wait = 0, max_wait
     raw_index = query.get("index", "0")
-    if not raw_index.isdigit():
-        errors["index"] = ["A non-negative integer index."]
+    if _INDEX_RE.fullmatch(raw_index) is None or int(raw_index) > INDEX_MAX:
+        errors["index"] = [f"A non-negative integer index, at most {INDEX_MAX}."]
     else:
         index = int(raw_index)
     raw_wait = query.get("wait")
     if raw_wait is not None:
-        match = _WAIT_RE.match(raw_wait.strip())
+        match = _WAIT_RE.fullmatch(raw_wait)
         if match is None:
             errors["wait"] = ["A duration such as 30s, 5m or 500ms."]
         else:
@@ -142,6 +152,7 @@ class WatchHub:
         # What the waiters woken by the latest change may share (a key generation read once for all of
         # them); replaced at every wake-up that resolves someone, so never older than their change.
         self.wake_memo: dict[str, Any] = {"at": loop.time()}
+        self._thaw: asyncio.TimerHandle | None = None
 
     @classmethod
     def current(cls, topic: Topic) -> WatchHub | None:
@@ -197,9 +208,27 @@ class WatchHub:
         if not waiting:
             return
         self.wake_memo = {"at": self.loop.time()}
+        if len(waiting) >= FREEZE_AT:
+            self._freeze_for_burst()
         for waited, future in list(waiting):
             if (waited < index or index < 0) and not future.done():
                 future.set_result(index)
+
+    def _freeze_for_burst(self) -> None:
+        """Keep the cyclic GC off the objects of every waiting request while a burst of answers goes out.
+
+        Thousands of waiting requests are hundreds of thousands of long-lived objects; the allocations of
+        answering them all at once trigger collections that would traverse every one of them, again and
+        again (measured: a large share of the fan-out's CPU). `gc.freeze` moves what exists now out of
+        the collector's sight (O(1)); `gc.unfreeze` shortly after gives it back, so nothing leaks.
+        """
+        gc.freeze()
+        if self._thaw is None:
+            self._thaw = self.loop.call_later(FREEZE_SECONDS, self._unfreeze)
+
+    def _unfreeze(self) -> None:
+        self._thaw = None
+        gc.unfreeze()
 
     async def wait(self, name: str, index: int, timeout: float) -> bool:
         """Wait until `name` passes `index` or `timeout` ends; True when it changed."""

@@ -1,0 +1,127 @@
+"""The watch hub in one event loop: wake-ups, the burst GC freeze, and when the cached key re-check may be trusted."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from types import SimpleNamespace
+
+import pytest
+from django.http import HttpRequest
+
+from controlplane import watchauth, watchhub
+
+
+class _Topic(watchhub.Topic):
+    """A topic without Redis whose poller never finds anything (changes come from `wake`)."""
+
+    name = "test-topic"
+
+    def redis_url(self) -> None:
+        return None
+
+    def poll_seconds(self) -> float:
+        return 3600
+
+    def fetch(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        return {}
+
+
+def _run(coroutine):  # type: ignore[no-untyped-def]
+    try:
+        return asyncio.run(coroutine)
+    finally:
+        watchhub.WatchHub._instances.pop(_Topic.name, None)  # noqa: SLF001 - a hub per test loop
+        gc.unfreeze()
+
+
+def test_a_wake_resolves_only_waiters_below_the_index_and_a_timeout_reports_no_change() -> None:
+    async def scenario() -> tuple[list[bool], bool]:
+        hub = watchhub.WatchHub.for_running_loop(_Topic())
+        hub.wake("ns", 5, 1)
+        low = [asyncio.create_task(hub.wait("ns", 5, 5)) for _ in range(3)]
+        high = asyncio.create_task(hub.wait("ns", 7, 0.3))
+        await asyncio.sleep(0.05)
+        hub.wake("ns", 6, 1)
+        woken = await asyncio.gather(*low)
+        return woken, await high
+
+    woken, high = _run(scenario())
+    assert woken == [True, True, True] and high is False
+
+
+@pytest.mark.parametrize(("waiters", "frozen"), [(watchhub.FREEZE_AT, True), (watchhub.FREEZE_AT - 1, False)])
+def test_a_large_burst_freezes_the_collectors_view_and_gives_it_back(monkeypatch, waiters, frozen) -> None:
+    monkeypatch.setattr(watchhub, "FREEZE_SECONDS", 0.2)
+
+    async def scenario() -> tuple[int, int]:
+        hub = watchhub.WatchHub.for_running_loop(_Topic())
+        hub.wake("ns", 1, 1)
+        tasks = [asyncio.create_task(hub.wait("ns", 1, 5)) for _ in range(waiters)]
+        await asyncio.sleep(0.05)
+        gc.unfreeze()
+        hub.wake("ns", 2, 1)
+        during = gc.get_freeze_count()
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(0.4)
+        return during, gc.get_freeze_count()
+
+    during, after = _run(scenario())
+    assert (during > 0) is frozen
+    assert after == 0  # nothing stays frozen: cyclic garbage of the burst is collected again
+
+
+def _request_with_key(generation: int, *, revoked: bool = False, scopes: tuple[str, ...] = ("config:read",)):  # type: ignore[no-untyped-def]
+    request = HttpRequest()
+    request.watch_key = SimpleNamespace(  # type: ignore[attr-defined]
+        cached_generation=generation, revoked=revoked, is_expired=False, scopes=list(scopes)
+    )
+    return request
+
+
+@pytest.mark.parametrize(
+    ("case", "trusted"),
+    [
+        ("fresh", True),
+        ("timed out", False),
+        ("memo older than the wait", False),
+        ("generation moved", False),
+        ("no trusted generation", False),
+        ("revoked copy", False),
+    ],
+)
+def test_the_cached_recheck_is_used_only_when_it_provably_holds(monkeypatch, case, trusted) -> None:
+    from controlplane.access import keycache
+
+    monkeypatch.setattr(keycache, "enabled", lambda: True)
+    generation = None if case == "no trusted generation" else (8 if case == "generation moved" else 7)
+    monkeypatch.setattr(keycache, "trusted_generation", lambda: generation)
+    request = _request_with_key(7, revoked=case == "revoked copy")
+    hub = SimpleNamespace(wake_memo={"at": 100.0})
+    waited_since = {"timed out": None, "memo older than the wait": 150.0}.get(case, 50.0)
+    key = watchauth.recheck_cached(request, hub, waited_since, "config:read")  # type: ignore[arg-type]
+    assert (key is not None) is trusted
+
+
+def test_the_cached_recheck_still_enforces_the_scope(monkeypatch) -> None:
+    from rest_framework import exceptions
+
+    from controlplane.access import keycache
+
+    monkeypatch.setattr(keycache, "enabled", lambda: True)
+    monkeypatch.setattr(keycache, "trusted_generation", lambda: 7)
+    request = _request_with_key(7, scopes=("registry:read",))
+    with pytest.raises(exceptions.PermissionDenied):
+        watchauth.recheck_cached(request, SimpleNamespace(wake_memo={"at": 100.0}), 50.0, "config:read")  # type: ignore[arg-type]
+
+
+def test_the_generation_is_read_once_per_wake_up(monkeypatch) -> None:
+    from controlplane.access import keycache
+
+    reads: list[int] = []
+    monkeypatch.setattr(keycache, "enabled", lambda: True)
+    monkeypatch.setattr(keycache, "trusted_generation", lambda: reads.append(1) or 7)
+    hub = SimpleNamespace(wake_memo={"at": 100.0})
+    for _ in range(50):
+        assert watchauth.recheck_cached(_request_with_key(7), hub, 50.0, "config:read") is not None  # type: ignore[arg-type]
+    assert len(reads) == 1
