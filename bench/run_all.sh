@@ -9,5 +9,6 @@ echo "=== machine"; nproc; uptime
 echo "=== platform: full stack vs bare view";           $PY bench/platform_api.py --runs 3
 echo "=== registry: sweep vs blackbox_exporter";         BENCH_RUNS=3 $PY bench/registry_sweep.py
 echo "=== configstore: reads vs etcd, import, watchers"; $PY bench/configstore_bench.py --runs 3
+echo "=== watch fan-out: 10,000 config, 1,000 discovery"; $PY bench/watch_fanout.py --runs 3
 echo "=== pipelines: executor vs hand-written";          $PY bench/pipelines_executor.py --runs 7
 echo "=== pipelines: batch endpoint";                    $PY bench/pipelines_batch.py --runs 3
