@@ -316,23 +316,28 @@ def flatten(document: dict[str, Any], *, object_keys: Container[str] = (), limit
         if isinstance(value, dict) and value and key not in object_keys:
             stack.extend((f"{key}.{k}", v) for k, v in reversed(list(value.items())))
             continue
-        flat[key] = _plain(value)
+        flat[key] = _plain(value, key)
         if len(flat) > limit:
             raise FormatError(f"The document has more than {limit} keys.")
     return flat
 
 
-def _plain(value: Any) -> Any:
-    """YAML/TOML values that JSON cannot hold (dates, times) become ISO strings."""
+def _plain(value: Any, key: str) -> Any:
+    """YAML/TOML values that JSON cannot hold (dates, times) become ISO strings.
+
+    Anything else (YAML's `!!binary` bytes and `!!set`) is a `FormatError` naming `key`: written out with
+    `str()` it became a Python repr (`"b'\\x00'"`, a set in hash order), and bytes slipped past the NUL check.
+    """
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, key) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, key) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return str(value)
+    kind = "binary data (!!binary)" if isinstance(value, (bytes, bytearray)) else type(value).__name__
+    raise FormatError(f"{key}: {kind} has no JSON form and cannot be stored; use a string.")
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -215,3 +215,52 @@ def test_values_the_parser_cannot_construct_are_format_errors(fmt: str, text: st
     """ValueErrors raised while building values (bad dates, bad explicit tags, huge integers): 400, not 500."""
     with pytest.raises(FormatError):
         parse_document(text, fmt)
+
+
+# YAML types JSON has no form for: written out with str() they were Python reprs ("b'\\x00\\x00'", a set in
+# hash order), and the bytes carried NUL past the NUL check.
+NON_JSON_YAML = {
+    "binary": "a: !!binary AAAA\n",
+    "binary in a list": "a: [1, !!binary AAAA]\n",
+    "binary nested": "a:\n  b: !!binary aGVsbG8=\n",
+    "set": "a: !!set {x, y}\n",
+    "set in a mapping value": "a: {b: !!set {x}}\n",
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(NON_JSON_YAML))
+def test_yaml_values_without_a_json_form_are_refused_and_change_nothing(namespace, client_for, name) -> None:  # type: ignore[no-untyped-def]
+    services.config_import(namespace=namespace, text="keep: 1\n", fmt="yaml", actor="test")
+    client = client_for("config:read", "config:write")
+    response = client.post(
+        "/api/v1/config/payments/import/?format=yaml&replace=true",
+        data=NON_JSON_YAML[name],
+        content_type="application/yaml",
+    )
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert "no JSON form" in str(response.json()["errors"]) and "a" in str(response.json()["errors"])
+    assert client.get("/api/v1/config/payments/").json() == {"keep": 1}
+
+
+@pytest.mark.django_db
+def test_a_file_source_with_binary_yaml_is_refused(namespace, source_root) -> None:  # type: ignore[no-untyped-def]
+    (source_root / "bin.yaml").write_text("a: !!binary AAAA\n")
+    source = services.source_create(
+        namespace=namespace, name="bin", kind="file", path="bin.yaml", reload=False, actor="test"
+    )
+    result = services.source_reload(source=source, actor="test")
+    assert result.status == "failed" and "no JSON form" in result.error
+    assert not namespace.entries.exists()
+
+
+@pytest.mark.django_db
+def test_yaml_and_toml_dates_are_still_stored_as_iso_strings(namespace) -> None:
+    """The control: values with an ISO form keep it."""
+    services.config_import(
+        namespace=namespace, text="d: 2001-01-02\nt: 2001-01-02T03:04:05Z\n", fmt="yaml", actor="test"
+    )
+    services.config_import(namespace=namespace, text="u = 07:32:00\n", fmt="toml", actor="test")
+    stored = dict(namespace.entries.values_list("key", "value"))
+    assert stored["d"] == "2001-01-02" and stored["t"].startswith("2001-01-02T03:04:05") and stored["u"] == "07:32:00"
