@@ -61,7 +61,7 @@ def _fetch(
         | Q(resolution=MINUTE, bucket__gte=floor_time(minutes_from, MINUTE)),
         series_id__in=list(series),
         bucket__lt=end,
-    ).values_list(*(fields if latency else [f for f in fields if f not in ("min", "max", "histogram")]))
+    ).order_by().values_list(*(fields if latency else [f for f in fields if f not in ("min", "max", "histogram")]))
     found: dict[str, dict] = defaultdict(dict)
     for row in rows:
         if latency:
