@@ -175,6 +175,7 @@ class AlertRuleListApi(ListAPIView):
     serializer_class = AlertRuleSerializer
     queryset = AlertRule.objects.prefetch_related("channels").order_by("name")
 
+    @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleSerializer})
     def post(self, request: Request) -> Response:
         data = AlertRuleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -243,6 +244,10 @@ class SilenceListApi(ListAPIView):
     required_scopes = READ_WRITE
     serializer_class = SilenceSerializer
 
+    @extend_schema(parameters=[OpenApiParameter("state", str, enum=["pending", "active", "expired"])])
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):  # type: ignore[no-untyped-def]
         from django.utils import timezone
 
@@ -259,6 +264,7 @@ class SilenceListApi(ListAPIView):
             raise ValidationError({"state": ["One of pending, active, expired."]})
         return queryset
 
+    @extend_schema(request=SilenceSerializer, responses={201: SilenceSerializer})
     def post(self, request: Request) -> Response:
         data = SilenceSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -283,6 +289,7 @@ class SilenceDetailApi(GenericAPIView):
         silence = silence_services.silence_update(silence=silence, actor=actor_from_request(request), **fields)
         return Response(SilenceSerializer(silence).data)
 
+    @extend_schema(responses={200: SilenceSerializer})
     def delete(self, request: Request, pk: int) -> Response:
         silence = silence_services.silence_expire(
             silence=get_object_or_404(Silence, pk=pk), actor=actor_from_request(request)

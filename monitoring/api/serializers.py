@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
@@ -11,11 +12,20 @@ from rest_framework import serializers
 
 from monitoring.models import MaintenanceKind, MaintenanceScope, MaintenanceWindow
 from monitoring.selectors.series import MAX_POINTS
-from monitoring.selectors.uptime import UNIT_SECONDS, WINDOW_RE, WindowError, parse_window
+from monitoring.selectors.uptime import UNIT_SECONDS, WindowError, parse_window
 from monitoring.sources.derived import DERIVED
 from registry.models import Service
 
 SERIES_KINDS = sorted(DERIVED)
+# Every metric of some kind (which ones a kind has is a rule across parameters: refused with 400 `errors`).
+SERIES_METRICS = sorted(set().union(*(set(metrics) for metrics in DERIVED.values())))
+# The query parameters' rules as the OpenAPI document states them; the serializers below check exactly these
+# (ASCII digits, no trimming: `str.isdigit` takes "²", which `int` refuses with a 500, and a value the document
+# refuses must not be accepted after stripping spaces either).
+_WINDOW = r"[1-9][0-9]{0,5}[mhd]"
+STEP_PATTERN = rf"^([0-9]{{1,9}}|{_WINDOW})$"
+WINDOWS_PATTERN = rf"^{_WINDOW}(,{_WINDOW}){{0,9}}$"
+UPTIME_TARGET_PATTERN = r"^(check|instance|service):."
 DEFAULT_WINDOWS = "1h,24h,7d,30d,90d"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -37,14 +47,12 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 def parse_step(text: str) -> int:
-    """`300`, `5m`, `1h`, `1d` -> seconds."""
-    text = text.strip()
-    if text.isdigit() and len(text) <= 9:
-        return int(text)
-    match = WINDOW_RE.match(text)
-    if not match:
+    """`300`, `5m`, `1h`, `1d` -> seconds (STEP_PATTERN)."""
+    if re.fullmatch(STEP_PATTERN, text) is None:
         raise serializers.ValidationError("Give the step in seconds or as 5m, 1h, 1d.")
-    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    if text[-1].isdigit():
+        return int(text)
+    return int(text[:-1]) * UNIT_SECONDS[text[-1]]
 
 
 class SeriesQuerySerializer(serializers.Serializer):
@@ -55,7 +63,10 @@ class SeriesQuerySerializer(serializers.Serializer):
     metric = serializers.CharField(max_length=64)
     to = AwareDateTimeField(required=False)
     step = serializers.CharField(
-        required=False, max_length=20, help_text=f"Seconds or 5m/1h/1d; at most {MAX_POINTS} points."
+        required=False,
+        max_length=20,
+        trim_whitespace=False,
+        help_text=f"Seconds or 5m/1h/1d; at most {MAX_POINTS} points.",
     )
 
     def get_fields(self):  # type: ignore[no-untyped-def]
@@ -84,20 +95,20 @@ class SeriesQuerySerializer(serializers.Serializer):
 class UptimeQuerySerializer(serializers.Serializer):
     """`?target=<kind>:<name>&windows=1h,24h,…`: kind one of check, instance, service."""
 
-    target = serializers.CharField(max_length=400)
-    windows = serializers.CharField(required=False, default=DEFAULT_WINDOWS, max_length=200)
+    target = serializers.CharField(max_length=400, trim_whitespace=False)
+    windows = serializers.CharField(required=False, default=DEFAULT_WINDOWS, max_length=200, trim_whitespace=False)
 
     def validate_target(self, value: str) -> tuple[str, str]:
         kind, sep, name = value.partition(":")
-        if not sep or kind not in ("check", "instance", "service") or not name:
+        if re.match(UPTIME_TARGET_PATTERN, value) is None:
             raise serializers.ValidationError(
                 "Give the target as service:<name>, instance:<service>/<id> or check:<id>."
             )
         return kind, name
 
     def validate_windows(self, value: str) -> list[str]:
-        names = [part.strip() for part in value.split(",")]
-        if not names or len(names) > 10 or len(set(names)) != len(names):
+        names = value.split(",")
+        if re.fullmatch(WINDOWS_PATTERN, value) is None or len(set(names)) != len(names):
             raise serializers.ValidationError("Give one to ten distinct windows such as 1h,24h,7d,30d,90d.")
         for name in names:
             try:

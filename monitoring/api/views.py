@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http_status
 from rest_framework.generics import GenericAPIView
@@ -46,11 +47,17 @@ class SeriesApi(GenericAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, required=True, enum=s.SERIES_KINDS),
-            OpenApiParameter("target", str, required=True),
-            OpenApiParameter("metric", str, required=True),
-            OpenApiParameter("from", str, description="ISO 8601 with offset; default 24 h before `to`"),
-            OpenApiParameter("to", str, description="ISO 8601 with offset; default now"),
-            OpenApiParameter("step", str, description="seconds, or 5m / 1h / 1d"),
+            OpenApiParameter("target", {"type": "string", "maxLength": 300}, required=True),
+            OpenApiParameter("metric", str, required=True, enum=s.SERIES_METRICS, description="one of the kind's"),
+            OpenApiParameter(
+                "from", OpenApiTypes.DATETIME, description="ISO 8601 with offset; default 24 h before `to`"
+            ),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="ISO 8601 with offset; default now"),
+            OpenApiParameter(
+                "step",
+                {"type": "string", "pattern": s.STEP_PATTERN},
+                description=f"seconds (whole minutes), or 5m / 1h / 1d; at most {s.MAX_POINTS} points",
+            ),
         ],
         responses=s.SeriesSerializer,
     )
@@ -97,9 +104,16 @@ class UptimeApi(GenericAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "target", str, required=True, description="service:<name>, instance:<svc>/<id>, check:<id>"
+                "target",
+                {"type": "string", "maxLength": 400, "pattern": s.UPTIME_TARGET_PATTERN},
+                required=True,
+                description="service:<name>, instance:<svc>/<id>, check:<id>",
             ),
-            OpenApiParameter("windows", str, description="comma-separated, default 1h,24h,7d,30d,90d"),
+            OpenApiParameter(
+                "windows",
+                {"type": "string", "pattern": s.WINDOWS_PATTERN},
+                description="one to ten distinct, comma-separated, default 1h,24h,7d,30d,90d",
+            ),
         ],
         responses=s.UptimeSerializer,
     )

@@ -13,7 +13,7 @@ from rest_framework.viewsets import GenericViewSet
 from controlplane.access.scopes import Scope
 from controlplane.actors import actor_from_request
 from controlplane.errors import Conflict, ServiceUnavailable
-from controlplane.watchhub import parse_blocking_params
+from controlplane.watchhub import INDEX_MAX, WAIT_PATTERN, parse_blocking_params
 from registry import selectors, services
 from registry.api import serializers as s
 from registry.models import NAME_PATTERN, Check, CheckResult, Instance, InstanceStatus, ServiceType
@@ -227,15 +227,21 @@ class CheckRunApi(GenericAPIView):
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("status", str, enum=["passing"], description="passing only (default: passing and warning)"),
+        OpenApiParameter(
+            "status", str, enum=["passing", "warning"], description="only this status (default: passing and warning)"
+        ),
         OpenApiParameter("tag", str, many=True, description="every given tag"),
         OpenApiParameter("capability", str),
         OpenApiParameter(
             "index",
-            int,
+            {"type": "integer", "minimum": 0, "maximum": INDEX_MAX},
             description="blocking query: answer once the registry index passes this (served by the watch server)",
         ),
-        OpenApiParameter("wait", str, description="longest to block with `index`, e.g. 30s (default and cap 5m)"),
+        OpenApiParameter(
+            "wait",
+            {"type": "string", "pattern": WAIT_PATTERN},
+            description="longest to block with `index`: seconds, or with ms/s/m, e.g. 30s (default and cap 5m)",
+        ),
         OpenApiParameter(
             "X-Registry-Index",
             int,
@@ -261,7 +267,8 @@ class DiscoverApi(APIView):
         statuses = (wanted,) if wanted else selectors.DISCOVERABLE_DEFAULT
         blocking = "index" in request.query_params
         index, wait, errors = parse_blocking_params(request.query_params, max_wait=max_wait_seconds())
-        if errors and blocking:
+        # Refused with or without `index`, as the watch server does: the document gives their rules either way.
+        if errors:
             raise ValidationError(errors)
         current, instances = selectors.discover_indexed(
             service_name=name,

@@ -405,9 +405,26 @@ exclude-path-regex = "/(run|dry-run|batch)/$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "422", "429"]
 
 [[operations]]
-# Deleting the shared fixtures would turn every later request into a 404: delete something else.
-include-method = "DELETE"
-include-path-regex = "^/api/v1/(services|pipelines)/[{{][a-z]+[}}]/$"
+# Metric reads: each parameter's own rules are documented (enums, patterns, date-times, lengths); what lies
+# across parameters is not expressible in OpenAPI 3.0 and is answered with 400 `errors`: a metric of that kind,
+# a target that exists, `from` before `to` within 2000..now+1y, a step of whole minutes giving at most 2,000
+# points, distinct windows within the history kept. Schema-violating values are still refused everywhere.
+# (Paths with GET only: filters in one entry are ORed, so `include-method` here would select every GET.)
+include-path-regex = "^/api/v1/metrics/(series|uptime)/$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
+
+[[operations]]
+# A blocking discovery query that would have to wait is answered 503 by the WSGI server, naming the watch
+# server that serves it (docs/registry.md; the client SDK routes ?index= there); gunicorn never blocks.
+include-path-regex = "^/api/v1/discover/[{{]name[}}]/$"
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+[[operations]]
+# Deleting the shared fixtures would turn every later request into a 404: delete something else. (Include
+# filters are ORed - `include-method = "DELETE"` beside the path gave every DELETE and every GET/PATCH of these
+# paths the doomed names - while any exclude filter removes: so the path, minus the other methods.)
+exclude-method-regex = "^(GET|HEAD|POST|PUT|PATCH)$"
+include-path-regex = "^/api/v1/(services|pipelines)/[{{][a-z]+[}}]/(instances/[{{]instance_id[}}]/)?$"
 parameters = {{ name = "doomed", slug = "doomed" }}
 """
     )
