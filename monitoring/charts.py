@@ -163,3 +163,27 @@ def badge(label: str, message: str, status: str) -> str:
         '<g fill="#fff" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11" text-anchor="middle">'
         f'<text x="{left / 2}" y="14">{label}</text><text x="{left + right / 2}" y="14">{message}</text></g></svg>'
     )
+
+
+def sparkline(values: Sequence[float | None], *, width: int = 240, height: int = 40, unit: str = "ms") -> SafeString:
+    """A small line (gaps where there is no value) with its peak written next to it: p95 latency per bin."""
+    known = [v for v in values if v is not None]
+    top = max(known) if known else 0.0
+    step = width / max(1, len(values) - 1)
+    runs, current = [], []
+    for index, value in enumerate(values):
+        if value is None:
+            if current:
+                runs.append(current)
+            current = []
+            continue
+        current.append(f"{index * step:.1f},{height - 2 - (value / top * (height - 12) if top else 0):.1f}")
+    if current:
+        runs.append(current)
+    lines = "".join(f'<polyline fill="none" stroke="#1565c0" points="{" ".join(run)}"/>' for run in runs)
+    label = f"peak {top:.0f} {unit}" if known else "no data"
+    return mark_safe(  # noqa: S308 - numbers and fixed strings only
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="sparkline" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" aria-label="p95 latency per bin, {label}"><title>p95 latency per bin, '
+        f'{label}</title>{lines}<text x="{width - 2}" y="9" font-size="9" text-anchor="end">{label}</text></svg>'
+    )

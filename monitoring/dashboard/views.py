@@ -86,6 +86,7 @@ def pipeline_detail(request: HttpRequest, slug: str) -> HttpResponse:
         row["svg"] = charts.step_bars([(agg.count, agg.breakdown.get("errors", 0)) for _, agg in row["bins"]])
         row["p95"] = [quantile(agg.histogram, 0.95) for _, agg in row["bins"]]
         row["p95_last"] = next((v for v in reversed(row["p95"]) if v is not None), None)
+        row["latency_svg"] = charts.sparkline(row["p95"])
     return render(request, "monitoring/pipeline.html", data)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -177,6 +178,8 @@ def test_pipeline_page_shows_per_step_figures(admin_client) -> None:  # type: ig
     html = admin_client.get("/dashboard/pipelines/orders/").content.decode()
     assert "<td>clean <small>transform</small></td><td>40</td><td>3</td><td>2</td>" in html
     assert "Packets (grey) and errors (red)" in html
+    peak = re.search(r"p95 latency per bin, peak (\d+) ms", html)
+    assert peak and 50 <= int(peak.group(1)) <= 75, peak  # 40 packets in the 50-75 ms bucket
     assert "orders" in admin_client.get("/dashboard/pipelines/?q=ord").content.decode()
     assert "orders" not in admin_client.get("/dashboard/pipelines/?q=zzz").content.decode().split("<main>")[1]
 
