@@ -320,3 +320,34 @@ def test_an_expression_building_a_value_that_fits_still_works(runner) -> None:  
     response = post(runner, "/api/v1/pipelines/shared/run/", {"payload": {"x": 1}})
     assert response.status_code == 200
     assert json.dumps(response.json()["packet"]["payload"]["y"]).count("1") == 2**12
+
+
+LONG_SUM_LIST = "[" + ", ".join(["payload.a + payload.b"] * 2000) + "]"  # 48 KB; compiling grows faster than its length
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        ops({"op": "set", "path": "payload.y", "expr": LONG_SUM_LIST}),
+        {"name": "grow", "kind": "filter", "priority": 100, "config": {"when": LONG_SUM_LIST}},
+        {
+            "name": "grow",
+            "kind": "transform",
+            "priority": 100,
+            "condition": LONG_SUM_LIST,
+            "config": {"operations": []},
+        },
+        {"name": "grow", "kind": "route", "priority": 100, "config": {"rules": [{"when": LONG_SUM_LIST, "to": "x"}]}},
+    ],
+)
+def test_an_overlong_expression_is_refused_when_the_definition_is_saved(step) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from pipelines.models import Pipeline
+
+    writer = key_client("pipelines:write")
+    started = time.monotonic()
+    response = post(writer, "/api/v1/pipelines/", {"slug": "long", "name": "long", "steps": [step]})
+    assert response.status_code == 400, response.content[:500]
+    assert "characters" in json.dumps(response.json()["errors"])  # the condition field has its own, shorter cap
+    assert time.monotonic() - started < 2 and not Pipeline.objects.filter(slug="long").exists()
