@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema
 import pytest
@@ -156,7 +157,9 @@ def test_booleans_and_integers_are_not_coerced() -> None:
         assert "port" in response.json()["errors"]
     # The JSON types themselves still work, and 8082.0 is an integer as JSON Schema counts.
     assert client.put(maintenance, {"enabled": True, "reason": "patching"}, format="json").status_code == 200
-    assert client.post("/api/v1/services/svc/instances/", {**register, "port": 8082.0}, format="json").status_code == 200
+    assert (
+        client.post("/api/v1/services/svc/instances/", {**register, "port": 8082.0}, format="json").status_code == 200
+    )
 
 
 # --- string rules, error responses, response shapes ------------------------------------------------
@@ -317,6 +320,149 @@ def test_documented_shapes_of_webhook_creation_checks_and_event_filters() -> Non
     since = next(p for p in document["paths"]["/api/v1/events/"]["get"]["parameters"] if p["name"] == "since")
     assert since["schema"] == {"type": "integer", "minimum": 0}
     assert key_client("events:read").get("/api/v1/events/?since=-1").status_code == 400
+
+
+# --- query parameters of discovery and metric reads: the document's rules are the server's ----------------
+
+
+def _query_params(document: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p["schema"] for p in document["paths"][path]["get"]["parameters"] if p["in"] == "query"}
+
+
+def _documented(schema: dict[str, Any], value: str) -> bool:
+    """Whether a query value satisfies its documented string schema, reading `$` as JSON Schema does (the end)."""
+    import re
+
+    if "enum" in schema:
+        return value in schema["enum"]
+    if "pattern" in schema and not re.search(schema["pattern"].replace("$", r"\Z"), value):
+        return False
+    return len(value) <= schema.get("maxLength", len(value))
+
+
+def _assert_refused(client: Any, url: str, field: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 400, (url, response.status_code, response.content[:300])
+    assert response["Content-Type"] == "application/problem+json"
+    assert field in response.json()["errors"], (url, response.json())
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_discovery_index_and_wait_outside_the_document_are_400_with_or_without_index(blocking: bool) -> None:
+    document = _schema()
+    params = _query_params(document, "/api/v1/discover/{name}/")
+    assert params["index"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    assert params["status"]["enum"] == ["passing", "warning"]
+    client = key_client("registry:read", "registry:write")
+    assert client.post("/api/v1/services/", {"name": "disc"}, format="json").status_code == 201
+    index = "index=0&" if blocking else ""
+    # "²" passes str.isdigit and then failed int() (a 500); other scripts' digits, spaces and a newline the
+    # document's pattern does not take were accepted, and without `index` nothing was checked at all.
+    for wait in ("", " 30s", "30s ", "30s\n", "\u0663s", "1h", "-1s", "1e3", "30 s", ".5s", "abc"):
+        assert not _documented(params["wait"], wait), wait
+        _assert_refused(client, f"/api/v1/discover/disc/?{index}wait={quote(wait)}", "wait")
+    for bad_index in ("\u00b2", "\u0663", "-1", "1.5", "", "+1", " 1", "9223372036854775808", "1" * 60):
+        _assert_refused(client, f"/api/v1/discover/disc/?index={quote(bad_index)}&wait=0s", "index")
+    for wait in ("0", "0s", "0ms", "0.0m", "0.5", "10ms"):
+        assert _documented(params["wait"], wait), wait
+        response = client.get(f"/api/v1/discover/disc/?{index}wait={wait}&status=warning")
+        assert response.status_code in (200, 503), (wait, response.content[:300])
+        assert response.status_code == 200 or float(wait.rstrip("ms") or 0) > 0
+    # The largest documented index, not yet reached, with no wait: answered at once.
+    response = client.get(f"/api/v1/discover/disc/?index={2**63 - 1}&wait=0s")
+    assert response.status_code == 200 and response["X-Registry-Index"] == "0"
+
+
+def test_metric_series_parameters_are_documented_and_checked_as_documented() -> None:
+    from monitoring.sources.derived import DERIVED
+
+    document = _schema()
+    params = _query_params(document, "/api/v1/metrics/series/")
+    assert params["from"] == params["to"] == {"type": "string", "format": "date-time"}
+    assert set(params["metric"]["enum"]) == set().union(*DERIVED.values())
+    assert params["target"]["maxLength"] == 300
+    client = key_client("monitoring:read")
+    base = "/api/v1/metrics/series/?kind=celery&target=celery&metric=queue_length"
+    assert client.get(base).status_code == 200
+    for step in ("300", "5m", "1h", "1d", "60"):
+        assert _documented(params["step"], step), step
+        assert client.get(f"{base}&step={step}").status_code == 200, step
+    # "²" as a step passed str.isdigit and crashed int() (a 500); trimmed values the pattern refuses passed.
+    for step in ("\u00b2", "\u0663\u0660\u0660", " 300", "300 ", "5m\n", "", "0m", "5 m", "5s", "1w", "1" * 10):
+        assert not _documented(params["step"], step), step
+        _assert_refused(client, f"{base}&step={quote(step)}", "step")
+    for field, value in (("metric", ""), ("metric", "nope"), ("to", ""), ("from", "yesterday"), ("kind", "")):
+        url = base.replace(f"{field}=", f"_{field}=") + f"&{field}={quote(value)}"
+        _assert_refused(client, url, field)
+
+
+def test_uptime_parameters_are_documented_and_checked_as_documented() -> None:
+    from tests.registry.factories import ServiceFactory
+
+    ServiceFactory(name="up")
+    document = _schema()
+    params = _query_params(document, "/api/v1/metrics/uptime/")
+    client = key_client("monitoring:read")
+    for target, windows in (
+        ("service:up", "1h,24h"),
+        ("service:up", "90d"),
+        ("service:up", ",".join(f"{n}h" for n in range(1, 11))),
+    ):
+        assert _documented(params["target"], target) and _documented(params["windows"], windows)
+        response = client.get(f"/api/v1/metrics/uptime/?target={quote(target)}&windows={quote(windows)}")
+        assert response.status_code == 200, (target, windows, response.content[:300])
+    # Spaces were trimmed away (" service:up" and "1h, 24h" answered 200) though the document refuses them.
+    for target in (" service:up", "service:", "svc:up", "", "up", "service"):
+        assert not _documented(params["target"], target), target
+        _assert_refused(client, f"/api/v1/metrics/uptime/?target={quote(target)}", "target")
+    for windows in (
+        "1h, 24h",
+        " 1h",
+        "1h ",
+        "",
+        "1h,,24h",
+        "0h",
+        "1w",
+        "1h\n",
+        ",".join(f"{n}h" for n in range(1, 12)),
+    ):
+        assert not _documented(params["windows"], windows), windows
+        _assert_refused(client, f"/api/v1/metrics/uptime/?target=service:up&windows={quote(windows)}", "windows")
+    # What no schema of a single parameter can say is still refused, as a 400 with `errors`.
+    _assert_refused(client, "/api/v1/metrics/uptime/?target=service:up&windows=1h,1h", "windows")
+    _assert_refused(client, "/api/v1/metrics/uptime/?target=service:nope", "target")
+
+
+def test_alert_writes_answer_the_statuses_they_document() -> None:
+    document = _schema()
+    client = key_client("monitoring:read", "monitoring:write")
+    rule = client.post(
+        "/api/v1/alerts/rules/",
+        {
+            "name": "r1",
+            "target_kind": "service",
+            "target": "x",
+            "metric": "latency_p95",
+            "comparison": "gt",
+            "threshold": 250,
+        },
+        format="json",
+    )
+    silence = client.post(
+        "/api/v1/alerts/silences/",
+        {"matchers": [{"name": "service", "op": "=", "value": "x"}], "ends_at": "2099-01-01T00:00:00Z", "comment": "c"},
+        format="json",
+    )
+    for response, path in ((rule, "/api/v1/alerts/rules/"), (silence, "/api/v1/alerts/silences/")):
+        assert response.status_code == 201, (path, response.content[:500])
+        schema = _response_schema(document, path, "post", "201")
+        _validator(document, schema).validate(response.json())
+    expired = client.delete(f"/api/v1/alerts/silences/{silence.json()['id']}/")
+    assert expired.status_code == 200
+    _validator(document, _response_schema(document, "/api/v1/alerts/silences/{id}/", "delete", "200")).validate(
+        expired.json()
+    )
+    assert {p["name"] for p in document["paths"]["/api/v1/alerts/silences/"]["get"]["parameters"]} >= {"state"}
 
 
 # --- schemathesis against a real server -------------------------------------------------------------
