@@ -298,6 +298,14 @@ class PipelineFunctions(functions.Functions):
     def _func_concat(self, *parts: Any) -> str:
         return _sized("".join("" if p is None else str(p).lower() if isinstance(p, bool) else str(p) for p in parts))
 
+    @functions.signature({"types": []})
+    def _func_to_number(self, value: Any) -> Any:
+        # jmespath's own uses float(), so to_number('1e999') / to_number('nan') gave values with no JSON form.
+        result = super()._func_to_number(value)
+        if isinstance(result, float) and (result != result or result in (float("inf"), float("-inf"))):
+            return None
+        return result
+
     @functions.signature({"types": ["string"]})
     def _func_upper(self, value: str) -> str:
         return value.upper()
@@ -744,6 +752,9 @@ def compile_expression(expr: Any) -> Expression:
         # Backstop only: the checks above keep every known construct well inside the stack.
         raise ExpressionDepthError(f"Invalid JMESPath {shown}: the expression nests too deeply.") from None
     compiled.expression = expr  # as written; the parsed form holds the rewritten arithmetic
+    bad_literal = _unstorable_literal(compiled._parsed.parsed)
+    if bad_literal:
+        raise ValueError(f"Invalid JMESPath {shown}: a literal holds {bad_literal}, which a packet cannot carry.")
     unknown = sorted(_function_names(compiled._parsed.parsed) - set(OPTIONS.custom_functions.FUNCTION_TABLE))
     if unknown:
         raise ValueError(f"Invalid JMESPath {shown}: unknown function(s) {', '.join(unknown)}.")
@@ -762,3 +773,26 @@ def _function_names(node: Any) -> set[str]:
         elif isinstance(current, list):
             stack.extend(current)
     return names
+
+
+def _unstorable_literal(node: Any) -> str | None:
+    """What a literal (`` `"\\u0000"` ``, `` `1e999` ``) holds that no packet may (NUL, non-finite numbers), or None.
+
+    The step's JSON passed the input boundary with the escape as text; JMESPath decodes it into the value.
+    """
+    from controlplane.jsonbounds import nonfinite_path, nul_path
+
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            if current.get("type") == "literal":
+                value = current.get("value")
+                if nul_path({"v": value}) is not None:
+                    return "a NUL character"
+                if nonfinite_path({"v": value}) is not None:
+                    return "a non-finite number"
+            stack.extend(current.get("children", []))
+        elif isinstance(current, list):
+            stack.extend(current)
+    return None

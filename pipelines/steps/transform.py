@@ -216,7 +216,10 @@ def _cast(value: Any, to: str) -> Any:
                 return int(text) if text.lstrip("+-").isdigit() else int(float(text))
             return int(value)
         if to == "float":
-            return float(value)
+            result = float(value)
+            if result != result or result in (float("inf"), float("-inf")):  # "nan", "1e999": no JSON form
+                raise ValueError(f"{value!r} is not a finite number")
+            return result
         if isinstance(value, str):
             lowered = value.strip().lower()
             if lowered in _TRUE:
@@ -252,11 +255,13 @@ def _format(template: str, packet: dict, limit: int | None = None) -> str:
 
 
 def _json_parse(text: str, where: str) -> Any:
-    from controlplane.jsonbounds import json_depth_exceeds
+    from controlplane.jsonbounds import json_depth_exceeds, loads_bounded
     from pipelines.conf import json_max_depth
 
     try:
-        value = json.loads(text)
+        # The API's own parser: NUL (PostgreSQL refuses it in the run's jsonb) and 1e999/NaN (no JSON form:
+        # the response then failed with a 500) are refused like any other invalid JSON.
+        value = loads_bounded(text, max_depth=json_max_depth())
     except (ValueError, RecursionError) as exc:
         raise StepError(f"{where} is not valid JSON: {exc}") from None
     if json_depth_exceeds(value, json_max_depth()):

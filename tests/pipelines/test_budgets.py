@@ -351,3 +351,52 @@ def test_an_overlong_expression_is_refused_when_the_definition_is_saved(step) ->
     assert response.status_code == 400, response.content[:500]
     assert "characters" in json.dumps(response.json()["errors"])  # the condition field has its own, shorter cap
     assert time.monotonic() - started < 2 and not Pipeline.objects.filter(slug="long").exists()
+
+
+# --- values no packet may carry, made inside a run ------------------------------------------------------
+# The input boundary refuses NUL and 1e999 in request bodies, but a step could make them: json_parse of a
+# string holding the escape, cast to float, to_number, a JMESPath literal. A sync run then answered 500
+# (no JSON form for infinity) and an async run stayed `running` (PostgreSQL refuses NUL in jsonb).
+
+MADE_INSIDE = {
+    "json_parse NUL": ({"op": "json_parse", "path": "payload.r"}, '{"a": "\\u0000"}'),
+    "json_parse NUL key": ({"op": "json_parse", "path": "payload.r"}, '{"\\u0000": 1}'),
+    "json_parse infinity": ({"op": "json_parse", "path": "payload.r"}, "1e999"),
+    "json_parse NaN": ({"op": "json_parse", "path": "payload.r"}, "NaN"),
+    "cast infinity": ({"op": "cast", "path": "payload.r", "type": "float"}, "1e999"),
+    "cast nan": ({"op": "cast", "path": "payload.r", "type": "float"}, "nan"),
+}
+
+
+@pytest.mark.parametrize("name", list(MADE_INSIDE))
+def test_a_step_cannot_put_nul_or_non_finite_numbers_in_a_packet(runner, name) -> None:  # type: ignore[no-untyped-def]
+    operation, raw = MADE_INSIDE[name]
+    PipelineFactory(slug="inside", steps=[ops(operation), DELIVER])
+    response = post(runner, "/api/v1/pipelines/inside/run/", {"payload": {"r": raw}})
+    # The step fails (a failed run is a 200 with status failed), the packet is left as it came, nothing is sent.
+    assert response.status_code == 200, response.content[:500]
+    body = response.json()
+    assert body["status"] == "failed" and body["packet"]["payload"]["r"] == raw
+    assert "not valid JSON" in body["error"] or "finite" in body["error"]
+    assert Delivery.objects.count() == 0
+
+
+@pytest.mark.parametrize("expr", ['`"\\u0000"`', "`1e999`", '`{"a": ["x\\u0000"]}`', "`-1e999`"])
+def test_a_literal_no_packet_may_carry_is_refused_when_saved(expr) -> None:  # type: ignore[no-untyped-def]
+    writer = key_client("pipelines:write")
+    response = post(
+        writer,
+        "/api/v1/pipelines/",
+        {"slug": "lit", "name": "lit", "steps": [ops({"op": "set", "path": "payload.y", "expr": expr})]},
+    )
+    assert response.status_code == 400, response.content[:500]
+    assert "a packet cannot carry" in json.dumps(response.json()["errors"])
+
+
+def test_to_number_of_an_out_of_range_text_is_null(runner) -> None:  # type: ignore[no-untyped-def]
+    PipelineFactory(slug="num", steps=[ops({"op": "set", "path": "payload.n", "expr": "to_number(payload.r)"})])
+    for raw, expected in (("1e999", None), ("nan", None), ("12.5", 12.5)):
+        response = post(runner, "/api/v1/pipelines/num/run/", {"payload": {"r": raw}})
+        assert response.status_code == 200 and response.json()["packet"]["payload"].get("n") == expected, (
+            response.content
+        )
