@@ -374,9 +374,20 @@ def _render_env(flat: dict[str, Any], prefix: str = "") -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _holds_null(value: Any) -> bool:
+    """Whether a JSON value is null or holds a null at any depth."""
+    if isinstance(value, dict):
+        return any(_holds_null(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_null(item) for item in value)
+    return value is None
+
+
 def _render_toml(flat: dict[str, Any]) -> str:
-    if any(v is None for v in flat.values()):
-        raise FormatError("TOML cannot hold null values; export as yaml or json.")
+    # Also inside a key's object or list value ({"a": null}, [1, null]), where tomli_w would fail with a TypeError.
+    nulls = sorted(key for key, value in flat.items() if _holds_null(value))
+    if nulls:
+        raise FormatError(f"TOML cannot hold null values ({', '.join(nulls[:5])}); export as yaml or json.")
     try:
         return tomli_w.dumps(nest(flat))
     except (TypeError, ValueError) as exc:

@@ -32,7 +32,7 @@ from configstore.formats import CONTENT_TYPES, FORMATS, FormatError, nest, rende
 from configstore.models import Namespace, Revision, Rule, Source
 from controlplane.access.scopes import Scope, grants
 from controlplane.actors import actor_from_request
-from controlplane.errors import PayloadTooLarge
+from controlplane.errors import Conflict, PayloadTooLarge
 from controlplane.schema import boolean_param
 
 READ_WRITE = {"GET": Scope.CONFIG_READ, "HEAD": Scope.CONFIG_READ, "*": Scope.CONFIG_WRITE}
@@ -190,7 +190,8 @@ class NamespaceConfigApi(_RevisionPrefetch, APIView):
                     snapshot.visible_flat(reveal=reveal), fmt, env_prefix=request.query_params.get("prefix", "")
                 )
             except FormatError as exc:
-                raise exceptions.ValidationError({"format": [str(exc)]}) from None
+                # A valid request the namespace's values refuse (TOML has no null): the resource's state, a 409.
+                raise Conflict(str(exc)) from None
             response = HttpResponse(text.encode(), content_type=CONTENT_TYPES[fmt])
         response["ETag"] = etag
         response["X-Config-Index"] = str(snapshot.revision)

@@ -254,6 +254,22 @@ def test_every_export_media_type_is_documented() -> None:
     assert "application/toml" in content and "application/yaml" in content
 
 
+@pytest.mark.parametrize("value", [{"a": None}, [1, None], {"a": [{"b": None}]}])
+def test_a_toml_export_of_null_values_is_a_409_not_a_400(value: Any) -> None:
+    """The request is valid; the namespace's values are what TOML cannot express (found by schemathesis)."""
+    client = key_client("config:read", "config:write")
+    assert client.post("/api/v1/config/", {"name": "nulls"}, format="json").status_code == 201
+    assert client.put("/api/v1/config/nulls/plain/", {"value": 1}, format="json").status_code == 201
+    assert "plain = 1" in client.get("/api/v1/config/nulls/?format=toml").content.decode()
+    assert client.put("/api/v1/config/nulls/x.held/", {"value": value}, format="json").status_code == 201
+    response = client.get("/api/v1/config/nulls/?format=toml")
+    assert response.status_code == 409, response.content[:300]
+    assert response["Content-Type"] == "application/problem+json"
+    assert "x.held" in response.json()["detail"] and "null" in response.json()["detail"]
+    for fmt in ("json", "yaml"):
+        assert client.get(f"/api/v1/config/nulls/?format={fmt}").status_code == 200
+
+
 def test_list_and_key_responses_match_their_schemas() -> None:
     document = _schema()
     admin = key_client("admin")
