@@ -55,11 +55,15 @@ class ServiceViewSet(GenericViewSet):
     # The filters belong to the list only (on the class they were documented for create/retrieve/... too).
     @extend_schema(
         parameters=[
-            OpenApiParameter("type", str, enum=ServiceType.values),
+            # An empty value is no filter (`?type=&status=` from a form), so the document lists it too.
+            OpenApiParameter("type", str, enum=["", *ServiceType.values]),
             OpenApiParameter("tag", str),
             OpenApiParameter("capability", str),
             OpenApiParameter(
-                "status", str, enum=InstanceStatus.values, description="services with an instance in this status"
+                "status",
+                str,
+                enum=["", *InstanceStatus.values],
+                description="services with an instance in this status (empty: any)",
             ),
             OpenApiParameter("search", str),
         ]
@@ -228,7 +232,7 @@ class CheckRunApi(GenericAPIView):
 @extend_schema(
     parameters=[
         OpenApiParameter(
-            "status", str, enum=["passing", "warning"], description="only this status (default: passing and warning)"
+            "status", str, enum=["", "passing", "warning"], description="only this status (default or empty: both)"
         ),
         OpenApiParameter("tag", str, many=True, description="every given tag"),
         OpenApiParameter("capability", str),
