@@ -168,6 +168,8 @@ class PipelineRunApi(APIView):
         ref = _ref(slug)
         actor = actor_from_request(request)
         reader = ConfigReader.from_request(request)
+        # Both flags are read first, so `?record=` breaking its documented type is a 400 on an async run too.
+        record = _flag(request, "record")
         if _flag(request, "async"):
             run = services.run_submit_async(ref, [packet], actor=actor, reader=reader)[0]
             body = {
@@ -177,7 +179,7 @@ class PipelineRunApi(APIView):
                 "url": f"/api/v1/runs/{run.pk}/",
             }
             return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
-        return Response(services.pipeline_run(ref, packet, record=_flag(request, "record"), actor=actor, reader=reader))
+        return Response(services.pipeline_run(ref, packet, record=record, actor=actor, reader=reader))
 
 
 class PipelineBatchApi(APIView):
@@ -216,6 +218,7 @@ class PipelineBatchApi(APIView):
         ref = _ref(slug)
         actor = actor_from_request(request)
         reader = ConfigReader.from_request(request)
+        trace = _flag(request, "trace")  # checked on an async batch too (400 for a non-boolean)
         if _flag(request, "async"):
             runs = services.run_submit_async(ref, packets, actor=actor, reader=reader)
             return Response(
@@ -225,9 +228,7 @@ class PipelineBatchApi(APIView):
                 },
                 status=status.HTTP_202_ACCEPTED,
             )
-        return Response(
-            services.pipeline_run_batch(ref, packets, trace=_flag(request, "trace"), actor=actor, reader=reader)
-        )
+        return Response(services.pipeline_run_batch(ref, packets, trace=trace, actor=actor, reader=reader))
 
 
 class PipelineDryRunApi(APIView):

@@ -310,6 +310,9 @@ def test_boolean_query_parameters_take_true_or_false_only(value: str) -> None:
         (f"/api/v1/pipelines/flags/run/?async={value}", {"payload": 1}),
         (f"/api/v1/pipelines/flags/batch/?async={value}", [{"payload": 1}]),
         (f"/api/v1/pipelines/flags/run/?record={value}&record=true", {"payload": 1}),
+        # Read on async runs too (an async run ignored `record`: `?async=true&record=29304378` was a 202).
+        (f"/api/v1/pipelines/flags/run/?async=true&record={value}", {"payload": 1}),
+        (f"/api/v1/pipelines/flags/batch/?async=true&trace={value}", [{"payload": 1}]),
     ):
         response = client.post(path, body, format="json")
         assert response.status_code == 400, (path, response.content[:300])
