@@ -34,7 +34,7 @@ def series_target(kind: str, name: str) -> str:
             .values_list("pk", flat=True)
             .first()
         )
-    elif kind == SeriesKind.CHECK and name.isdigit():
+    elif kind == SeriesKind.CHECK and name.isascii() and name.isdigit():  # "0³".isdigit(), then int() fails
         pk = Check.objects.filter(pk=int(name)).values_list("pk", flat=True).first()
     if pk is None:
         raise UnknownTarget(f"No {kind} {name!r}.")

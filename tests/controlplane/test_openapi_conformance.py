@@ -465,6 +465,11 @@ def test_uptime_parameters_are_documented_and_checked_as_documented() -> None:
     # What no schema of a single parameter can say is still refused, as a 400 with `errors`.
     _assert_refused(client, "/api/v1/metrics/uptime/?target=service:up&windows=1h,1h", "windows")
     _assert_refused(client, "/api/v1/metrics/uptime/?target=service:nope", "target")
+    # A check id in other digits passed str.isdigit and crashed int() (a 500; schemathesis, embedded, seed 913).
+    for target in ("check:0\u00b3", "check:\u00b2", "check:\u0663"):
+        _assert_refused(client, f"/api/v1/metrics/uptime/?target={quote(target)}", "target")
+        url = f"/api/v1/metrics/series/?kind=check&metric=uptime&target={quote(target[6:])}"
+        _assert_refused(client, url, "target")
 
 
 def test_alert_writes_answer_the_statuses_they_document() -> None:
