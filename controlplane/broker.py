@@ -206,13 +206,22 @@ class Channel(filesystem.Channel):
 
     # --- exchange tables (fanout bindings) ------------------------------------------------------------
     def get_table(self, exchange: str) -> list:
+        """The bindings on disk (every process's) plus those this process has declared in memory.
+
+        kombu keeps declared bindings in one in-memory state per process, shared by its threads: once one
+        thread has recorded a binding there, another thread's `queue_bind` returns at once and may publish
+        before the first thread has written the binding to disk; reading only the file then finds no route
+        and the message is dropped as unroutable.
+        """
         file = self._exchange_file(exchange)
         try:
-            return [exchange_queue_t(*q) for q in loads(bytes_to_str(file.read_bytes()))]
+            table = [exchange_queue_t(*q) for q in loads(bytes_to_str(file.read_bytes()))]
         except FileNotFoundError:
-            return []
+            table = []
         except OSError as exc:
             raise ChannelError(f"Cannot open {file}") from exc
+        known = self.state.exchanges.get(exchange, {}).get("table", ())
+        return table + [exchange_queue_t(*q) for q in known if exchange_queue_t(*q) not in table]
 
     def _update_table(self, exchange: str, change) -> None:  # type: ignore[no-untyped-def]
         """Read-modify-write an exchange table under a lock file, replacing the table atomically."""
