@@ -179,6 +179,10 @@ def _connection():  # type: ignore[no-untyped-def]
     checkout = _counter.checkout
     if checkout is None or checkout.pool is not pool or checkout.pid != os.getpid():
         if checkout is not None:
+            # Forget it before opening the next one: if that fails (the store is down), a later call
+            # must not go on using a connection that is back in its pool and may be handed to another
+            # user of the same socket (their replies would interleave: wrong counts, spurious 503s).
+            _counter.checkout = None
             checkout.close()
         checkout = _counter.checkout = _Checkout(pool)
     return checkout.connection

@@ -157,3 +157,33 @@ def test_a_reconfigured_cache_gives_the_old_connection_back(small_pool) -> None:
         assert _in_use(new_pool) == 1
         ratelimit._counter.checkout.close()  # noqa: SLF001 - leave no connection checked out for later tests
         assert _in_use(new_pool) == 0
+
+
+def test_a_failed_reconnect_never_reuses_a_connection_given_back(small_pool) -> None:  # type: ignore[no-untyped-def]
+    """The cache moves to a store that is down, then back: the thread must not keep the connection it gave
+    back on the way out. Before, it did; the pool then handed that socket to the next caller too, and two
+    users of one socket read each other's replies (off-by-one counts, spurious 503s in later tests)."""
+    _count_once("thr-dead")
+    held = ratelimit._counter.checkout.connection  # noqa: SLF001
+    dead = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+    with override_settings(CACHES=dead):
+        caches._settings = None  # noqa: SLF001 - rebuild handlers from the overridden setting
+        try:
+            with pytest.raises(ServiceUnavailable):
+                _count_once("thr-dead")
+        finally:
+            caches._settings = None  # noqa: SLF001
+    assert keycache.shared_pool() is small_pool  # back on the pool the thread counted on before
+    other = small_pool.get_connection()  # another user of the pool, given the connection released above
+    try:
+        _count_once("thr-dead")
+        assert ratelimit._counter.checkout.connection is not other  # noqa: SLF001 - one user per socket
+        assert held in (other, *small_pool._available_connections)  # noqa: SLF001 - it was given back
+    finally:
+        small_pool.release(other)
