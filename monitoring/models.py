@@ -206,8 +206,19 @@ class Severity(models.TextChoices):
     INFO = "info"
 
 
+def default_group_by() -> list[str]:
+    """One group per alert name (= per rule) unless the channel says otherwise (Alertmanager's usual route)."""
+    return ["alertname"]
+
+
 class NotificationChannel(models.Model):
-    """Where notifications go; `kind` names a module of `monitoring.channels` (webhook, email, slack)."""
+    """Where notifications go, and how: an Alertmanager receiver together with the route that leads to it.
+
+    `kind` names a module of `monitoring.channels` (webhook, email, slack). The alerts of every rule that
+    notifies this channel are grouped by the values of `group_by` (`[]`: one group for the whole channel;
+    `["..."]`: every label, i.e. one group per alert), and each group is one notification stream with
+    Alertmanager's timing (defaults 30 s, 5 min, 4 h) and `send_resolved` (see `monitoring.alerting.grouping`).
+    """
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20)
@@ -215,6 +226,21 @@ class NotificationChannel(models.Model):
     secret = models.CharField(max_length=128, blank=True, help_text="HMAC-SHA256 signing secret (webhook).")
     recipients = models.JSONField(default=list, blank=True, help_text="Email addresses (email).")
     enabled = models.BooleanField(default=True)
+    group_by = models.JSONField(
+        default=default_group_by,
+        blank=True,
+        help_text='Label names whose values make a group, across rules; [] = one group; ["..."] = every label.',
+    )
+    group_wait_seconds = models.PositiveIntegerField(default=30, help_text="A new group waits this long.")
+    group_interval_seconds = models.PositiveIntegerField(
+        default=300, help_text="Wait before notifying about alerts new to (or resolved in) a notified group."
+    )
+    repeat_interval_seconds = models.PositiveIntegerField(
+        default=4 * 3600, help_text="Re-send a group whose alerts are still firing, unchanged."
+    )
+    send_resolved = models.BooleanField(default=True)
+    # One flusher at a time: a worker claims the channel's groups until `flushing_until` (conditional UPDATE).
+    flushing_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -242,13 +268,9 @@ class AlertRule(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     labels = models.JSONField(default=dict, blank=True)
     annotations = models.JSONField(default=dict, blank=True)
+    # Grouping and its timing belong to the channel (Alertmanager's route + receiver), so the alerts of
+    # several rules sharing group labels go out as one message.
     channels = models.ManyToManyField(NotificationChannel, blank=True, related_name="rules")
-    # Alertmanager grouping (defaults: 30 s, 5 min, 4 h).
-    group_by = models.JSONField(default=list, blank=True)
-    group_wait_seconds = models.PositiveIntegerField(default=30)
-    group_interval_seconds = models.PositiveIntegerField(default=300)
-    repeat_interval_seconds = models.PositiveIntegerField(default=4 * 3600)
-    send_resolved = models.BooleanField(default=True)
     # Flapping: more than `flap_threshold` state changes in `flap_window_seconds`; quiet for `flap_quiet_seconds`
     # to leave it.
     flap_threshold = models.PositiveSmallIntegerField(default=5)

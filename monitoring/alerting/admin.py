@@ -87,10 +87,10 @@ class ChannelForm(_ServiceErrorsForm):
 
     class Meta:
         model = NotificationChannel
-        fields = ["name", "kind", "url", "secret", "recipients", "enabled"]
+        fields = list(alert_services.CHANNEL_FIELDS)
 
     def service_errors(self, instance: NotificationChannel) -> dict[str, list[str]]:
-        return alert_services.channel_errors(kind=instance.kind, url=instance.url, recipients=instance.recipients)
+        return alert_services.notification_channel_errors(instance)
 
 
 @admin.register(NotificationChannel)
@@ -98,7 +98,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     """Channels; the URL is checked by the egress guard (purpose notification); the secret is never shown."""
 
     form = ChannelForm
-    list_display = ["name", "kind", "target", "enabled"]
+    list_display = ["name", "kind", "target", "group_by", "enabled"]
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
 

@@ -16,13 +16,14 @@ from controlplane.egress import Purpose
 
 
 class AlertGroup(models.Model):
-    """The alerts of one rule that share the values of its `group_by` labels (an Alertmanager group).
+    """The alerts (of any rule) routed to one channel that share the values of its `group_by` labels: an
+    Alertmanager aggregation group, keyed by (channel, group label values).
 
     `notified` holds the keys of the alerts the last notification reported as firing; a flush compares the
     current set with it to decide whether anything changed (Alertmanager's `needsUpdate`).
     """
 
-    rule = models.ForeignKey("monitoring.AlertRule", on_delete=models.CASCADE, related_name="groups")
+    channel = models.ForeignKey("monitoring.NotificationChannel", on_delete=models.CASCADE, related_name="groups")
     key = models.CharField(max_length=64)
     labels = models.JSONField(default=dict, blank=True)
     next_flush_at = models.DateTimeField(null=True, blank=True)
@@ -31,12 +32,12 @@ class AlertGroup(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["rule", "key"]
-        constraints = [models.UniqueConstraint(fields=["rule", "key"], name="monitoring_alert_group_unique")]
+        ordering = ["channel", "key"]
+        constraints = [models.UniqueConstraint(fields=["channel", "key"], name="monitoring_alert_group_unique")]
         indexes = [models.Index(fields=["next_flush_at"], name="monitoring_group_due")]
 
     def __str__(self) -> str:
-        return f"{self.rule_id}:{self.labels}"
+        return f"{self.channel_id}:{self.labels}"
 
 
 class Notification(OutboundDelivery):

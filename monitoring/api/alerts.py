@@ -43,7 +43,7 @@ class StringMapField(serializers.JSONField):
 
 @extend_schema_field({"type": "array", "items": {"type": "string", "maxLength": 100}})
 class LabelListField(serializers.JSONField):
-    """A JSON array of label names (`group_by`); `["..."]` groups by every label."""
+    """A JSON array of label names (a channel's `group_by`); `[]` = one group, `["..."]` = every label."""
 
 
 @extend_schema_field(
@@ -68,15 +68,17 @@ class MatcherListField(serializers.JSONField):
 
 
 class NotificationChannelSerializer(serializers.ModelSerializer):
-    """A channel; `secret` is write-only and `url` is read back masked."""
+    """A channel (receiver and route: grouping across rules and its timing); `secret` is write-only and
+    `url` is read back masked."""
 
     secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=128)
     url = serializers.CharField(required=False, allow_blank=True, max_length=500)
     recipients = serializers.ListField(child=serializers.CharField(max_length=254), required=False, max_length=50)
+    group_by = LabelListField(required=False)
 
     class Meta:
         model = NotificationChannel
-        fields = ["id", "name", "kind", "url", "secret", "recipients", "enabled", "created_at", "updated_at"]
+        fields = ["id", *alert_services.CHANNEL_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def to_representation(self, instance: NotificationChannel) -> dict[str, Any]:
@@ -100,7 +102,6 @@ class AlertRuleSerializer(serializers.ModelSerializer):
     match_labels = StringMapField(required=False)
     labels = StringMapField(required=False)
     annotations = StringMapField(required=False)
-    group_by = LabelListField(required=False)
     threshold = serializers.FloatField(required=False)
 
     class Meta:
@@ -115,6 +116,16 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "last_evaluated_at", "created_at", "updated_at"]
         extra_kwargs = {"name": {"validators": []}}  # uniqueness: the model's full_clean, as in the admin
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Grouping moved to the channel: a client still sending it on the rule is told so, not ignored.
+        sent = self.initial_data if isinstance(self.initial_data, dict) else {}
+        moved = [name for name in alert_services.GROUPING_FIELDS if name in sent]
+        if moved:
+            raise ValidationError(
+                {name: ["Set on the notification channel: it groups the alerts of all its rules."] for name in moved}
+            )
+        return attrs
 
 
 class AlertSerializer(serializers.ModelSerializer):

@@ -1,6 +1,7 @@
 """Writes of alerting: rules and channels (validated the same way for admin and API), and rule runs.
 
-A run = claim the rule, evaluate it, flush its due groups into the notification outbox, release.
+A run = claim the rule, evaluate it, release; then flush the due groups of the channels it notifies into
+the notification outbox (each channel claimed in turn: groups span rules, see `monitoring.alerting.grouping`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.utils import timezone
 from controlplane.egress import EgressDenied, Purpose, check_url
 from controlplane.events.services import emit
 from monitoring.alerting.evaluation import EvaluationResult, rule_claim, rule_evaluate, rule_release
-from monitoring.alerting.grouping import rule_groups_flush
+from monitoring.alerting.grouping import channel_groups_flush
 from monitoring.alerting.matchers import LABEL_NAME
 from monitoring.alerting.values import METRICS, SUPPORTED
 from monitoring.channels import CHANNEL_KINDS
@@ -40,16 +41,18 @@ RULE_FIELDS = (
     "severity",
     "labels",
     "annotations",
+    "flap_threshold",
+    "flap_window_seconds",
+    "flap_quiet_seconds",
+)
+GROUPING_FIELDS = (
     "group_by",
     "group_wait_seconds",
     "group_interval_seconds",
     "repeat_interval_seconds",
     "send_resolved",
-    "flap_threshold",
-    "flap_window_seconds",
-    "flap_quiet_seconds",
 )
-CHANNEL_FIELDS = ("name", "kind", "url", "secret", "recipients", "enabled")
+CHANNEL_FIELDS = ("name", "kind", "url", "secret", "recipients", "enabled", *GROUPING_FIELDS)
 MAX_DURATION = 30 * 24 * 3600
 MAX_LABELS = 30
 
@@ -101,27 +104,10 @@ def rule_errors(rule: AlertRule) -> dict[str, list[str]]:
     for name in ("labels", "annotations"):
         for message in _string_map_errors(getattr(rule, name), name, names=name == "labels"):
             add(name, message)
-    group_by = rule.group_by
-    if not isinstance(group_by, list) or not all(
-        isinstance(g, str) and (g == "..." or LABEL_NAME.match(g)) for g in group_by
-    ):
-        add("group_by", 'A list of label names (or ["..."] for one group per alert).')
-    for name in (
-        "for_seconds",
-        "keep_firing_for_seconds",
-        "group_wait_seconds",
-        "repeat_interval_seconds",
-        "flap_window_seconds",
-        "flap_quiet_seconds",
-    ):
+    for name in ("for_seconds", "keep_firing_for_seconds", "flap_window_seconds", "flap_quiet_seconds"):
         value = getattr(rule, name)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_DURATION:
             add(name, f"Whole seconds from 0 to {MAX_DURATION}.")
-    interval = rule.group_interval_seconds
-    if not isinstance(interval, int) or isinstance(interval, bool) or not 1 <= interval <= MAX_DURATION:
-        add("group_interval_seconds", f"Whole seconds from 1 to {MAX_DURATION}.")
-    elif isinstance(rule.repeat_interval_seconds, int) and rule.repeat_interval_seconds < interval:
-        add("repeat_interval_seconds", "The repeat interval cannot be shorter than the group interval.")
     if not isinstance(rule.flap_threshold, int) or not 0 <= rule.flap_threshold <= 1000:
         add("flap_threshold", "0 (off) to 1,000 state changes.")
     threshold = rule.threshold
@@ -197,8 +183,8 @@ def alert_rule_update(
 
 def _alerts_clear(rule: AlertRule, *, actor: str) -> None:
     """A disabled rule watches nothing: its pending alerts go inactive and its firing ones resolve (stored
-    and emitted, not notified — nothing evaluates the rule any more), and its groups are forgotten."""
-    from monitoring.alerting.models import AlertGroup
+    and emitted); the next flush of each group holding one reports it resolved (with `send_resolved`), so
+    a receiver is not left with an incident open for good."""
     from monitoring.models import AlertState, AlertTransition
 
     now = timezone.now()
@@ -226,15 +212,50 @@ def _alerts_clear(rule: AlertRule, *, actor: str) -> None:
             },
             actor=actor,
         )
-    AlertGroup.objects.filter(rule=rule).delete()
 
 
 @transaction.atomic
 def alert_rule_delete(*, rule: AlertRule, actor: str = "system") -> None:
-    """Delete a rule with its alerts and groups (`alert_rule.deleted`); notifications already written still go."""
+    """Delete a rule with its alerts (`alert_rule.deleted`); notifications already written still go, and the
+    channels' groups forget its alerts (disable it first to have them reported resolved)."""
     data = _rule_data(rule)
     rule.delete()
     emit("alert_rule.deleted", subject=data["name"], data=data, actor=actor)
+
+
+def _whole_seconds(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_DURATION
+
+
+def grouping_errors(channel: NotificationChannel) -> dict[str, list[str]]:
+    """Field -> messages for a channel's grouping: label names (or `...`), and Alertmanager's timing rules."""
+    errors: dict[str, list[str]] = {}
+    group_by = channel.group_by
+    if (
+        not isinstance(group_by, list)
+        or len(group_by) > MAX_LABELS
+        or not all(isinstance(g, str) and (g == "..." or LABEL_NAME.match(g)) for g in group_by)
+    ):
+        errors["group_by"] = ['A list of label names ([] = one group; ["..."] = every label, one group per alert).']
+    elif "..." in group_by and len(group_by) > 1:
+        errors["group_by"] = ['"..." groups by every label: it stands alone.']
+    for name in ("group_wait_seconds", "repeat_interval_seconds"):
+        if not _whole_seconds(getattr(channel, name), 0):
+            errors[name] = [f"Whole seconds from 0 to {MAX_DURATION}."]
+    interval = channel.group_interval_seconds
+    if not _whole_seconds(interval, 1):
+        errors["group_interval_seconds"] = [f"Whole seconds from 1 to {MAX_DURATION}."]
+    elif _whole_seconds(channel.repeat_interval_seconds, 0) and channel.repeat_interval_seconds < interval:
+        errors["repeat_interval_seconds"] = ["The repeat interval cannot be shorter than the group interval."]
+    return errors
+
+
+def notification_channel_errors(channel: NotificationChannel) -> dict[str, list[str]]:
+    """Every field check of a channel (admin and API share it): its kind's, the egress guard's, grouping."""
+    errors = channel_errors(kind=channel.kind, url=channel.url, recipients=channel.recipients)
+    for name, messages in grouping_errors(channel).items():
+        errors.setdefault(name, []).extend(messages)
+    return errors
 
 
 def channel_errors(*, kind: str, url: str, recipients: Any) -> dict[str, list[str]]:
@@ -251,7 +272,7 @@ def channel_errors(*, kind: str, url: str, recipients: Any) -> dict[str, list[st
 
 
 def _channel_clean(channel: NotificationChannel) -> None:
-    problems = channel_errors(kind=channel.kind, url=channel.url, recipients=channel.recipients)
+    problems = notification_channel_errors(channel)
     try:
         channel.full_clean()
     except ValidationError as exc:
@@ -263,7 +284,13 @@ def _channel_clean(channel: NotificationChannel) -> None:
 
 def _channel_data(channel: NotificationChannel) -> dict[str, Any]:
     # Never the URL (a Slack hook's path is its secret) nor the signing secret.
-    return {"channel": channel.pk, "name": channel.name, "kind": channel.kind, "enabled": channel.enabled}
+    return {
+        "channel": channel.pk,
+        "name": channel.name,
+        "kind": channel.kind,
+        "enabled": channel.enabled,
+        "group_by": channel.group_by,
+    }
 
 
 @transaction.atomic
@@ -311,8 +338,9 @@ def notification_channel_delete(*, channel: NotificationChannel, actor: str = "s
     emit("notification_channel.deleted", subject=data["name"], data=data, actor=actor)
 
 
-def alert_rule_run(*, rule_id: int, now: datetime | None = None) -> EvaluationResult | None:
-    """Claim, evaluate and flush one rule; None when another worker holds it (or it is disabled/gone)."""
+def alert_rule_run(*, rule_id: int, now: datetime | None = None, flush: bool = True) -> EvaluationResult | None:
+    """Claim and evaluate one rule, then (`flush`) flush its channels' due groups; None when another worker
+    holds the rule (or it is disabled/gone)."""
     claim = rule_claim(rule_id=rule_id)
     if claim is None:
         return None
@@ -320,29 +348,59 @@ def alert_rule_run(*, rule_id: int, now: datetime | None = None) -> EvaluationRe
     try:
         rule = AlertRule.objects.get(pk=rule_id)
         result = rule_evaluate(rule=rule, now=now)
-        rule_groups_flush(rule=rule, now=now)
-        return result
     finally:
         rule_release(rule_id=rule_id, claim=claim, now=now)
+    if flush:
+        channels_flush(channel_ids=list(rule.channels.filter(enabled=True).values_list("pk", flat=True)), now=now)
+    return result
+
+
+def channels_flush(*, channel_ids: list[int] | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Flush the due groups of the channels (all enabled ones when None); a channel held elsewhere is skipped
+    (its holder is flushing it)."""
+    if channel_ids is None:
+        channel_ids = list(NotificationChannel.objects.filter(enabled=True).values_list("pk", flat=True))
+    counts = {"channels": 0, "skipped": 0, "notifications": 0}
+    for channel_id in channel_ids:
+        try:
+            written = channel_groups_flush(channel_id=channel_id, now=now)
+        except Exception:  # noqa: BLE001 - one broken channel must not stop the others' notifications
+            logger.exception("notification channel %s: flush failed", channel_id)
+            continue
+        if written is None:
+            counts["skipped"] += 1
+            continue
+        counts["channels"] += 1
+        counts["notifications"] += len(written)
+    return counts
 
 
 def alert_rules_run(*, metrics: tuple[str, ...] | None = None, now: datetime | None = None) -> dict[str, int]:
-    """Run every enabled rule (or those watching `metrics`); rules held by another worker are skipped."""
+    """Evaluate every enabled rule (or those watching `metrics`), then flush the channels once: all enabled
+    ones (group timers run whatever was evaluated), or with `metrics` those of the rules evaluated. Rules
+    held by another worker are skipped."""
     rules = AlertRule.objects.filter(enabled=True)
     if metrics is not None:
         rules = rules.filter(metric__in=metrics)
     counts = {"rules": 0, "skipped": 0, "transitions": 0}
+    evaluated: list[int] = []
     for rule_id in rules.values_list("pk", flat=True):
         try:
-            result = alert_rule_run(rule_id=rule_id, now=now)
+            result = alert_rule_run(rule_id=rule_id, now=now, flush=False)
         except Exception:  # noqa: BLE001 - one broken rule must not stop the others' evaluation
             logger.exception("alert rule %s: evaluation failed", rule_id)
             continue
         if result is None:
             counts["skipped"] += 1
             continue
+        evaluated.append(rule_id)
         counts["rules"] += 1
         counts["transitions"] += len(result.transitions)
+    if metrics is None:
+        channels_flush(now=now)
+    elif evaluated:
+        ids = NotificationChannel.objects.filter(enabled=True, rules__in=evaluated).values_list("pk", flat=True)
+        channels_flush(channel_ids=sorted(set(ids)), now=now)
     return counts
 
 

@@ -39,14 +39,24 @@ RULE_FORM = {
     "severity": "critical",
     "labels": "{}",
     "annotations": "{}",
-    "group_by": "[]",
+    "flap_threshold": "5",
+    "flap_window_seconds": "600",
+    "flap_quiet_seconds": "600",
+}
+
+
+CHANNEL_FORM = {
+    "name": "hook",
+    "kind": "webhook",
+    "url": "https://example.com/am",
+    "secret": "",
+    "recipients": "[]",
+    "enabled": "on",
+    "group_by": '["alertname"]',
     "group_wait_seconds": "30",
     "group_interval_seconds": "300",
     "repeat_interval_seconds": "14400",
     "send_resolved": "on",
-    "flap_threshold": "5",
-    "flap_window_seconds": "600",
-    "flap_quiet_seconds": "600",
 }
 
 
@@ -63,7 +73,6 @@ def test_rule_added_in_admin_goes_through_the_service(staff_client) -> None:  # 
     [
         ({"metric": "latency_p95", "target_kind": "namespace"}, "A namespace rule can watch"),
         ({"labels": '{"1bad": "x"}'}, "is not a label name"),
-        ({"repeat_interval_seconds": "10"}, "cannot be shorter than the group interval"),
         ({"target": ""}, "names its target"),
     ],
 )
@@ -80,26 +89,34 @@ def test_channel_secret_is_never_shown_and_blank_keeps_it(staff_client) -> None:
     assert secret not in page
     response = staff_client.post(
         f"/admin/monitoring/notificationchannel/{channel.pk}/change/",
-        {
-            "name": "hook",
-            "kind": "webhook",
-            "url": "https://example.com/am2",
-            "secret": "",
-            "recipients": "[]",
-            "enabled": "on",
-        },
+        {**CHANNEL_FORM, "url": "https://example.com/am2", "group_by": '["service"]'},
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     channel.refresh_from_db()
-    assert channel.secret == secret and channel.url.endswith("/am2")
+    assert channel.secret == secret and channel.url.endswith("/am2") and channel.group_by == ["service"]
     bad = staff_client.post(
         f"/admin/monitoring/notificationchannel/{channel.pk}/change/",
-        {"name": "hook", "kind": "webhook", "url": "http://169.254.169.254/", "secret": "", "recipients": "[]"},
+        {**CHANNEL_FORM, "url": "http://169.254.169.254/"},
     )
     assert bad.status_code == 200 and "errorlist" in bad.content.decode()
     channel.refresh_from_db()
     assert channel.url.endswith("/am2")
     assert NotificationChannel.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"repeat_interval_seconds": "10"}, "cannot be shorter than the group interval"),
+        ({"group_by": '["service", "..."]'}, "it stands alone"),
+        ({"group_by": '["bad label"]'}, "A list of label names"),
+        ({"group_interval_seconds": "0"}, "Whole seconds from 1"),
+    ],
+)
+def test_bad_channel_grouping_in_admin_is_a_field_error(staff_client, change, message) -> None:  # type: ignore[no-untyped-def]
+    response = staff_client.post("/admin/monitoring/notificationchannel/add/", {**CHANNEL_FORM, **change})
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not NotificationChannel.objects.exists()
 
 
 def test_silence_admin_creates_and_expires(staff_client) -> None:  # type: ignore[no-untyped-def]

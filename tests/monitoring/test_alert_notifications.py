@@ -17,6 +17,7 @@ from monitoring.services import maintenance as maintenance_services
 from monitoring.services import silences as silence_services
 from registry.models import Instance
 from tests.monitoring.alert_fixtures import (
+    FAST_GROUPING,
     bodies,
     instance_rule,
     run,
@@ -293,10 +294,9 @@ def test_alerts_are_grouped_by_labels_within_group_wait() -> None:
             metric="status",
             comparison="ge",
             threshold=2,
-            group_by=["service"],
-            group_wait_seconds=30,
-            group_interval_seconds=60,
-            channels=[webhook_channel(receiver.url)],
+            channels=[
+                webhook_channel(receiver.url, group_by=["service"], group_wait_seconds=30, group_interval_seconds=60)
+            ],
         )
         run(rule, t0)
         set_status(late, "critical")
@@ -316,8 +316,12 @@ def test_slack_and_email_channels(settings) -> None:  # type: ignore[no-untyped-
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     target("critical")
     with Receiver() as receiver:
-        slack = alert_services.notification_channel_create(name="chat", kind="slack", url=receiver.url)
-        email = alert_services.notification_channel_create(name="mail", kind="email", recipients=["ops@example.com"])
+        slack = alert_services.notification_channel_create(
+            name="chat", kind="slack", url=receiver.url, group_wait_seconds=0
+        )
+        email = alert_services.notification_channel_create(
+            name="mail", kind="email", recipients=["ops@example.com"], group_wait_seconds=0
+        )
         alert_services.alert_rule_create(
             name="payments-down",
             target_kind="instance",
@@ -325,7 +329,6 @@ def test_slack_and_email_channels(settings) -> None:  # type: ignore[no-untyped-
             metric="status",
             comparison="ge",
             threshold=2,
-            group_wait_seconds=0,
             annotations={"summary": "<!channel> down"},
             channels=[slack, email],
         )
@@ -389,7 +392,9 @@ def test_disabling_a_rule_resolves_its_alerts_and_stops_notifying() -> None:
 def test_history_retention_keeps_pending_notifications() -> None:
     check = target("critical")
     t0 = timezone.now()
-    rule = instance_rule(alert_services.notification_channel_create(name="m", kind="email", recipients=["a@b.example"]))
+    rule = instance_rule(
+        alert_services.notification_channel_create(name="m", kind="email", recipients=["a@b.example"], **FAST_GROUPING)
+    )
     run(rule, t0)
     set_status(check, "passing")
     run(rule, seconds(t0, 10))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _rule(**fields):  # type: ignore[no-untyped-def]
-    values = {"name": "r", "comparison": "gt", "group_wait_seconds": 0}
+    values = {"name": "r", "comparison": "gt"}
     values.update(fields)
     return alert_services.alert_rule_create(**values)
 
