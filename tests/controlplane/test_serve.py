@@ -138,6 +138,8 @@ def test_the_start_up_block_shows_the_first_run_credentials_once(tmp_path) -> No
     else:
         assert "Admin login:   admin / " in block and "API key (every scope):" in block
     assert "bootstrap --reset-credentials" in block
+    # Where a newcomer goes first: `/` signs a staff user in and lands on the dashboard.
+    assert f"Dashboard: {serve.base}/ " in block and f"Status:    {serve.base}/status/" in block
     assert not credentials.exists(), "the plaintext must not stay on disk once shown"
 
 

@@ -147,6 +147,8 @@ class Command(BaseCommand):
             "",
             "=" * 72,
             "  controlplane is up",
+            f"  Dashboard: {base}/  (sign in as the admin: live services, alerts, maintenance)",
+            f"  Status:    {base}/status/  (the public status page)",
             f"  Admin:     {base}/admin/",
             f"  API docs:  {base}/api/docs/",
             f"  Health:    {base}/readyz",
