@@ -366,5 +366,5 @@ def test_unavailable_from_a_real_503(cp: ControlPlane, namespace: str) -> None:
         c.config_put(namespace, "a", 1)
         revision = c.config(namespace).revision
         with pytest.raises(Unavailable) as info:
-            c._config_watch_once(namespace, revision, 5)
+            c._drive(c._config_watch_once(namespace, revision, 5))
     assert info.value.status == 503 and info.value.detail and info.value.request_id

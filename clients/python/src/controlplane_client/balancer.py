@@ -16,9 +16,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from controlplane_client.api import Api
 from controlplane_client.config import FATAL, WatchState
 from controlplane_client.errors import ControlPlaneError, NotFound
 from controlplane_client.models import Discovery, Instance
+from controlplane_client.transport import Plan, Sleep
 
 if TYPE_CHECKING:
     from controlplane_client.aclient import AsyncClient
@@ -78,8 +80,8 @@ class Balancer:
         self,
         client: Client | AsyncClient,
         name: str,
-        *,
         strategy: str = "round_robin",
+        *,
         tag: str | list[str] | None = None,
         capability: str | None = None,
         status: str | None = None,
@@ -147,6 +149,26 @@ class Balancer:
             self._warned_no_index = True
         return self.poll_interval
 
+    def _turn(self, state: WatchState) -> Plan[bool]:
+        """One blocking query and what follows it; False once the service is gone or the key refused."""
+        client = self.client
+        try:
+            found = yield from Api.discover_wait.plan(
+                client, self.name, state.index, wait=state.request_wait(), **self.filters
+            )
+        except FATAL as error:
+            self._refused(error)
+            return False
+        except ControlPlaneError as error:
+            yield Sleep(state.failed(error))
+            return True
+        state.answered(found.index or 0)
+        self._update(found)
+        delay = self._next_delay(found, state)
+        if delay:
+            yield Sleep(delay)
+        return True
+
     # sync following ----------------------------------------------------------------------------------------
     def start(self) -> Balancer:
         client: Client = self.client  # type: ignore[assignment]
@@ -158,20 +180,8 @@ class Balancer:
     def _follow(self) -> None:
         client: Client = self.client  # type: ignore[assignment]
         state = WatchState(self.discovery.index or 0, wait=self.wait)
-        while not self._stop.is_set():
-            try:
-                found = client.discover_wait(self.name, state.index, wait=state.request_wait(), **self.filters)
-            except FATAL as error:
-                self._refused(error)
-                return
-            except ControlPlaneError as error:
-                self._stop.wait(state.failed(error))
-                continue
-            state.answered(found.index or 0)
-            self._update(found)
-            delay = self._next_delay(found, state)
-            if delay:
-                self._stop.wait(delay)
+        while not self._stop.is_set() and client._drive(self._turn(state), sleep=self._stop.wait):
+            pass
 
     def stop(self) -> None:
         self._stop.set()
@@ -194,20 +204,8 @@ class Balancer:
     async def _afollow(self) -> None:
         client: AsyncClient = self.client  # type: ignore[assignment]
         state = WatchState(self.discovery.index or 0, wait=self.wait)
-        while not self._stop.is_set():
-            try:
-                found = await client.discover_wait(self.name, state.index, wait=state.request_wait(), **self.filters)
-            except FATAL as error:
-                self._refused(error)
-                return
-            except ControlPlaneError as error:
-                await asyncio.sleep(state.failed(error))
-                continue
-            state.answered(found.index or 0)
-            self._update(found)
-            delay = self._next_delay(found, state)
-            if delay:
-                await asyncio.sleep(delay)
+        while not self._stop.is_set() and await client._drive(self._turn(state)):
+            pass
 
     async def __aenter__(self) -> Balancer:
         return await self.astart()

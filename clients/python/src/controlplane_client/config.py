@@ -180,14 +180,8 @@ class Config(Mapping[str, Any]):
         state = WatchState(self.revision, wait=wait, max_backoff=max_backoff)
         stop = stop or threading.Event()
         while not stop.is_set():
-            try:
-                cfg = client._config_watch_once(self.namespace, state.index, state.request_wait())
-            except FATAL:
-                raise
-            except ControlPlaneError as error:
-                stop.wait(state.failed(error))
-                continue
-            if state.answered(cfg.revision):
+            cfg = client._drive(client._config_watch_step(self.namespace, state), sleep=stop.wait)
+            if cfg is not None:
                 yield cfg
 
     def on_change(

@@ -52,8 +52,17 @@ class Discovery(Sequence[Instance]):
     """A discovery answer: the instances, the registry `index` (None when the server sent none), and
     `stale`/`age` — `stale` is True when it was read from the outage cache, `age` its age in seconds."""
 
+    #: Shadows `Sequence.index` (the registry index is what a discovery answer's index means).
+    index: int | None  # type: ignore[assignment]
+
     def __init__(
-        self, service: str, instances: Sequence[Instance], *, index: int = 0, stale: bool = False, age: float = 0.0
+        self,
+        service: str,
+        instances: Sequence[Instance],
+        *,
+        index: int | None = 0,
+        stale: bool = False,
+        age: float = 0.0,
     ) -> None:
         self.service = service
         self.instances = tuple(instances)

@@ -16,7 +16,9 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
+from controlplane_client.api import Api
 from controlplane_client.errors import ControlPlaneError, NotFound
+from controlplane_client.transport import Plan
 
 if TYPE_CHECKING:
     from controlplane_client.aclient import AsyncClient
@@ -27,6 +29,8 @@ TTL_CHECK = "ttl"
 
 
 class _Base:
+    """What both registration contexts share: the checks, the reported status, and the plans they drive."""
+
     def __init__(
         self,
         client: Client | AsyncClient,
@@ -35,11 +39,13 @@ class _Base:
         address: str,
         port: int,
         *,
-        checks: list[dict[str, Any]] | None,
-        ttl: float | None,
-        deregister_on_sigterm: bool,
-        fields: dict[str, Any],
+        checks: list[dict[str, Any]] | None = None,
+        ttl: float | None = 10.0,
+        deregister_on_sigterm: bool = False,
+        **fields: Any,
     ) -> None:
+        """`checks` are registered with the instance, plus a TTL check named `ttl` unless `ttl` is None;
+        `fields` are the registration's other fields (scheme, tags, metadata, deregister_critical_after)."""
         self.client, self.service, self.instance_id = client, service, instance_id
         self.address, self.port, self.ttl, self.fields = address, port, ttl, fields
         self.checks = list(checks or [])
@@ -51,6 +57,10 @@ class _Base:
         self.last_error: ControlPlaneError | None = None
         self.registered: dict[str, Any] | None = None
         self._previous_handler: Any = None
+        self._setup()
+
+    def _setup(self) -> None:
+        """The heartbeat loop's own state (threading or asyncio)."""
 
     @property
     def interval(self) -> float:
@@ -72,6 +82,36 @@ class _Base:
     def _wake(self) -> None:
         raise NotImplementedError
 
+    # plans -------------------------------------------------------------------------------------------------
+    def _register(self) -> Plan[None]:
+        """Register the instance, creating its service first when the registry does not know it yet."""
+        register = Api.register.plan
+        args = (self.client, self.service, self.instance_id, self.address, self.port)
+        try:
+            self.registered = yield from register(*args, checks=self.checks, **self.fields)
+        except NotFound:
+            yield from Api.service_create.plan(self.client, self.service)
+            self.registered = yield from register(*args, checks=self.checks, **self.fields)
+
+    def _beat(self) -> Plan[None]:
+        """Feed the TTL check with the last reported status; a failure is logged and the next beat tried."""
+        try:
+            yield from Api.heartbeat.plan(
+                self.client, self.service, self.instance_id, self.status, self.output, check=TTL_CHECK
+            )
+            self.heartbeats += 1
+            self.last_error = None
+        except ControlPlaneError as error:  # keep beating: the next one may get through before the TTL lapses
+            self.last_error = error
+            log.warning("heartbeat of %s/%s failed: %s", self.service, self.instance_id, error)
+
+    def _deregister(self) -> Plan[None]:
+        try:
+            yield from Api.deregister.plan(self.client, self.service, self.instance_id)
+        except NotFound:
+            pass  # already gone (an operator, or deregister_critical_after)
+
+    # SIGTERM -----------------------------------------------------------------------------------------------
     def _install_sigterm(self) -> None:
         if not self.deregister_on_sigterm or threading.current_thread() is not threading.main_thread():
             return
@@ -89,48 +129,30 @@ class _Base:
 
 
 class Registration(_Base):
-    """The synchronous registration context (`client.registration(...)`)."""
+    """The synchronous registration context (`client.registration(...)`): heartbeats from a daemon thread."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    client: Client
+
+    def _setup(self) -> None:
         self._stop = threading.Event()
         self._now = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Registration:
-        client: Client = self.client  # type: ignore[assignment]
-        try:
-            self.registered = client.register(
-                self.service, self.instance_id, self.address, self.port, checks=self.checks, **self.fields
-            )
-        except NotFound:
-            client.service_create(self.service)
-            self.registered = client.register(
-                self.service, self.instance_id, self.address, self.port, checks=self.checks, **self.fields
-            )
+        self.client._drive(self._register())
         self._install_sigterm()
         if self.ttl is not None:
-            self._beat()  # passing at once, not one interval later
+            self.client._drive(self._beat())  # passing at once, not one interval later
             self._thread = threading.Thread(target=self._run, name=f"cp-heartbeat-{self.instance_id}", daemon=True)
             self._thread.start()
         return self
-
-    def _beat(self) -> None:
-        client: Client = self.client  # type: ignore[assignment]
-        try:
-            client.heartbeat(self.service, self.instance_id, self.status, self.output, check=TTL_CHECK)
-            self.heartbeats += 1
-            self.last_error = None
-        except ControlPlaneError as error:  # keep beating: the next one may get through before the TTL lapses
-            self.last_error = error
-            log.warning("heartbeat of %s/%s failed: %s", self.service, self.instance_id, error)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._now.wait(self.interval)
             self._now.clear()
             if not self._stop.is_set():
-                self._beat()
+                self.client._drive(self._beat())
 
     def _wake(self) -> None:
         self._now.set()
@@ -141,48 +163,26 @@ class Registration(_Base):
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._restore_sigterm()
-        client: Client = self.client  # type: ignore[assignment]
-        try:
-            client.deregister(self.service, self.instance_id)
-        except NotFound:
-            pass  # already gone (an operator, or deregister_critical_after)
+        self.client._drive(self._deregister())
 
 
 class AsyncRegistration(_Base):
-    """The asyncio registration context (`async with aclient.registration(...)`)."""
+    """The asyncio registration context (`async with aclient.registration(...)`): heartbeats from a task."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    client: AsyncClient
+
+    def _setup(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._now: asyncio.Event | None = None
 
     async def __aenter__(self) -> AsyncRegistration:
-        client: AsyncClient = self.client  # type: ignore[assignment]
-        try:
-            self.registered = await client.register(
-                self.service, self.instance_id, self.address, self.port, checks=self.checks, **self.fields
-            )
-        except NotFound:
-            await client.service_create(self.service)
-            self.registered = await client.register(
-                self.service, self.instance_id, self.address, self.port, checks=self.checks, **self.fields
-            )
+        await self.client._drive(self._register())
         self._install_sigterm()
         if self.ttl is not None:
             self._now = asyncio.Event()
-            await self._beat()
+            await self.client._drive(self._beat())
             self._task = asyncio.get_running_loop().create_task(self._run())
         return self
-
-    async def _beat(self) -> None:
-        client: AsyncClient = self.client  # type: ignore[assignment]
-        try:
-            await client.heartbeat(self.service, self.instance_id, self.status, self.output, check=TTL_CHECK)
-            self.heartbeats += 1
-            self.last_error = None
-        except ControlPlaneError as error:
-            self.last_error = error
-            log.warning("heartbeat of %s/%s failed: %s", self.service, self.instance_id, error)
 
     async def _run(self) -> None:
         assert self._now is not None
@@ -192,7 +192,7 @@ class AsyncRegistration(_Base):
             except TimeoutError:
                 pass
             self._now.clear()
-            await self._beat()
+            await self.client._drive(self._beat())
 
     def _wake(self) -> None:
         if self._now is not None:
@@ -206,8 +206,4 @@ class AsyncRegistration(_Base):
             except asyncio.CancelledError:
                 pass
         self._restore_sigterm()
-        client: AsyncClient = self.client  # type: ignore[assignment]
-        try:
-            await client.deregister(self.service, self.instance_id)
-        except NotFound:
-            pass
+        await self.client._drive(self._deregister())

@@ -1,4 +1,9 @@
-"""What a request is (`Call`), when to retry it (`RetryPolicy` + `RetryBudget`), and the sync/async senders.
+"""What a request is (`Call`), when to retry it (`RetryPolicy` + `RetryBudget`), and how a plan is run.
+
+The SDK is sans-io: every operation is a *plan*, a generator that yields effects (`Send` a request,
+`Sleep` a while) and is sent back the answers; `exchange` is the plan of one call with its retries. The
+plans are written once (api.py); `drive` (sync, httpx.Client) and `adrive` (asyncio, httpx.AsyncClient)
+are the only code that performs I/O, so the two clients cannot drift apart in what they send or decide.
 
 Retries: exponential backoff with full jitter, `Retry-After` honoured, only for calls marked `retry`
 (idempotent reads and writes, and compare-and-swap writes, which cannot apply twice). A connection that
@@ -14,8 +19,9 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -130,7 +136,8 @@ def default_headers(api_key: str | None) -> dict[str, str]:
     return headers
 
 
-def _request_kwargs(call: Call, base: str, watch_base: str, timeout: float) -> dict[str, Any]:
+def request_kwargs(call: Call, base: str, watch_base: str, timeout: float) -> dict[str, Any]:
+    """The keyword arguments of `httpx.Client.request` for `call` (the same for the async client)."""
     kwargs: dict[str, Any] = {
         "method": call.method,
         "url": (watch_base if call.watch else base) + API_PREFIX + call.path,
@@ -157,83 +164,111 @@ def _connection_error(exc: httpx.TransportError) -> ConnectionFailed:
     return error
 
 
-class SyncTransport:
-    """Sends `Call`s with httpx.Client, retrying by the policy and the shared budget."""
+# Effects and plans ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Effect: send this request (`httpx.Client.request(**request)`); the answer, or the httpx.TransportError
+    thrown in, comes back to the plan."""
 
-    def __init__(
-        self,
-        base: str,
-        watch_base: str,
-        api_key: str | None,
-        *,
-        timeout: float,
-        policy: RetryPolicy,
-        budget: RetryBudget,
-        http: httpx.Client | None = None,
-    ) -> None:
-        self.base, self.watch_base, self.timeout, self.policy, self.budget = base, watch_base, timeout, policy, budget
-        self.http = http or httpx.Client(headers=default_headers(api_key))
+    request: dict[str, Any]
 
-    def send(self, call: Call, *, retries: int | None = None) -> httpx.Response:
-        policy = self.policy if retries is None else RetryPolicy(retries, self.policy.backoff, self.policy.max_backoff)
-        attempt = 0
-        while True:
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Effect: wait `seconds` (a retry's backoff, a watch's pause after an error, a run's poll interval)."""
+
+    seconds: float
+
+
+T = TypeVar("T")
+Effect = Send | Sleep
+#: A sans-io operation: yields effects, is sent their results, returns its answer.
+Plan = Generator[Effect, Any, T]
+
+
+@dataclass
+class Endpoint:
+    """Where and how one client sends its calls: the two base URLs, the default timeout, retry rules, budget."""
+
+    base: str
+    watch_base: str
+    timeout: float
+    policy: RetryPolicy
+    budget: RetryBudget
+
+
+def exchange(call: Call, endpoint: Endpoint, *, retries: int | None = None) -> Plan[httpx.Response]:
+    """The plan of one call: send it, turn a failed answer into its typed error, retry while that is safe."""
+    policy = endpoint.policy
+    if retries is not None:
+        policy = RetryPolicy(retries, policy.backoff, policy.max_backoff, policy.max_retry_after)
+    request = request_kwargs(call, endpoint.base, endpoint.watch_base, endpoint.timeout)
+    attempt = 0
+    while True:
+        try:
             try:
-                try:
-                    response = self.http.request(**_request_kwargs(call, self.base, self.watch_base, self.timeout))
-                except httpx.TransportError as exc:
-                    raise _connection_error(exc) from exc
-                response = _check(response, call)
-                self.budget.success()
-                return response
-            except ControlPlaneError as error:
-                delay = should_retry(call, error, attempt, policy, self.budget)
-                if delay is None:
-                    raise
-                time.sleep(delay)
-                attempt += 1
-
-    def close(self) -> None:
-        self.http.close()
+                response = yield Send(request)
+            except httpx.TransportError as exc:
+                raise _connection_error(exc) from exc
+            response = _check(response, call)
+            endpoint.budget.success()
+            return response
+        except ControlPlaneError as error:
+            delay = should_retry(call, error, attempt, policy, endpoint.budget)
+            if delay is None:
+                raise
+            yield Sleep(delay)
+            attempt += 1
 
 
-class AsyncTransport:
-    """Sends `Call`s with httpx.AsyncClient, with the same retry rules as `SyncTransport`."""
+class Stepper:
+    """Advances a plan: `next()` is its next effect (None once it returned, its answer then in `value`);
+    set `reply` or `error` to what the effect gave before calling `next()` again."""
 
-    def __init__(
-        self,
-        base: str,
-        watch_base: str,
-        api_key: str | None,
-        *,
-        timeout: float,
-        policy: RetryPolicy,
-        budget: RetryBudget,
-        http: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.base, self.watch_base, self.timeout, self.policy, self.budget = base, watch_base, timeout, policy, budget
-        self.http = http or httpx.AsyncClient(headers=default_headers(api_key))
+    __slots__ = ("plan", "reply", "error", "value")
 
-    async def send(self, call: Call, *, retries: int | None = None) -> httpx.Response:
-        policy = self.policy if retries is None else RetryPolicy(retries, self.policy.backoff, self.policy.max_backoff)
-        attempt = 0
-        while True:
-            try:
-                try:
-                    response = await self.http.request(
-                        **_request_kwargs(call, self.base, self.watch_base, self.timeout)
-                    )
-                except httpx.TransportError as exc:
-                    raise _connection_error(exc) from exc
-                response = _check(response, call)
-                self.budget.success()
-                return response
-            except ControlPlaneError as error:
-                delay = should_retry(call, error, attempt, policy, self.budget)
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
-                attempt += 1
+    def __init__(self, plan: Plan[Any]) -> None:
+        self.plan = plan
+        self.reply: Any = None
+        self.error: BaseException | None = None
+        self.value: Any = None
 
-    async def close(self) -> None:
-        await self.http.aclose()
+    def next(self) -> Effect | None:
+        try:
+            if self.error is None:
+                effect = self.plan.send(self.reply)
+            else:
+                effect = self.plan.throw(self.error)
+        except StopIteration as done:
+            self.value = done.value
+            return None
+        self.reply = self.error = None
+        return effect
+
+
+def drive(http: httpx.Client, plan: Plan[T], sleep: Callable[[float], Any] = time.sleep) -> T:
+    """Run `plan` with blocking I/O. `sleep` may be a `threading.Event().wait` so a stop cuts a pause short."""
+    run = Stepper(plan)
+    while (effect := run.next()) is not None:
+        if isinstance(effect, Sleep):
+            sleep(effect.seconds)
+            continue
+        try:
+            run.reply = http.request(**effect.request)
+        except httpx.TransportError as exc:
+            run.error = exc
+    return run.value  # type: ignore[no-any-return]
+
+
+async def adrive(http: httpx.AsyncClient, plan: Plan[T]) -> T:
+    """Run `plan` on the running event loop (cancellation closes the plan at the effect it waits on)."""
+    run = Stepper(plan)
+    while (effect := run.next()) is not None:
+        if isinstance(effect, Sleep):
+            await asyncio.sleep(effect.seconds)
+            continue
+        try:
+            run.reply = await http.request(**effect.request)
+        except httpx.TransportError as exc:
+            run.error = exc
+    return run.value  # type: ignore[no-any-return]
