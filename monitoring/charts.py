@@ -6,6 +6,7 @@ nothing is told by colour alone. Output is markup built from numbers and escaped
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
@@ -96,8 +97,7 @@ def _time(when: datetime) -> str:
 def uptime_bar(segments: Sequence[DaySegment], *, width: int = 720, height: int = 34) -> SafeString:
     """One segment per day, oldest left: full bar = passing, short bar with a cross = down, hatched = maintenance,
     outlined = no data. Each segment's <title> gives the day, its word and its uptime."""
-    gap = 2
-    seg_w = (width - gap * (len(segments) - 1)) / max(1, len(segments))
+    opening, closing = _bar_marks(len(segments), width, height)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="uptime-bar" role="img" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" aria-label="Uptime per day, last {len(segments)} days">',
@@ -105,24 +105,54 @@ def uptime_bar(segments: Sequence[DaySegment], *, width: int = 720, height: int 
         '<rect width="2" height="4" fill="#1565c0"/></pattern></defs>',
     ]
     for index, segment in enumerate(segments):
-        x = index * (seg_w + gap)
         status = segment.status
-        colour, icon, word = style(status)
-        label = escape(f"{segment.day:%Y-%m-%d}: {icon} {word}, uptime {_pct(segment.share.uptime)}")
-        if status == "unknown":
-            shape = f'<rect x="{x:.1f}" y="1" width="{seg_w:.1f}" height="{height - 2}" fill="none" stroke="#9e9e9e"/>'
-        elif status == "maintenance":
-            shape = f'<rect x="{x:.1f}" y="0" width="{seg_w:.1f}" height="{height}" fill="url(#hatch)"/>'
-        elif status == "down":
-            shape = (
-                f'<rect x="{x:.1f}" y="{height / 3:.1f}" width="{seg_w:.1f}" height="{height * 2 / 3:.1f}" fill="{colour}"/>'
-                f'<text x="{x + seg_w / 2:.1f}" y="{height / 3 - 1:.1f}" font-size="9" text-anchor="middle">✖</text>'
-            )
-        else:
-            shape = f'<rect x="{x:.1f}" y="0" width="{seg_w:.1f}" height="{height}" fill="{colour}"/>'
-        parts.append(f'<g class="day day-{status}" data-status="{status}"><title>{label}</title>{shape}</g>')
+        uptime = segment.share.uptime
+        # The segment's name is its ISO date (digits and dashes) and the rest is fixed text: nothing to escape.
+        parts.append(
+            f"{opening[status]}{segment.share.window}{_BAR_WORDS[status]}"
+            f"{'n/a' if uptime is None else f'{uptime * 100:.2f}%'}{closing[status][index]}"
+        )
     parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - numbers, fixed strings and escaped text only
+    return mark_safe("".join(parts))  # noqa: S308 - numbers, fixed strings and ISO dates only
+
+
+# ": <icon> <word>, uptime " per status, escaped once.
+_BAR_WORDS = {status: escape(f": {icon} {word}, uptime ") for status, (_, icon, word) in STATUS_STYLE.items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _bar_marks(count: int, width: int, height: int) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The fixed markup around each segment's title: per status, the opening, and the closing shape per position.
+
+    A bar is 90 segments and the status page draws one per public service: building each shape's geometry
+    once per bar size, instead of for each of the 2,250 segments of a page, is most of the drawing time saved.
+    """
+    gap = 2
+    seg_w = (width - gap * (count - 1)) / max(1, count)
+    opening = {status: f'<g class="day day-{status}" data-status="{status}"><title>' for status in STATUS_STYLE}
+    closing: dict[str, list[str]] = {}
+    for status in STATUS_STYLE:
+        colour = style(status)[0]
+        shapes = []
+        for index in range(count):
+            x = index * (seg_w + gap)
+            if status == "unknown":
+                shape = (
+                    f'<rect x="{x:.1f}" y="1" width="{seg_w:.1f}" height="{height - 2}" fill="none" stroke="#9e9e9e"/>'
+                )
+            elif status == "maintenance":
+                shape = f'<rect x="{x:.1f}" y="0" width="{seg_w:.1f}" height="{height}" fill="url(#hatch)"/>'
+            elif status == "down":
+                shape = (
+                    f'<rect x="{x:.1f}" y="{height / 3:.1f}" width="{seg_w:.1f}" height="{height * 2 / 3:.1f}" '
+                    f'fill="{colour}"/><text x="{x + seg_w / 2:.1f}" y="{height / 3 - 1:.1f}" font-size="9" '
+                    'text-anchor="middle">✖</text>'
+                )
+            else:
+                shape = f'<rect x="{x:.1f}" y="0" width="{seg_w:.1f}" height="{height}" fill="{colour}"/>'
+            shapes.append(f"</title>{shape}</g>")
+        closing[status] = shapes
+    return opening, closing
 
 
 def step_bars(counts: Sequence[tuple[float, float]], *, width: int = 360, height: int = 60) -> SafeString:

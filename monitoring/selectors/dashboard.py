@@ -27,8 +27,9 @@ from monitoring.models import (
     Silence,
 )
 from monitoring.points import Agg, quantile
-from monitoring.selectors.dashboard_history import latency_points, series_bins, status_seconds, uptime_windows
+from monitoring.selectors.dashboard_history import latency_points, series_bins, uptime_windows
 from monitoring.selectors.maintenance import windows_between
+from monitoring.selectors.uptime_days import status_seconds
 from registry.models import Check, Instance, InstanceStatus, Service
 
 PAGE_SIZE = 25

@@ -4,7 +4,8 @@ Reads the stored metric `status` (monitoring/sources/checks.py: `breakdown` = se
 latency histogram alongside). Each read is one query for every target asked, so a status page of 50
 services costs what a page of one does. A range is covered with the coarsest finished level: a day point
 when the day has one, else its hour points, else the minute points of each hour without one — never two
-levels for the same time, so nothing is counted twice while the roll-ups catch up.
+levels for the same time, so nothing is counted twice while the roll-ups catch up. The 90-day bars are
+summed in the database instead, see `uptime_days` (which falls back to these reads when nothing is rolled up).
 """
 
 from __future__ import annotations
@@ -55,13 +56,17 @@ def _fetch(
     hours_from = max(start, floor_time(marks["day"], DAY)) if "day" in marks else start
     minutes_from = max(start, end - timedelta(hours=49), floor_time(marks["hour"], HOUR) if "hour" in marks else start)
     fields = ["series_id", "resolution", "bucket", "count", "total", "min", "max", "histogram", "breakdown"]
-    rows = MetricPoint.objects.filter(
-        Q(resolution=DAY, bucket__gte=floor_time(start, DAY))
-        | Q(resolution=HOUR, bucket__gte=floor_time(hours_from, HOUR))
-        | Q(resolution=MINUTE, bucket__gte=floor_time(minutes_from, MINUTE)),
-        series_id__in=list(series),
-        bucket__lt=end,
-    ).order_by().values_list(*(fields if latency else [f for f in fields if f not in ("min", "max", "histogram")]))
+    rows = (
+        MetricPoint.objects.filter(
+            Q(resolution=DAY, bucket__gte=floor_time(start, DAY))
+            | Q(resolution=HOUR, bucket__gte=floor_time(hours_from, HOUR))
+            | Q(resolution=MINUTE, bucket__gte=floor_time(minutes_from, MINUTE)),
+            series_id__in=list(series),
+            bucket__lt=end,
+        )
+        .order_by()
+        .values_list(*(fields if latency else [f for f in fields if f not in ("min", "max", "histogram")]))
+    )
     found: dict[str, dict] = defaultdict(dict)
     for row in rows:
         if latency:
@@ -112,7 +117,7 @@ def _cover(levels: Levels, start: datetime, end: datetime) -> Agg:
     return total
 
 
-@dataclass
+@dataclass(slots=True)
 class Uptime:
     """Time shares of one window: `uptime` = passing / (window - maintenance); unknown shown on its own."""
 
@@ -157,7 +162,7 @@ def uptime_windows(
     }
 
 
-@dataclass
+@dataclass(slots=True)
 class DaySegment:
     """One day of an uptime bar: its shares and the word a reader sees (never the colour alone)."""
 
@@ -178,31 +183,6 @@ class DaySegment:
         if s.passing > 0:
             return "passing"
         return "unknown"
-
-
-def status_seconds(*, kind: str, targets: list[str], days: int, now: datetime) -> dict[str, list[DaySegment]]:
-    """target -> one segment per UTC day for the last `days` days, today (up to `now`) last (one query)."""
-    today = floor_time(now, DAY)
-    first = today - timedelta(days=days - 1)
-    found = _fetch(kind, targets, first, now, STATUS_METRIC, latency=False)
-    result: dict[str, list[DaySegment]] = {}
-    for target in targets:
-        points = found[target]
-        segments = []
-        for index in range(days):
-            start = first + timedelta(days=index)
-            end = min(start + timedelta(days=1), now)
-            day_point = points.points.get((DAY, start))
-            if day_point is not None and end - start == timedelta(days=1):  # the usual case: one final day point
-                segments.append(DaySegment(start, _uptime(start.date().isoformat(), day_point, 86400.0)))
-                continue
-            segments.append(
-                DaySegment(
-                    start, _uptime(start.date().isoformat(), _cover(points, start, end), (end - start).total_seconds())
-                )
-            )
-        result[target] = segments
-    return result
 
 
 @dataclass

@@ -17,8 +17,9 @@ from django.utils import timezone
 from monitoring.models import Incident, IncidentStatus, MaintenanceOrigin, MaintenanceScope, StatusPageService
 from monitoring.points import ratio
 from monitoring.selectors.dashboard import service_status, services_ranked
-from monitoring.selectors.dashboard_history import DaySegment, status_seconds, uptime_windows
+from monitoring.selectors.dashboard_history import DaySegment, uptime_windows
 from monitoring.selectors.maintenance import windows_between
+from monitoring.selectors.uptime_days import status_seconds
 
 DAYS = 90
 MAINTENANCE_HORIZON = timedelta(days=14)
@@ -79,9 +80,11 @@ def _public_rows() -> list[StatusPageService]:
 
 
 def public_services(*, now: datetime | None = None) -> list[PublicService]:
-    """Every public service with its status, 90 one-day segments and 90-day uptime (three queries)."""
-    now = now or timezone.now()
-    rows = _public_rows()
+    """Every public service with its status, 90 one-day segments and 90-day uptime (five queries)."""
+    return _public_services(_public_rows(), now or timezone.now())
+
+
+def _public_services(rows: list[StatusPageService], now: datetime) -> list[PublicService]:
     if not rows:
         return []
     ranked = {s.pk: s for s in services_ranked().filter(pk__in=[r.service_id for r in rows]).order_by()}
@@ -89,8 +92,13 @@ def public_services(*, now: datetime | None = None) -> list[PublicService]:
     out = []
     for row in rows:
         segments = days[str(row.service_id)]
-        passing = sum(s.share.passing for s in segments)
-        covered = sum(s.share.seconds - s.share.maintenance for s in segments)
+        passing = covered = 0.0
+        known = False  # any time passing, degraded or down: else the 90 days say nothing (no data is not 0 %)
+        for segment in segments:
+            share = segment.share
+            passing += share.passing
+            covered += share.seconds - share.maintenance
+            known = known or share.passing + share.degraded + share.down > 0
         out.append(
             PublicService(
                 key=row.service.name,
@@ -98,7 +106,7 @@ def public_services(*, now: datetime | None = None) -> list[PublicService]:
                 description=row.description,
                 status=PUBLIC_WORD.get(service_status(ranked[row.service_id]), "unknown"),
                 days=segments,
-                uptime_90d=ratio(passing, covered) if any(s.share.uptime is not None for s in segments) else None,
+                uptime_90d=ratio(passing, covered) if known else None,
             )
         )
     return out
@@ -154,8 +162,9 @@ def public_incidents(
 def status_page(*, now: datetime | None = None) -> dict:
     """The whole public page's data."""
     now = now or timezone.now()
-    services = public_services(now=now)
-    rows = {r.service.name: r.service_id for r in _public_rows()}
+    public = _public_rows()
+    services = _public_services(public, now)
+    rows = {r.service.name: r.service_id for r in public}
     names = {rows[s.key]: s.name for s in services}
     incidents = public_incidents(public_ids=set(names), names=names, now=now)
     statuses = {s.status for s in services}

@@ -310,7 +310,7 @@ def test_a_matcher_the_silence_service_refuses_comes_back_as_a_field_error(admin
 
 def test_history_reads_each_time_once_from_the_coarsest_final_level() -> None:
     from monitoring.models import RollupWatermark
-    from monitoring.selectors.dashboard_history import status_seconds
+    from monitoring.selectors.uptime_days import status_seconds
 
     service = ServiceFactory(name="levels")
     now = timezone.now()
