@@ -38,7 +38,11 @@ def wait_until(predicate, timeout: float, interval: float = 0.05):  # type: igno
 def test_services_discover_and_exit_codes(cp: ControlPlane, name: str) -> None:
     out = ok(cp.cpctl("services", "register", name, "i-1", "127.0.0.1", "9000", "--ttl", "60", "--tag", "v2"))
     assert "i-1" in out
-    ok(cp.cpctl("services", "heartbeat", name, "i-1"))
+    fed = json.loads(
+        ok(cp.cpctl("services", "heartbeat", name, "i-1", "--status", "warning", "--output", "slow", "--json"))
+    )
+    assert [(c["name"], c["status"]) for c in fed] == [("ttl", "warning")]
+    assert ok(cp.cpctl("services", "heartbeat", name, "i-1")) == ""
     listing = ok(cp.cpctl("services", "ls"))
     assert listing.splitlines()[0].split()[:2] == ["NAME", "TYPE"] and name in listing
     assert name in [s["name"] for s in json.loads(ok(cp.cpctl("services", "ls", "--json")))]
@@ -153,7 +157,8 @@ def test_pipelines_keys_and_events(cp: ControlPlane, name: str, tmp_path: Path) 
     prefix = key.split(".")[0]
     assert ok(cp.cpctl("services", "ls", key=key))
     assert prefix in ok(cp.cpctl("keys", "ls"))
-    ok(cp.cpctl("keys", "revoke", prefix))
+    revoked = json.loads(ok(cp.cpctl("keys", "revoke", prefix, "--json")))
+    assert revoked["prefix"] == prefix and revoked["revoked"]
     assert cp.cpctl("services", "ls", key=key).returncode == 1
 
     tail = subprocess.Popen(

@@ -162,12 +162,15 @@ def services_deregister(ctx: click.Context, service: str, instance_id: str) -> N
 @click.option("--status", type=click.Choice(["passing", "warning", "critical"]), default="passing")
 @click.option("--output", "text", default="")
 @click.option("--check")
+@json_option
 @click.pass_context
 def services_heartbeat(
-    ctx: click.Context, service: str, instance_id: str, status: str, text: str, check: str | None
+    ctx: click.Context, service: str, instance_id: str, status: str, text: str, check: str | None, as_json: bool
 ) -> None:
-    """Feed an instance's TTL check(s)."""
-    client(ctx).heartbeat(service, instance_id, status, text, check=check)
+    """Feed an instance's TTL check(s); `--json` prints the checks it fed."""
+    fed = client(ctx).heartbeat(service, instance_id, status, text, check=check)
+    if as_json:
+        output.emit(fed, as_json=True)
 
 
 # discovery ------------------------------------------------------------------------------------------------
@@ -294,10 +297,13 @@ def keys_create(
 
 @keys.command("revoke")
 @click.argument("prefix")
+@json_option
 @click.pass_context
-def keys_revoke(ctx: click.Context, prefix: str) -> None:
-    """Revoke the key with PREFIX (refused from its next request on)."""
-    client(ctx).key_revoke(prefix)
+def keys_revoke(ctx: click.Context, prefix: str, as_json: bool) -> None:
+    """Revoke the key with PREFIX (refused from its next request on); `--json` prints the revoked key."""
+    revoked = client(ctx).key_revoke(prefix)
+    if as_json:
+        output.emit(revoked, as_json=True)
 
 
 # events ---------------------------------------------------------------------------------------------------

@@ -105,12 +105,13 @@ def run_exec(
             if code is not None:
                 return exit_code(code)
             if ending.is_set():
+                process = child.process
+                assert process is not None
                 try:
-                    assert child.process is not None
-                    return exit_code(child.process.wait(timeout=grace))
+                    return exit_code(process.wait(timeout=grace))
                 except subprocess.TimeoutExpired:
                     child.send(signal.SIGKILL)
-                    return exit_code(child.process.wait())
+                    return exit_code(process.wait())
             remaining = debouncer.remaining()
             try:
                 item = feed.queue.get(timeout=min(0.1, remaining) if remaining is not None else 0.1)
