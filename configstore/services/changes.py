@@ -14,23 +14,26 @@ with a stored secret, so a caller without the scope gets the same answer whateve
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from configstore import notify, revcache
-from configstore.access import ConfigActor, as_actor, require_namespace, require_secrets
+from configstore.access import ChangeNotAllowed, ConfigActor, as_actor, require_namespace, require_secrets
 from configstore.crypto import encrypt_value
 from configstore.metrics import CONFIG_REJECTED, CONFIG_REVISIONS, origin_kind
 from configstore.models import KEY_PATTERN, MASK, RESERVED_KEYS, Entry, Namespace, Revision, Source
 from configstore.selectors import compute_effective, layer_priority, layer_state, namespace_ruleset
-from configstore.signals import config_changed
+from configstore.signals import config_changed, config_write_rejected
 from controlplane.errors import PreconditionFailed
 from controlplane.events.services import emit
 from controlplane.jsonbounds import json_depth_exceeds
@@ -39,6 +42,49 @@ logger = logging.getLogger("configstore")
 _KEY_RE = re.compile(KEY_PATTERN)
 MAX_VALUE_BYTES = 256 * 1024
 EVENT_KEYS_MAX = 1000
+_Apply = TypeVar("_Apply", bound=Callable[..., Any])
+# How many decorated writes this call stack is inside (see `announces_rejections`).
+_REJECTION_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("config_rejection_depth", default=0)
+REJECTIONS: tuple[tuple[type[Exception], str], ...] = (
+    (PreconditionFailed, "conflict"),
+    (ChangeNotAllowed, "forbidden"),
+    (ValidationError, "invalid"),
+)
+
+
+def announces_rejections(*, origin: str | None = None) -> Callable[[_Apply], _Apply]:
+    """Send `config_write_rejected` when the decorated write refuses its change set, then re-raise.
+
+    Sent by the outermost decorated write only (an import calls `config_changes_apply` inside its own
+    transaction): by then every transaction of the write has rolled back, so a receiver may record the
+    refusal in the database without its record vanishing with it, and a refusal is announced once.
+    `origin` names writes that take none as an argument (import).
+    """
+
+    def decorate(write: _Apply) -> _Apply:
+        @functools.wraps(write)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            depth = _REJECTION_DEPTH.get()
+            token = _REJECTION_DEPTH.set(depth + 1)
+            try:
+                return write(*args, **kwargs)
+            except Exception as exc:
+                reason = next((name for kind, name in REJECTIONS if isinstance(exc, kind)), None)
+                if reason is not None and depth == 0:
+                    namespace = kwargs.get("namespace")
+                    config_write_rejected.send(
+                        sender=Namespace,
+                        namespace=getattr(namespace, "name", str(namespace)),
+                        reason=reason,
+                        origin=str(kwargs.get("origin") or origin or ""),
+                    )
+                raise
+            finally:
+                _REJECTION_DEPTH.reset(token)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 @dataclass
@@ -205,6 +251,7 @@ def _keeps(change: EntryChange, current: Entry | None) -> bool:
     )
 
 
+@announces_rejections()
 def config_changes_apply(
     *,
     namespace: Namespace,

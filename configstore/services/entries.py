@@ -11,7 +11,13 @@ from configstore.access import ConfigActor
 from configstore.formats import FormatError, flatten, parse_document
 from configstore.models import Entry, Namespace, Revision, Rule
 from configstore.selectors import layer_state
-from configstore.services.changes import EntryChange, _State, _state_of, config_changes_apply
+from configstore.services.changes import (
+    EntryChange,
+    _State,
+    _state_of,
+    announces_rejections,
+    config_changes_apply,
+)
 from controlplane.errors import PreconditionFailed
 
 EMPTY_REPLACE_MESSAGE = (
@@ -70,6 +76,7 @@ def parse_config_text(*, namespace: Namespace, text: str, fmt: str, limit: int) 
         raise ValidationError({"body": [str(exc)]}) from None
 
 
+@announces_rejections(origin="import")
 def config_import(
     *,
     namespace: Namespace,
@@ -107,6 +114,7 @@ def config_import(
         )
 
 
+@announces_rejections(origin="rollback")
 def config_rollback(
     *, namespace: Namespace, to_revision: int, actor: str | ConfigActor, message: str = ""
 ) -> Revision | None:

@@ -61,6 +61,11 @@ PACKETS = {
 NAMESPACE = {
     "revisions": DerivedMetric("changes", _label("revisions"), "revisions"),
     "source_failures": DerivedMetric("changes", _label("source_failures"), "failures"),
+    # Refused change sets (validation, stale compare-and-swap, authorization), by reason too.
+    "rejected_writes": DerivedMetric("rejected_writes", lambda agg, _s: float(agg.count), "writes"),
+    "rejected_invalid": DerivedMetric("rejected_writes", _label("invalid"), "writes"),
+    "rejected_conflicts": DerivedMetric("rejected_writes", _label("conflict"), "writes"),
+    "rejected_forbidden": DerivedMetric("rejected_writes", _label("forbidden"), "writes"),
 }
 DELIVERY = {
     "sent": DerivedMetric("deliveries", _label("sent"), "deliveries"),
