@@ -5,8 +5,8 @@ Both are printed here; in embedded mode they are also handed to `serve`, which p
 block once everything has started (a newcomer's `make run` scrolls the first print away): they wait in
 `<var>/first-run-credentials.json` (mode 0600) until that block is printed, then the file is deleted.
 A production `serve` writes to a log, so there they are printed by `bootstrap` only. Every run (re)loads
-the demo services, config and pipelines, which are idempotent, so running it again changes nothing and
-prints no secret.
+the demo services, config, pipelines and alert rule (with its console e-mail channel), which are
+idempotent, so running it again changes nothing and prints no secret.
 `--reset-credentials` gives the admin a new password and replaces the bootstrap key.
 """
 
@@ -53,7 +53,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--username", default="admin")
-        parser.add_argument("--no-demo", action="store_true", help="Skip the demo services, config and pipelines.")
+        parser.add_argument(
+            "--no-demo", action="store_true", help="Skip the demo services, config, pipelines and alerting."
+        )
         parser.add_argument(
             "--reset-credentials",
             action="store_true",
@@ -103,6 +105,7 @@ class Command(BaseCommand):
 
     def _load_demo(self) -> None:
         from configstore.demo import load_demo as load_config_demo
+        from monitoring.alerting.demo import load_demo as load_alerting_demo
         from pipelines.demo import load_demo as load_pipelines_demo
         from registry.demo import load_demo as load_registry_demo
 
@@ -110,6 +113,7 @@ class Command(BaseCommand):
             ("services", load_registry_demo),
             ("config", load_config_demo),
             ("pipelines", load_pipelines_demo),
+            ("alert rule and channel", load_alerting_demo),
         ):
             loader()
             self.stdout.write(f"Demo {label} loaded.")
