@@ -297,6 +297,28 @@ def test_exec_signal_mode_grace_kill_and_the_childs_own_exit(cp: ControlPlane, n
             supervisor.wait(timeout=15)
 
 
+def test_exec_settles_a_burst_into_one_restart_after_its_splay(
+    cp: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    with cp.client() as c:
+        c.config_put(namespace, "db.port", 1)
+        out = tmp_path / "burst.log"
+        # The later --wait wins over _exec's: 1 s of quiet after the last change (at most 5 s), then up to 300 ms splay.
+        supervisor = _exec(cp, namespace, out, "--wait", "1s:5s", "--splay", "300ms")
+        try:
+            assert wait_until(lambda: _lines(out), 15), supervisor.stderr
+            time.sleep(0.5)
+            for port in (2, 3, 4):  # a burst well inside the settle time
+                c.config_put(namespace, "db.port", port)
+            assert wait_until(lambda: any("port=4" in line for line in _lines(out)), 10), _lines(out)
+            time.sleep(1.5)  # a second restart would come within the settle time + splay
+            starts = [line.split()[2] for line in _lines(out) if line.startswith("start")]
+            assert starts == ["port=1", "port=4"]
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            supervisor.wait(timeout=15)
+
+
 def test_render_writes_once_per_real_change(cp: ControlPlane, namespace: str, tmp_path: Path) -> None:
     template = tmp_path / "app.conf.j2"
     template.write_text("upstream db { server {{ config.db.host }}:{{ config.db.port }}; }\n")
@@ -334,3 +356,21 @@ def test_render_writes_once_per_real_change(cp: ControlPlane, namespace: str, tm
         finally:
             render.terminate()
             render.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["pipelines", "run", "p", "--payload", "@/nonexistent/payload.json"], "--payload"),
+        (["pipelines", "run", "p", "--payload", "{not json"], "--payload"),
+        (["pipelines", "run", "p", "--payload", "{}", "--metadata", "nope"], "--metadata"),
+        (["services", "register", "s", "i-1", "127.0.0.1", "80", "--check", "{x"], "--check"),
+        (["config", "put", "ns", "k", "@/nonexistent/value"], "VALUE"),
+        (["config", "import", "ns", "/nonexistent/doc.yaml"], "DOCUMENT"),
+    ],
+)
+def test_unreadable_or_malformed_input_is_a_usage_error_not_a_traceback(
+    cp: ControlPlane, args: list[str], named: str
+) -> None:
+    result = cp.cpctl(*args)
+    assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -180,6 +180,8 @@ def test_discover_and_balancer_follow_the_registry(cp: ControlPlane, name: str) 
         assert [i.instance_id for i in c.discover(name, tag="v2")] == ["i-1"]
         assert len(c.discover(name, capability="pay")) == 2 and len(c.discover(name, capability="nope")) == 0
         assert c.discover(name)[0].url.startswith("http://127.0.0.1:93")
+        c.heartbeat(name, "i-2", "warning", "slow")  # warning is fit for traffic unless status=passing is asked
+        assert len(c.discover(name)) == 2 and [i.instance_id for i in c.discover(name, status="passing")] == ["i-1"]
         with c.balancer(name, strategy="round_robin", wait=5, poll_interval=0.5) as balancer:
             assert {balancer.pick().instance_id for _ in range(4)} == {"i-1", "i-2"}
             c.heartbeat(name, "i-2", "critical", "down")

@@ -5,9 +5,13 @@ the outage cache's files, and cpctl's environment naming."""
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +22,7 @@ from controlplane_client.cache import OutageCache
 from controlplane_client.cli.follow import config_env, env_name, env_value, wait_range
 from controlplane_client.config import Config, Debouncer, WatchState, changed_keys, matches, relevant
 from controlplane_client.models import Discovery, Instance
-from controlplane_client.transport import RetryBudget
+from controlplane_client.transport import RetryBudget, RetryPolicy
 
 PROBLEM = {
     "type": "https://controlplane.dev/problems/x",
@@ -298,3 +302,27 @@ def test_outage_cache_max_age_refuses_older_copies(tmp_path) -> None:  # type: i
     assert capped.load("config", "ns") is None
     assert OutageCache(tmp_path, "http://a", "k.x").load("config", "ns") is not None  # no cap: any age
     assert Client("http://a", "k.x", cache_dir=tmp_path, max_stale=60).cache.load("config", "ns") is None
+
+
+def test_backoff_is_exponential_with_full_jitter_and_retry_after_as_a_floor() -> None:
+    policy = RetryPolicy(retries=5, backoff=0.2, max_backoff=1.0)
+    down = e.Unavailable("down")
+    for attempt, ceiling in [(0, 0.2), (1, 0.4), (2, 0.8), (3, 1.0), (6, 1.0)]:
+        delays = [policy.delay(attempt, down) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays) and len(set(delays)) > 100  # spread, not one instant
+    advised = [policy.delay(0, e.RateLimited("x", retry_after=3)) for _ in range(50)]
+    assert all(3 <= d <= 3.35 for d in advised) and len(set(advised)) > 1
+
+
+def test_the_package_imports_nothing_of_the_server_and_ships_its_types() -> None:
+    import controlplane_client
+
+    code = (
+        "import sys, controlplane_client, controlplane_client.cli.main, controlplane_client.cli.supervise, "
+        "controlplane_client.cli.render\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'rest_framework', 'controlplane', "
+        "'registry', 'configstore', 'pipelines', 'monitoring'})\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", env={"PATH": os.environ.get("PATH", "")})
+    assert (Path(controlplane_client.__file__).parent / "py.typed").exists()

@@ -31,13 +31,28 @@ def parse_value(text: str, *, as_string: bool) -> Any:
         return text
 
 
-def read_arg(text: str) -> str:
-    """`@file` reads a file, `-` (or `@-`) stdin, anything else is the text itself."""
+def read_arg(text: str, param: str = "VALUE") -> str:
+    """`@file` reads a file, `-` (or `@-`) stdin, anything else is the text itself.
+
+    A file that cannot be read is a usage error naming `param` (exit 2), not a traceback.
+    """
     if text in ("-", "@-"):
         return sys.stdin.read()
     if text.startswith("@"):
-        return Path(text[1:]).read_text()
+        try:
+            return Path(text[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise click.BadParameter(f"cannot read {text[1:]}: {reason}", param_hint=param) from error
     return text
+
+
+def json_arg(text: str, param: str) -> Any:
+    """The JSON given to `param`; text that is not JSON is a usage error naming it (exit 2)."""
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON ({error})", param_hint=param) from error
 
 
 def plain(value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def config_put(
     result = client(ctx).config_put(
         namespace,
         key,
-        parse_value(read_arg(value), as_string=as_string),
+        parse_value(read_arg(value, "VALUE"), as_string=as_string),
         expected_revision=expected_revision,
         secret=secret,
     )
@@ -113,7 +112,7 @@ def config_import(
     ctx: click.Context, namespace: str, document: str, fmt: str | None, replace: bool, allow_empty: bool, as_json: bool
 ) -> None:
     """Import DOCUMENT (a file path, or - for stdin), all or nothing."""
-    text = sys.stdin.read() if document == "-" else Path(document.lstrip("@")).read_text()
+    text = read_arg(document if document == "-" else "@" + document.removeprefix("@"), "DOCUMENT")
     if fmt is None:
         suffix = Path(document).suffix.lstrip(".").lower()
         fmt = {"yml": "yaml"}.get(suffix, suffix) if suffix in ("yaml", "yml", "json", "toml", "ini", "env") else "yaml"

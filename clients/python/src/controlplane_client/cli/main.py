@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from controlplane_client.cli import output
-from controlplane_client.cli.common import client, json_option, read_arg
+from controlplane_client.cli.common import client, json_arg, json_option, read_arg
 from controlplane_client.cli.config_commands import config
 from controlplane_client.cli.follow import duration, wait_range
 from controlplane_client.errors import ControlPlaneError, NotFound, PreconditionFailed
@@ -132,7 +132,7 @@ def services_register(
     as_json: bool,
 ) -> None:
     """Register (upsert) an instance; the service is created when it does not exist."""
-    body_checks = [json.loads(c) for c in checks]
+    body_checks = [json_arg(c, "--check") for c in checks]
     if ttl is not None:
         body_checks.append({"name": "ttl", "kind": "ttl", "ttl": ttl})
     fields: dict[str, Any] = {"tags": list(tags)} if tags else {}
@@ -228,8 +228,8 @@ def pipelines_run(
 ) -> None:
     """Run SLUG on one packet."""
     api = client(ctx)
-    body = json.loads(read_arg(payload))
-    meta = json.loads(metadata) if metadata else None
+    body = json_arg(read_arg(payload, "--payload"), "--payload")
+    meta = json_arg(metadata, "--metadata") if metadata else None
     if dry_run:
         result: Any = api.dry_run(slug, body, metadata=meta, tags=list(tags) or None)
     elif run_async:
