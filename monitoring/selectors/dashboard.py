@@ -29,15 +29,13 @@ from monitoring.models import (
 from monitoring.points import Agg, quantile
 from monitoring.selectors.dashboard_history import latency_points, series_bins, uptime_windows
 from monitoring.selectors.maintenance import windows_between
+from monitoring.selectors.service_ranks import RANKS, STATUS_BY_RANK, RankedServices, worst_per_service_sql
 from monitoring.selectors.uptime_days import status_seconds
 from registry.models import Check, Instance, InstanceStatus, Service
 
 PAGE_SIZE = 25
 MAX_SEARCH = 100  # characters of a search term kept; longer input is cut, not an error
 TRANSITION_KINDS = ("check.status_changed", "instance.status_changed")
-# The rank of a service's worst instance: failing first in every list.
-RANKS = {"critical": 5, "warning": 4, "unknown": 3, "passing": 1, "maintenance": 0}
-STATUS_BY_RANK = {rank: status for status, rank in RANKS.items()}
 
 
 def clean_search(raw: str | None) -> str:
@@ -104,20 +102,16 @@ def service_statuses(*, names: list[str] | None = None, ids: list[int] | None = 
 
 
 def service_page(*, search: str = "", status: str = "", page: Any = 1) -> Page:
-    """Services, failing first then by name, filtered by a search term and a status."""
-    matching = Service.objects.all()
+    """Services, failing first then by name, filtered by a search term and a status (three queries)."""
+    matching = None
     if search:
-        matching = matching.filter(
+        matching = Service.objects.filter(
             Q(name__icontains=search) | Q(display_name__icontains=search) | Q(owner__icontains=search)
         )
-    queryset = services_ranked().filter(pk__in=matching.values("pk")) if search else services_ranked()
-    count = None
-    if status in RANKS:
-        queryset = queryset.filter(rank=RANKS[status])
-    else:
-        count = matching.count()  # without a status filter the count needs no grouping
-    result = paginate(queryset.order_by("-rank", "name"), page, count=count)
-    result.object_list = list(result.object_list)
+    ranked = RankedServices(matching, RANKS[status] if status in RANKS else None)
+    # Without a status filter the count needs no ranking.
+    count = None if status in RANKS else (matching if matching is not None else Service.objects.all()).count()
+    result = paginate(ranked, page, count=count)
     for service in result.object_list:
         service.status_word = service_status(service)
     return result
@@ -132,13 +126,7 @@ def status_counts() -> dict[str, dict[str, int]]:
     """
     instances = dict(Instance.objects.order_by().values_list("status").annotate(n=Count("id")))
     checks = dict(Check.objects.filter(enabled=True).order_by().values_list("status").annotate(n=Count("id")))
-    rank = Case(
-        *(When(status=status, then=Value(value)) for status, value in RANKS.items()),
-        default=Value(RANKS["unknown"]),
-        output_field=IntegerField(),
-    )
-    inner = Instance.objects.order_by().values("service_id").annotate(worst=Max(rank)).values("worst")
-    sql, params = inner.query.sql_with_params()
+    sql, params = worst_per_service_sql()
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT worst, COUNT(*) FROM ({sql}) AS per_service GROUP BY worst", params)  # noqa: S608 - ORM SQL
         ranked = dict(cursor.fetchall())
