@@ -33,6 +33,8 @@ CHANNEL = "monitoring:live"
 MAX_EVENTS_PER_TICK = 5000  # beyond this in one tick the page is told to reload instead of patched
 MAX_SERVICES_PER_MESSAGE = 500
 QUEUE_SIZE = 8
+# Status words a transition may carry to the page (allow-list: event data is not otherwise sent live).
+LIVE_STATUSES = frozenset({"passing", "warning", "critical", "maintenance", "unknown"})
 
 
 def tick_seconds() -> float:
@@ -99,7 +101,7 @@ def collect(since: int) -> dict[str, Any]:
 
     from controlplane.events.models import Event
     from monitoring.models import AlertState, AlertStatus
-    from monitoring.selectors.dashboard import service_statuses, status_counts
+    from monitoring.selectors.dashboard import TRANSITION_KINDS, service_statuses, status_counts
 
     rows = list(
         Event.objects.filter(pk__gt=since)
@@ -125,12 +127,18 @@ def collect(since: int) -> dict[str, Any]:
         "services": services,
         "counts": status_counts(),
         "alerts": {"firing": alerts.get("firing", 0), "pending": alerts.get("pending", 0)},
-        # Kind and subject only: event data can quote check output, which the page does not need live.
-        "events": [
-            {"id": r["id"], "kind": r["kind"], "subject": r["subject"], "at": r["created_at"].isoformat()}
-            for r in rows[-10:]
-        ],
+        # Kind and subject only: event data can quote check output, which the page does not need live. A
+        # status transition also carries its two status words, so the page's "recent transitions" follow too.
+        "events": [_live_event(r, TRANSITION_KINDS) for r in rows[-10:]],
     }
+
+
+def _live_event(row: dict[str, Any], transition_kinds: tuple[str, ...]) -> dict[str, Any]:
+    event = {"id": row["id"], "kind": row["kind"], "subject": row["subject"], "at": row["created_at"].isoformat()}
+    data = row["data"] if isinstance(row["data"], dict) else {}
+    if row["kind"] in transition_kinds and data.get("old") in LIVE_STATUSES and data.get("new") in LIVE_STATUSES:
+        event["old"], event["new"] = data["old"], data["new"]
+    return event
 
 
 def _collect_in_thread(since: int) -> dict[str, Any]:

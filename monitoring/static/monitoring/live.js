@@ -69,6 +69,25 @@
       });
       while (list.children.length > 10) list.removeChild(list.lastChild);
     }
+    var transitions = document.getElementById("transitions");
+    if (transitions && payload.events) {
+      payload.events.forEach(function (ev) {
+        if (!ev.new) return;
+        Array.prototype.slice.call(transitions.children).forEach(function (item) {
+          if (!item.querySelector("time")) item.remove();  // the "None yet." line
+        });
+        var li = document.createElement("li");
+        var time = document.createElement("time");
+        time.textContent = (ev.at || "").substring(11, 19);
+        li.appendChild(time);
+        li.appendChild(document.createTextNode(" " + ev.subject + " "));
+        li.appendChild(badge(ev.old));
+        li.appendChild(document.createTextNode(" \u2192 "));
+        li.appendChild(badge(ev.new));
+        transitions.insertBefore(li, transitions.firstChild);
+      });
+      while (transitions.children.length > 10) transitions.removeChild(transitions.lastChild);
+    }
   }
 
   function catchUp() {
