@@ -30,6 +30,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_watch_fanout_bench")
@@ -165,18 +167,14 @@ async def settle(pid: int, quiet_s: float = 1.5, timeout: float = 180) -> None:
     raise RuntimeError("the watch server never settled")
 
 
-async def one_round(kind: str, count: int, key: str, pid: int, step: int) -> dict:
-    status, headers, _ = await fetch(watch_path(kind, 0).replace("wait=300s", "wait=0s"), key)
-    assert status == 200, status
-    index = int(headers[index_header(kind)])
-    for _ in range(20):  # warm-up: hub, threads, caches
-        await fetch(watch_path(kind, 0), key)
-    await settle(pid, quiet_s=1.0)
+async def hold_and_fire(
+    pid: int, payload: bytes, count: int, fire: Callable[[], None], check: Callable[[int, dict[str, str]], bool]
+) -> dict:
+    """`count` connections each sending `payload`; once the server is idle, `fire()` (in a thread) and time
+    every complete answer from just before it. `check(status, headers)` says whether an answer is right."""
     before = rss_kib(pid)
     received: list[float] = []
     failures: list[str] = []
-    path = watch_path(kind, index)
-    payload = request_bytes(path, key)
     connected = 0
 
     async def watcher(gate: asyncio.Semaphore) -> None:
@@ -188,8 +186,8 @@ async def one_round(kind: str, count: int, key: str, pid: int, step: int) -> dic
         try:
             got, answer, _ = await read_response(reader)
             received.append(time.perf_counter())
-            if got != 200 or int(answer[index_header(kind)]) <= index:
-                failures.append(f"{got} {answer.get(index_header(kind))}")
+            if not check(got, answer):
+                failures.append(f"{got} {answer}")
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             failures.append(repr(exc))
         finally:
@@ -205,13 +203,11 @@ async def one_round(kind: str, count: int, key: str, pid: int, step: int) -> dic
     cpu_before = cpu_ticks(pid)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    done = threading.Event()
     timings: dict[str, float] = {}
 
     def write() -> None:
-        change(kind, step)
+        fire()
         timings["write_s"] = time.perf_counter() - started
-        done.set()
 
     threading.Thread(target=write, daemon=True).start()
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
@@ -236,31 +232,82 @@ async def one_round(kind: str, count: int, key: str, pid: int, step: int) -> dic
     }
 
 
-def run_kind(env: dict[str, str], kind: str, count: int, key: str, runs: int) -> dict:
-    results = []
+async def one_round(kind: str, count: int, key: str, pid: int, step: int) -> dict:
+    """The control plane's watch server: `count` watchers of `kind`, one change through the services."""
+    status, headers, _ = await fetch(watch_path(kind, 0).replace("wait=300s", "wait=0s"), key)
+    assert status == 200, status
+    index = int(headers[index_header(kind)])
+    for _ in range(20):  # warm-up: hub, threads, caches
+        await fetch(watch_path(kind, 0), key)
+    await settle(pid, quiet_s=1.0)
+
+    def right(got: int, answer: dict[str, str]) -> bool:
+        return got == 200 and int(answer[index_header(kind)]) > index
+
+    return await hold_and_fire(
+        pid, request_bytes(watch_path(kind, index), key), count, lambda: change(kind, step), right
+    )
+
+
+async def floor_round(count: int, pid: int) -> dict:
+    """The anchor: the bare ASGI app of bench/watch_floor_app.py under the same uvicorn command line."""
+    for _ in range(20):
+        await fetch("/healthz", "")
+    await settle(pid, quiet_s=1.0)
+
+    def fire() -> None:
+        urllib.request.urlopen(f"http://127.0.0.1:{WATCH_PORT}/fire", timeout=30).read()  # noqa: S310 - loopback
+
+    return await hold_and_fire(pid, request_bytes("/wait", ""), count, fire, lambda got, _: got == 200)
+
+
+FLOOR_APP = "bench.watch_floor_app:application"
+
+
+def run_kind(env: dict[str, str], kind: str, count: int, key: str, runs: int, floor: bool) -> dict:
+    """`runs` rounds of `kind`, each (with `floor`) right after the same round against the bare ASGI app."""
+    results: list[dict] = []
+    floors: list[dict] = []
     for run in range(runs):
-        # A fresh server per run: RSS deltas are not blurred by what an earlier run left allocated.
-        uvicorn = subprocess.Popen(
-            commandlines.uvicorn("127.0.0.1", WATCH_PORT, extra=["--log-level", "warning", "--backlog", "4096"]),
-            env=env,
-            cwd=ROOT,
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{WATCH_PORT}/healthz")
-            result = asyncio.run(one_round(kind, count, key, uvicorn.pid, run))
-        finally:
-            uvicorn.terminate()
-            uvicorn.wait(30)
-        print(
-            f"  {kind} run {run + 1}: {result['delivered']}/{count} p50 {result['p50_ms']:.0f} ms "
-            f"p99 {result['p99_ms']:.0f} ms max {result['max_ms']:.0f} ms (write {result['write_ms']:.0f} ms), "
-            f"{result['kib_per_watcher']:.1f} KiB/watcher; server CPU {result['server_cpu_ms']:.0f} ms "
-            f"({result['server_cpu_us_per_watcher']:.0f} us/watcher), load average {result['loadavg_1m']:.1f}",
-            flush=True,
-        )
-        results.append(result)
+        sides = [("floor", FLOOR_APP)] if floor else []
+        sides.append((kind, commandlines.UVICORN_APP))
+        for side, app in sides:
+            # A fresh server per run: RSS deltas are not blurred by what an earlier run left allocated.
+            uvicorn = subprocess.Popen(
+                commandlines.uvicorn(
+                    "127.0.0.1", WATCH_PORT, app=app, extra=["--log-level", "warning", "--backlog", "4096"]
+                ),
+                env=env,
+                cwd=ROOT,
+            )
+            try:
+                wait_http(f"http://127.0.0.1:{WATCH_PORT}/healthz")
+                if side == "floor":
+                    result = asyncio.run(floor_round(count, uvicorn.pid))
+                else:
+                    result = asyncio.run(one_round(kind, count, key, uvicorn.pid, run))
+            finally:
+                uvicorn.terminate()
+                uvicorn.wait(30)
+            print(
+                f"  {side:9} run {run + 1}: {result['delivered']}/{count} p50 {result['p50_ms']:.0f} ms "
+                f"p99 {result['p99_ms']:.0f} ms max {result['max_ms']:.0f} ms (write {result['write_ms']:.0f} ms), "
+                f"{result['kib_per_watcher']:.1f} KiB/watcher; server CPU {result['server_cpu_ms']:.0f} ms "
+                f"({result['server_cpu_us_per_watcher']:.0f} us/watcher), load average {result['loadavg_1m']:.1f}",
+                flush=True,
+            )
+            (floors if side == "floor" else results).append(result)
+    summary = summarize(results)
+    if floors:
+        summary["floor"] = summarize(floors)
+        summary["floor"]["runs"] = floors
+        summary["p99_ratio_to_floor"] = summary["p99_ms_median"] / summary["floor"]["p99_ms_median"]
+    summary["runs"] = results
+    return summary
+
+
+def summarize(results: list[dict]) -> dict:
     return {
-        "runs": results,
         "p99_ms_median": statistics.median(r["p99_ms"] for r in results),
         "p50_ms_median": statistics.median(r["p50_ms"] for r in results),
         "kib_per_watcher_median": statistics.median(r["kib_per_watcher"] for r in results),
@@ -275,21 +322,24 @@ def main() -> None:
     parser.add_argument("--config-watchers", type=int, default=10_000)
     parser.add_argument("--discovery-watchers", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-floor", action="store_true", help="skip the bare-ASGI anchor before each round")
     args = parser.parse_args()
     nofile = raise_nofile()
+    redis_base = os.environ["BENCH_REDIS_URL"].rsplit("/", 1)
     env = production_env(
         DJANGO_SETTINGS_MODULE="controlplane.settings",
-        CELERY_BROKER_URL=os.environ["BENCH_REDIS_URL"].rsplit("/", 1)[0] + "/7",
+        CELERY_BROKER_URL=f"{redis_base[0]}/{int(redis_base[1]) + 1}",
     )
     prepare_database(env)
     setup_django(env)
     key = seed()
-    result: dict = {"machine": machine(), "nofile": nofile}
+    result: dict = {"machine": machine(), "nofile": nofile, "command": commandlines.uvicorn("HOST", "PORT")}
     kinds = ["config", "discovery"] if args.kind == "both" else [args.kind]
     for kind in kinds:
         count = args.config_watchers if kind == "config" else args.discovery_watchers
-        summary = run_kind(env, kind, count, key, args.runs)
+        summary = run_kind(env, kind, count, key, args.runs, floor=not args.no_floor)
         result[kind] = summary
+        floor = summary.get("floor")
         print(
             f"{kind}: {count} watchers, median of {args.runs}: p99 {summary['p99_ms_median']:.0f} ms "
             f"(p50 {summary['p50_ms_median']:.0f} ms), {summary['kib_per_watcher_median']:.1f} KiB per watcher, "
@@ -297,6 +347,14 @@ def main() -> None:
             f"targets p99 <= 250 ms, <= 50 KB",
             flush=True,
         )
+        if floor:
+            print(
+                f"  floor (bare ASGI app, same uvicorn, same run): p99 {floor['p99_ms_median']:.0f} ms "
+                f"(p50 {floor['p50_ms_median']:.0f} ms), {floor['kib_per_watcher_median']:.1f} KiB per watcher, "
+                f"server CPU {floor['server_cpu_us_per_watcher_median']:.0f} us per answer; "
+                f"p99 ratio to the floor {summary['p99_ratio_to_floor']:.2f}",
+                flush=True,
+            )
     print(f"results: {write_json('watch_fanout', result)}")
 
 

@@ -36,8 +36,21 @@ def gunicorn(
     ]
 
 
+#: The ASGI application every uvicorn of the control plane serves (embedded web, production watch server).
+UVICORN_APP = "controlplane.asgi:application"
+#: uvicorn's HTTP/1.1 protocol: httptools (C parser, one write per response part) answering malformed
+#: requests with problem+json (controlplane/uvicorn_http.py). The h11 one is kept for comparison.
+HTTP_PROTOCOL = "controlplane.uvicorn_http:ProblemHttpToolsProtocol"
+H11_PROTOCOL = "controlplane.uvicorn_http:ProblemH11Protocol"
+
+
 def uvicorn(
-    host: str, port: int | str, *, app: str = "controlplane.asgi:application", extra: Sequence[str] = ()
+    host: str,
+    port: int | str,
+    *,
+    app: str = UVICORN_APP,
+    http: str = HTTP_PROTOCOL,
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """uvicorn serving the ASGI application (embedded web, production watch server)."""
     return [
@@ -52,8 +65,8 @@ def uvicorn(
         "--no-access-log",
         "--lifespan",
         "off",
-        "--http",  # problem+json for requests h11 refuses (controlplane/uvicorn_http.py)
-        "controlplane.uvicorn_http:ProblemH11Protocol",
+        "--http",  # problem+json for requests the protocol refuses (controlplane/uvicorn_http.py)
+        http,
         *extra,
     ]
 

@@ -1,8 +1,12 @@
-"""uvicorn's HTTP/1.1 protocol (h11) answering malformed requests with problem+json instead of plain text.
+"""uvicorn's HTTP/1.1 protocols answering malformed requests with problem+json instead of plain text.
 
-uvicorn refuses requests h11 cannot parse (a NUL or control character in a header, a bad request line)
-with a `text/plain` 400 of its own, before the application sees them; every other error of the API is
-problem+json. `manage.py serve` runs uvicorn with `--http controlplane.uvicorn_http:ProblemH11Protocol`.
+uvicorn refuses requests its parser rejects (a NUL or control character in a header, a bad request line,
+a malformed chunked body) with a `text/plain` 400 of its own, before or while the application reads
+them; every other error of the API is problem+json. `manage.py serve` runs uvicorn with
+`--http controlplane.uvicorn_http:ProblemHttpToolsProtocol` (`controlplane.commandlines`): httptools'
+C parser (llhttp) costs a fraction of h11's pure-Python state machine per response, which is what a
+watch server answering 10,000 blocking queries at once spends its time on. `ProblemH11Protocol` is the
+same answer on h11, kept for comparison (`commandlines.H11_PROTOCOL`).
 """
 
 from __future__ import annotations
@@ -12,30 +16,107 @@ import os
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+#: h11's own bound on a request head (h11._connection.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE), used by uvicorn
+#: unless `--h11-max-incomplete-event-size` says otherwise.
+HEAD_LIMIT_DEFAULT = 16 * 1024
+
+
+def problem_400(msg: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of the problem document for a request the protocol refused, with a fresh request id."""
+    from controlplane.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE  # Django is set up by now
+
+    request_id = os.urandom(16).hex()
+    body = json.dumps(
+        {
+            "type": PROBLEM_TYPE_BASE + "bad-request",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": msg,
+            "request_id": request_id,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+        (b"connection", b"close"),
+    ]
+    return headers, body
+
+
+class HeadTooLarge(Exception):
+    """A request line plus headers longer than the protocol accepts (raised inside a parser callback)."""
+
+
+class UnsupportedVersion(Exception):
+    """A request line without HTTP/1.0 or HTTP/1.1 (raised inside a parser callback)."""
+
+
+class ProblemHttpToolsProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` whose protocol-error answer is a problem document with a fresh request id.
+
+    It also bounds the request head: llhttp streams a header to its callbacks however long it is, and
+    uvicorn's httptools protocol keeps every piece, so a client could grow a connection's memory without
+    end. The bound is the one h11 applies (`h11_max_incomplete_event_size`, 16 KiB by default).
+    """
+
+    _head_bytes = 0
+
+    def on_message_begin(self) -> None:
+        self._head_bytes = 0
+        super().on_message_begin()
+
+    def _head_limit(self) -> int:
+        return self.config.h11_max_incomplete_event_size or HEAD_LIMIT_DEFAULT
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._head_limit():
+            raise HeadTooLarge  # httptools turns it into HttpParserCallbackError: a 400 below
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_http_version() not in ("1.0", "1.1"):
+            # llhttp takes "GET /path" alone as HTTP/0.9; h11 and gunicorn refuse it: so does this.
+            raise UnsupportedVersion
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_bytes > self._head_limit():
+            msg = "The request line and headers are too large."
+        cycle = self.cycle  # the request being read, or the previous one (complete) on a kept-alive connection
+        if cycle is not None and not cycle.response_complete:
+            if cycle.response_started:
+                # The application already answered part of this request (a malformed body after the
+                # headers): a second status line would corrupt the stream, so only close it.
+                self.transport.close()
+                return
+            # The application may be reading this request's body: it must see a disconnect, not an
+            # end of body (the parser stopped mid-body), and must not write after this answer.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        headers, body = problem_400(msg)
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in [*self.server_state.default_headers, *headers]:
+            head += [name, b": ", value, b"\r\n"]
+        self.transport.write(b"".join(head) + b"\r\n" + body)
+        self.transport.close()
 
 
 class ProblemH11Protocol(H11Protocol):
     """`H11Protocol` whose protocol-error answer is a problem document with a fresh request id."""
 
     def send_400_response(self, msg: str) -> None:
-        from controlplane.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE  # Django is set up by now
-
-        request_id = os.urandom(16).hex()
-        body = json.dumps(
-            {
-                "type": PROBLEM_TYPE_BASE + "bad-request",
-                "title": "Bad Request",
-                "status": 400,
-                "detail": msg,
-                "request_id": request_id,
-            }
-        ).encode()
-        headers = [
-            (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-            (b"connection", b"close"),
-        ]
+        headers, body = problem_400(msg)
         for event in (
             h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
             h11.Data(data=body),

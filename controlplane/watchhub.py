@@ -20,6 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import redis
@@ -34,6 +35,8 @@ DELETED = -1
 # A wake-up resolving at least this many waiters freezes the GC's view of older objects for a moment.
 FREEZE_AT = 256
 FREEZE_SECONDS = 2.0
+# Variants (discovery filters) of one name whose answers a wake-up loads before resolving its waiters.
+MAX_PRELOADED_VARIANTS = 32
 # The OpenAPI document states these rules (WAIT_PATTERN, INDEX_MAX), so the parser reads exactly them: ASCII
 # digits only (`str.isdigit` takes "²", which `int` then refuses with a 500; `\d` takes other scripts' digits),
 # no surrounding spaces, no trailing newline (`$` allows one), an index that fits the bigint it is compared with.
@@ -135,6 +138,11 @@ def _fresh(func: Callable[..., T], *args: Any) -> T:
     return func(*args)
 
 
+def _time_out(future: asyncio.Future[int | None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class WatchHub:
     """Waiters per name in one event loop for one topic, woken by pub/sub, in-process publishes or the poller."""
 
@@ -143,11 +151,16 @@ class WatchHub:
     def __init__(self, loop: asyncio.AbstractEventLoop, topic: Topic) -> None:
         self.loop = loop
         self.topic = topic
-        self.waiters: dict[str, set[tuple[int, asyncio.Future[int]]]] = {}
+        self.waiters: dict[str, set[tuple[int, asyncio.Future[int | None]]]] = {}
         self.known: dict[str, tuple[int, int]] = {}  # name -> (id, index)
         self.executor = executor()
         self.tasks: list[asyncio.Task] = []
         self._answers: dict[tuple[str, Hashable], Any] = {}
+        # Per name, the answers recorded for replay (`controlplane.watchserver.after_wait`); dropped
+        # whenever the name's index moves, so a recording never outlives the index it was made at.
+        self._heads: dict[str, dict[Hashable, Any]] = {}
+        # Per name, how to load each variant asked for: a wake-up loads them before resolving the waiters.
+        self._loaders: dict[str, dict[Hashable, Callable[[], Any]]] = {}
         self._loading: dict[tuple[str, Hashable], asyncio.Task] = {}
         # What the waiters woken by the latest change may share (a key generation read once for all of
         # them); replaced at every wake-up that resolves someone, so never older than their change.
@@ -200,6 +213,7 @@ class WatchHub:
             self.known.pop(name, None)
         else:
             self.known[name] = (item_id, index)
+        self._heads.pop(name, None)
         if known is not None and known[0] != item_id or index < 0:
             # Answers about the old item must not be served.
             for cached in [cached for cached in self._answers if cached[0] == name]:
@@ -210,9 +224,39 @@ class WatchHub:
         self.wake_memo = {"at": self.loop.time()}
         if len(waiting) >= FREEZE_AT:
             self._freeze_for_burst()
-        for waited, future in list(waiting):
+        loads = self._preload(name) if index >= 0 else []
+        if loads:
+            # The waiters are resolved once the answers they will ask for are loaded: otherwise each would
+            # resume, find nothing cached and suspend again on the load (a second wake-up of every waiter).
+            gathered = asyncio.gather(*loads, return_exceptions=True)
+            gathered.add_done_callback(lambda _: self._resolve(name, index))
+        else:
+            self._resolve(name, index)
+
+    def _resolve(self, name: str, index: int) -> None:
+        for waited, future in list(self.waiters.get(name, ())):
             if (waited < index or index < 0) and not future.done():
                 future.set_result(index)
+
+    def _preload(self, name: str) -> list[asyncio.Task]:
+        """Start loading every answer of `name` asked for before (`answer` remembers its loaders)."""
+        loads = []
+        for variant, loader in self._loaders.get(name, {}).items():
+            slot = (name, variant)
+            loads.append(self._loading.get(slot) or self._start_load(slot, loader))
+        return loads
+
+    def _start_load(self, slot: tuple[str, Hashable], loader: Callable[[], Any]) -> asyncio.Task:
+        task = self.loop.create_task(self.run_db(loader))
+        self._loading[slot] = task
+        task.add_done_callback(partial(self._loaded, slot))  # before any waiter's: the answer is cached first
+        return task
+
+    def _loaded(self, slot: tuple[str, Hashable], task: asyncio.Task) -> None:
+        if self._loading.get(slot) is task:
+            del self._loading[slot]
+        if not task.cancelled() and task.exception() is None:
+            self._answers[slot] = task.result()
 
     def _freeze_for_burst(self) -> None:
         """Keep the cyclic GC off the objects of every waiting request while a burst of answers goes out.
@@ -230,19 +274,29 @@ class WatchHub:
         self._thaw = None
         gc.unfreeze()
 
+    def heads_for(self, name: str) -> dict[Hashable, Any]:
+        """Where answers about `name` at its current index are recorded for replay (emptied when it moves)."""
+        heads = self._heads.get(name)
+        if heads is None:
+            heads = self._heads[name] = {}
+        return heads
+
     async def wait(self, name: str, index: int, timeout: float) -> bool:
-        """Wait until `name` passes `index` or `timeout` ends; True when it changed."""
+        """Wait until `name` passes `index` or `timeout` ends; True when it changed.
+
+        The future is awaited directly, with a timer resolving it to None, rather than through
+        `asyncio.wait_for` (an extra future and two more callbacks per waiter, run when 10,000 wake at once).
+        """
         if self.known_index(name) > index:
             return True
-        future: asyncio.Future[int] = self.loop.create_future()
+        future: asyncio.Future[int | None] = self.loop.create_future()
         item = (index, future)
         self.waiters.setdefault(name, set()).add(item)
+        timer = self.loop.call_later(timeout, _time_out, future)
         try:
-            await asyncio.wait_for(future, timeout)
-            return True
-        except TimeoutError:
-            return False
+            return await future is not None
         finally:
+            timer.cancel()
             bucket = self.waiters.get(name)
             if bucket is not None:
                 bucket.discard(item)
@@ -257,20 +311,16 @@ class WatchHub:
         """
         slot = (name, variant)
         index_of = self.topic.index_of
+        loaders = self._loaders.setdefault(name, {})
+        if variant not in loaders and len(loaders) >= MAX_PRELOADED_VARIANTS:
+            del loaders[next(iter(loaders))]  # filters are the client's choice: keep the most recent ones
+        loaders[variant] = loader
         while True:
             cached = self._answers.get(slot)
             if cached is not None and index_of(cached) >= min_index:
                 return cached
-            task = self._loading.get(slot)
-            if task is None:
-                task = self.loop.create_task(self.run_db(loader))
-                self._loading[slot] = task
-            try:
-                loaded = await asyncio.shield(task)
-            finally:
-                if self._loading.get(slot) is task and task.done():
-                    del self._loading[slot]
-            self._answers[slot] = loaded
+            task = self._loading.get(slot) or self._start_load(slot, loader)
+            loaded = await asyncio.shield(task)  # `_loaded` has cached it
             if index_of(loaded) >= min_index:
                 return loaded
             min_index = index_of(loaded)  # the index moved back (item recreated): take what is there

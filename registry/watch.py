@@ -21,7 +21,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
 
-from controlplane import watchauth, watchhub
+from controlplane import watchauth, watchhub, watchserver
 from controlplane.access.scopes import Scope
 from controlplane.errors import problem_response
 
@@ -143,7 +143,8 @@ async def discover_watch_response(request: HttpRequest, name: str) -> HttpRespon
             logger.warning("Discovery watch on %s refused: %s", name, exc.detail, exc_info=exc.__cause__ or exc)
         return watchauth.problem(exc)
     hub.wake(name, current, service_id)
-    if current <= index:
+    waits = current <= index
+    if waits:
         since = hub.loop.time()
         changed = await hub.wait(name, index, wait)
         try:
@@ -154,6 +155,11 @@ async def discover_watch_response(request: HttpRequest, name: str) -> HttpRespon
         answer = await hub.answer(name, hub.known_index(name, current), partial(load_answer, name, filters), filters)
     except Http404:
         return problem_response(404, f"No service {name!r}.")
+    if waits:
+        # Every watcher of these filters woken by this change gets this same answer: replayed after the first.
+        return watchserver.after_wait(
+            request, hub.heads_for(name), (filters, answer.index), partial(answer_response, answer.body, answer.index)
+        )
     return answer_response(answer.body, answer.index)
 
 

@@ -18,7 +18,7 @@ from rest_framework import exceptions
 
 from configstore import conf
 from configstore.notify import WatchHub
-from controlplane import watchauth, watchhub
+from controlplane import watchauth, watchhub, watchserver
 from controlplane.access.scopes import Scope, grants
 from controlplane.errors import problem_response
 
@@ -70,7 +70,8 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
             logger.warning("Watch on %s refused: %s", namespace, exc.detail, exc_info=exc.__cause__ or exc)
         return _problem(exc)
     hub.wake(namespace, revision, namespace_id)
-    if revision <= index:
+    waits = revision <= index
+    if waits:
         since = hub.loop.time()
         changed = await hub.wait(namespace, index, wait)
         try:
@@ -84,6 +85,10 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
         )
     except Http404:
         return problem_response(404, f"No namespace {namespace!r}.")
+    if waits:
+        # Every watcher woken by this change gets this same answer: built once, replayed to the others.
+        answer_key = (snapshot.revision, reveal)
+        return watchserver.after_wait(request, hub.heads_for(namespace), answer_key, partial(_answer, snapshot, reveal))
     return _answer(snapshot, reveal)
 
 

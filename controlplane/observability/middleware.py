@@ -42,6 +42,58 @@ def _access_level(path: str) -> int:
     return logging.INFO
 
 
+def server_timing(elapsed: float) -> str:
+    """The `Server-Timing` value for a request that took `elapsed` seconds in the application."""
+    return f"app;dur={elapsed * 1000:.2f}"
+
+
+_route_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _children(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The Prometheus children of one (method, route, status), looked up once: `labels()` validates and
+    locks on every call, and the watch server records thousands of identical requests in one burst."""
+    children = _route_children.get((method, route, status))
+    if children is None:
+        if len(_route_children) > 1024:  # methods and statuses are bounded, routes are templates: a guard only
+            _route_children.clear()
+        children = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route))
+        _route_children[(method, route, status)] = children
+    return children
+
+
+def record_request(request: HttpRequest, status: int, elapsed: float) -> None:
+    """Metrics and the access line of one answered request (the tracing middleware's, also for answers the
+    watch server sends outside the middleware chain, `controlplane.watchserver`)."""
+    route = _route_template(request)
+    method = request.method or ""
+    requests, latency = _children(method, route, status)
+    requests.inc()
+    latency.observe(elapsed)
+    if requestmetrics.enabled():  # in memory; the process's own thread flushes it
+        requestmetrics.request_metrics.record(method, route, status, elapsed)
+    level = _access_level(request.path)
+    if access_log.isEnabledFor(level):
+        access_log.log(
+            level,
+            "%s %s %s",
+            request.method,
+            route,
+            status,
+            extra={
+                "event": "access",
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "key_prefix": getattr(request, "api_key_prefix", None),
+                # Also outside the middleware chain, where the context variable is already reset.
+                "request_id": getattr(request, "request_id", None),
+            },
+        )
+
+
 class RequestTracingMiddleware(DualModeMiddleware):
     """Gives each request an id (sane client value or generated), times it and logs one access line.
 
@@ -54,6 +106,7 @@ class RequestTracingMiddleware(DualModeMiddleware):
         started = time.perf_counter()
         request_id = sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id  # type: ignore[attr-defined]
+        request.tracing_started = started  # type: ignore[attr-defined]  # for answers sent outside the chain
         token = set_request_id(request_id)
         set_key_prefix(None)
         return None, (started, request_id, token)
@@ -62,28 +115,8 @@ class RequestTracingMiddleware(DualModeMiddleware):
         started, request_id, _ = state
         elapsed = time.perf_counter() - started
         response["X-Request-ID"] = request_id
-        response["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
-        route = _route_template(request)
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
-        if requestmetrics.enabled():  # in memory; the process's own thread flushes it
-            requestmetrics.request_metrics.record(request.method or "", route, response.status_code, elapsed)
-        access_log.log(
-            _access_level(request.path),
-            "%s %s %s",
-            request.method,
-            route,
-            response.status_code,
-            extra={
-                "event": "access",
-                "method": request.method,
-                "path": request.path,
-                "route": route,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 2),
-                "key_prefix": getattr(request, "api_key_prefix", None),
-            },
-        )
+        response["Server-Timing"] = server_timing(elapsed)
+        record_request(request, response.status_code, elapsed)
         return response
 
     def finish(self, request: HttpRequest, state: tuple[float, str, Any]) -> None:

@@ -1,0 +1,148 @@
+"""uvicorn's protocols as `serve` runs them (`controlplane.uvicorn_http`): requests the parser refuses are
+problem+json 400s with a request id, the head is bounded, and the connection's server keeps serving."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from controlplane import commandlines
+from tests.conftest import subprocess_env
+from tests.processes import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+PROTOCOLS = {"httptools": commandlines.HTTP_PROTOCOL, "h11": commandlines.H11_PROTOCOL}
+# What both protocols refuse before the application sees the request.
+REFUSED = {
+    "NUL in a header value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-ID: a\x00b\r\n\r\n",
+    "control character in a header name": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad\x01Name: 1\r\n\r\n",
+    "bare CR in a header value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+    "bad method": b"G@T /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    "no HTTP version (HTTP/0.9)": b"GET /healthz\r\nHost: t\r\n\r\n",
+    "space in the target": b"GET /heal thz HTTP/1.1\r\nHost: t\r\n\r\n",
+    "NUL in the target": b"GET /heal\x00thz HTTP/1.1\r\nHost: t\r\n\r\n",
+    "non-ASCII target": "GET /h\u00e9 HTTP/1.1\r\nHost: t\r\n\r\n".encode(),
+    "two content lengths": b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    "space before the colon": b"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n",
+}
+# What httptools (llhttp) also refuses, and h11 passes on to the application (which answers 400 too).
+REFUSED_BY_HTTPTOOLS = {
+    "control character in a header value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n",
+    "DEL in a header value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n",
+    "bare LF line ends": b"GET /healthz HTTP/1.1\nHost: x\n\n",
+    "unknown HTTP version": b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n",
+    "obsolete line folding": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+    "content length and chunked": (
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+    "a head over 16 KiB": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"x" * 20_000 + b"\r\n\r\n",
+}
+
+
+@contextmanager
+def serving(protocol: str) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        commandlines.uvicorn("127.0.0.1", port, http=protocol),
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("uvicorn did not start") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read to the end of the answer (status, lower-cased headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        while len(body) < int(headers.get("content-length", "0")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+def assert_problem_400(answer: tuple[int, dict[str, str], bytes], label: str) -> None:
+    status, headers, body = answer
+    assert status == 400, (label, body[:200])
+    assert headers["content-type"] == "application/problem+json", label
+    document = json.loads(body)
+    assert document["status"] == 400 and document["title"] == "Bad Request", label
+    assert re.fullmatch(r"[0-9a-f]{32}", document["request_id"]) and document["request_id"] == headers["x-request-id"]
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_refused_requests_are_problem_json_and_the_server_keeps_serving(transactional_db, protocol) -> None:
+    cases = {**REFUSED, **(REFUSED_BY_HTTPTOOLS if protocol == "httptools" else {})}
+    with serving(PROTOCOLS[protocol]) as port:
+        for label, data in cases.items():
+            assert_problem_400(exchange(port, data), label)
+        # obs-text (a byte >= 0x80) is allowed in a header value (RFC 9110 5.5): served
+        status, _, body = exchange(
+            port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: \xe9\r\nConnection: close\r\n\r\n"
+        )
+        assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+def test_the_head_bound_is_the_one_h11_applies(transactional_db) -> None:
+    with serving(commandlines.HTTP_PROTOCOL) as port:
+        just_under = (
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"x" * 15_000 + b"\r\nConnection: close\r\n\r\n"
+        )
+        assert exchange(port, just_under)[0] == 200
+        status, _, body = exchange(port, b"GET /" + b"a" * 17_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 400 and json.loads(body)["detail"] == "The request line and headers are too large."
+        # Many small headers add up: the bound is on the whole head, not on each field.
+        many = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100) for i in range(200))
+        assert_problem_400(exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"), "many headers")
+
+
+def test_a_second_request_on_a_kept_alive_connection_is_refused_the_same_way(transactional_db) -> None:
+    """The refusal must not be mistaken for the previous (complete) request's: it is answered, not dropped."""
+    with serving(commandlines.HTTP_PROTOCOL) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while not received.endswith(b"}"):
+            received += sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: \x00\r\n\r\n")
+        second = b""
+        while chunk := sock.recv(65536):
+            second += chunk
+        assert second.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in second
