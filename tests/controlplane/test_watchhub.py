@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -69,6 +70,57 @@ def test_a_large_burst_freezes_the_collectors_view_and_gives_it_back(monkeypatch
     during, after = _run(scenario())
     assert (during > 0) is frozen
     assert after == 0  # nothing stays frozen: cyclic garbage of the burst is collected again
+
+
+class _Answer(SimpleNamespace):
+    index: int
+
+
+def test_a_wake_up_loads_the_answers_before_resolving_the_waiters_and_loads_them_once() -> None:
+    """Waiters resumed before their answer is loaded would each suspend again on the load."""
+    release = threading.Event()
+    loads: list[int] = []
+
+    def loader() -> _Answer:
+        loads.append(1)
+        release.wait(10)
+        return _Answer(index=2)
+
+    async def scenario() -> tuple[bool, list]:
+        hub = watchhub.WatchHub.for_running_loop(_Topic())
+        hub.wake("ns", 1, 1)
+        hub._answers[("ns", None)] = _Answer(index=1)  # noqa: SLF001 - answered once at index 1 ...
+        await hub.answer("ns", 1, loader)  # ... which registers how "ns" is loaded (from the cache here)
+        waiters = [asyncio.create_task(hub.wait("ns", 1, 5)) for _ in range(20)]
+        await asyncio.sleep(0.05)
+        hub.wake("ns", 2, 1)
+        await asyncio.sleep(0.2)
+        resolved_during_the_load = any(waiter.done() for waiter in waiters)
+        release.set()
+        await asyncio.gather(*waiters)
+        answers = [await hub.answer("ns", 2, loader) for _ in waiters]
+        return resolved_during_the_load, answers
+
+    resolved_during_the_load, answers = _run(scenario())
+    assert resolved_during_the_load is False
+    assert len(loads) == 1 and {answer.index for answer in answers} == {2}
+
+
+def test_a_failed_load_still_resolves_the_waiters() -> None:
+    def loader() -> _Answer:
+        raise LookupError("gone")
+
+    async def scenario() -> list[bool]:
+        hub = watchhub.WatchHub.for_running_loop(_Topic())
+        hub.wake("ns", 1, 1)
+        hub._answers[("ns", None)] = _Answer(index=1)  # noqa: SLF001
+        await hub.answer("ns", 1, loader)
+        waiters = [asyncio.create_task(hub.wait("ns", 1, 5)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        hub.wake("ns", 2, 1)
+        return await asyncio.gather(*waiters)
+
+    assert _run(scenario()) == [True, True, True]  # each then asks `answer` and gets the error itself
 
 
 def _request_with_key(generation: int, *, revoked: bool = False, scopes: tuple[str, ...] = ("config:read",)):  # type: ignore[no-untyped-def]
