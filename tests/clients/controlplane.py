@@ -83,6 +83,8 @@ class ControlPlane:
             CONTROLPLANE_WATCH_URL=self.watch,
             CONTROLPLANE_API_KEY=key or self.admin_key,
             PYTHONUNBUFFERED="1",
+            # cpctl's outage cache (the user cache directory) under the test's own directory, not ~/.cache.
+            XDG_CACHE_HOME=str(self.tmp / "xdg-cache"),
             **extra,
         )
         return env

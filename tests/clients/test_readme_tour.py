@@ -60,5 +60,7 @@ def test_the_readme_tour_works_as_written(cp: ControlPlane, tmp_path: Path) -> N
         assert "child started: db port 6434" in out
         assert "upstream db { server db2.internal:6434; }" in out  # 5. rendered after the change, printed
         assert (tmp_path / "db.conf").read_text() == "upstream db { server db2.internal:6434; }\n"
+        # The outage cache's default home is the platform's user cache directory ($XDG_CACHE_HOME here).
+        assert list((tmp_path / "cache" / "controlplane-client").glob("*/config/payments.json"))
         with pytest.raises(NotFound):  # SIGTERM from `kill` deregistered it
             admin.instance("hello", "hello-1")

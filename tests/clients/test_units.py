@@ -253,6 +253,14 @@ def test_outage_cache_files_are_private_atomic_and_per_key(tmp_path) -> None:  #
     assert not path.exists()
 
 
+def test_outage_cache_creates_a_missing_user_cache_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A fresh account has no ~/.cache yet: the first save must create it, not fail silently.
+    cache = OutageCache(tmp_path / "home" / ".cache" / "controlplane-client", "http://a", "k.x")
+    cache.save("discovery", "web", [{"instance_id": "i-1"}], index=2)
+    assert cache.load("discovery", "web")[:2] == ([{"instance_id": "i-1"}], 2)  # type: ignore[index]
+    assert stat.S_IMODE((tmp_path / "home" / ".cache" / "controlplane-client").stat().st_mode) == 0o700
+
+
 def test_exec_environment_names_and_values() -> None:
     assert env_name("PAYMENTS_", "db.port") == "PAYMENTS_DB_PORT" and env_name("", "a-b.c") == "A_B_C"
     assert [env_value(v) for v in ("x", 1, 1.5, True, None, [1, "a"], {"a": 1})] == [

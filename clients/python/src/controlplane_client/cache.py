@@ -64,7 +64,10 @@ class OutageCache:
                 self._confirmed[(kind, name)] = now
                 return
         try:
-            for directory in (self.root, self.dir, path.parent):
+            # parents: the user cache directory itself may not exist yet (a fresh account, a new
+            # $XDG_CACHE_HOME); without it every save failed silently and an outage found no copy.
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for directory in (self.dir, path.parent):
                 directory.mkdir(mode=0o700, exist_ok=True)
             body = json.dumps({"saved_at": time.time(), "index": index, "data": data}, separators=(",", ":"))
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")  # created 0600
