@@ -197,6 +197,30 @@ def test_channels_need_admin_mask_the_url_and_show_the_secret_once(admin_api) ->
 EMAIL = {"kind": "email", "recipients": ["ops@example.com"]}
 
 
+def test_channel_grouping_is_set_and_read_through_the_api(admin_api) -> None:  # type: ignore[no-untyped-def]
+    created = admin_api.post(CHANNELS, {"name": "mail", **EMAIL}, format="json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["group_by"] == ["alertname"] and body["send_resolved"] is True
+    assert (body["group_wait_seconds"], body["group_interval_seconds"], body["repeat_interval_seconds"]) == (
+        30,
+        300,
+        14400,
+    )
+    changed = admin_api.patch(
+        f"{CHANNELS}{body['id']}/",
+        {"group_by": ["team"], "group_wait_seconds": 10, "send_resolved": False},
+        format="json",
+    )
+    assert changed.status_code == 200, changed.content
+    channel = NotificationChannel.objects.get()
+    assert (channel.group_by, channel.group_wait_seconds, channel.send_resolved) == (["team"], 10, False)
+    refused = admin_api.patch(f"{CHANNELS}{body['id']}/", {"repeat_interval_seconds": 5}, format="json")
+    _problem(refused, "repeat_interval_seconds")
+    channel.refresh_from_db()
+    assert channel.repeat_interval_seconds == 14400
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
