@@ -48,7 +48,7 @@ def load_demo() -> None:
             for_seconds=30,
             severity="warning",
             labels={"team": "demo"},
-            annotations={"summary": "{{ target }} is critical (status {{ value }})"},
+            annotations={"summary": "critical (status {{ value }}) for at least 30 s"},
             channels=[channel],
             actor="bootstrap",
         )

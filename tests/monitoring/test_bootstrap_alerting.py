@@ -68,4 +68,4 @@ def test_the_demo_rule_fires_for_the_unfed_demo_worker_and_notifies(settings) ->
     send_pending()
     (message,) = mail.outbox
     assert message.to == ["operator@example.com"] and RULE_NAME in message.subject
-    assert "demo-batch-worker/worker-1 is critical (status 2)" in message.body
+    assert "[FIRING] demo-batch-worker/worker-1: critical (status 2) for at least 30 s" in message.body
