@@ -353,6 +353,10 @@ def test_async_client_has_the_same_methods(cp: ControlPlane, name: str, namespac
             with pytest.raises(PreconditionFailed):
                 await c.config_put(namespace, "k", 4, expected_revision=0)
             assert (await c.events(limit=1))[0]["id"]
+            await c.pipeline_create({**PIPELINE, "slug": name})
+            handle = await c.run_async(name, {"price": 2, "qty": 3})
+            run = await handle.wait(timeout=60)
+            assert run.done and run.status == "succeeded" and run.output["payload"]["total"] == 6
 
     asyncio.run(scenario())
 
