@@ -101,39 +101,62 @@ def service_statuses(*, names: list[str] | None = None, ids: list[int] | None = 
     }
 
 
-def service_page(*, search: str = "", status: str = "", page: Any = 1) -> Page:
-    """Services, failing first then by name, filtered by a search term and a status (three queries)."""
+def service_page(*, search: str = "", status: str = "", page: Any = 1, total: int | None = None) -> Page:
+    """Services, failing first then by name, filtered by a search term and a status (three queries).
+
+    `total`: the number of services, when the caller has counted them already (the overview's counts).
+    """
     matching = None
     if search:
         matching = Service.objects.filter(
             Q(name__icontains=search) | Q(display_name__icontains=search) | Q(owner__icontains=search)
         )
     ranked = RankedServices(matching, RANKS[status] if status in RANKS else None)
-    # Without a status filter the count needs no ranking.
-    count = None if status in RANKS else (matching if matching is not None else Service.objects.all()).count()
+    count = None  # with a status filter the ranked list counts itself; without, no ranking is needed to count
+    if status not in RANKS:
+        if matching is not None:
+            count = matching.count()
+        else:
+            count = total if total is not None else Service.objects.count()
     result = paginate(ranked, page, count=count)
     for service in result.object_list:
         service.status_word = service_status(service)
     return result
 
 
-def status_counts() -> dict[str, dict[str, int]]:
-    """Instances and enabled checks by status, and services by their worst instance (four grouped queries).
+def check_figures() -> tuple[dict[str, int], datetime | None]:
+    """Enabled checks by status, and the newest result among them (one pass over the check table)."""
+    rows = list(
+        Check.objects.filter(enabled=True)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"), newest=Max("last_result_at"))
+    )
+    newest = max((when for _, _, when in rows if when is not None), default=None)
+    return {status: n for status, n, _ in rows}, newest
+
+
+def status_counts(*, checks: dict[str, int] | None = None) -> dict[str, dict[str, int]]:
+    """Instances and enabled checks by status, and services by their worst instance (three queries).
 
     Services: the worst rank per service is a MAX over its instances in one pass over the instance table,
-    then counted per rank; services without an instance count as unknown. (EXISTS per service and status
-    took a second at 10,000 services.)
+    then counted per rank, and the same pass counts the instances by status; services without an instance
+    count as unknown. (EXISTS per service and status took a second at 10,000 services.) `checks`: the
+    counts of `check_figures` when the caller has them already.
     """
-    instances = dict(Instance.objects.order_by().values_list("status").annotate(n=Count("id")))
-    checks = dict(Check.objects.filter(enabled=True).order_by().values_list("status").annotate(n=Count("id")))
-    sql, params = worst_per_service_sql()
+    every = list(InstanceStatus.values)
+    sql, params = worst_per_service_sql(counts=tuple(every))
+    quote = connection.ops.quote_name
+    sums = ", ".join(f"SUM({quote(f'n_{status}')})" for status in every)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT worst, COUNT(*) FROM ({sql}) AS per_service GROUP BY worst", params)  # noqa: S608 - ORM SQL
-        ranked = dict(cursor.fetchall())
+        cursor.execute(f"SELECT worst, COUNT(*), {sums} FROM ({sql}) AS per_service GROUP BY worst", params)  # noqa: S608 - ORM SQL
+        rows = cursor.fetchall()
+    ranked = {rank: n for rank, n, *_ in rows}
+    instances = {status: sum(int(row[2 + i] or 0) for row in rows) for i, status in enumerate(every)}
     without_instances = Service.objects.count() - sum(ranked.values())
     services = {STATUS_BY_RANK.get(r, "unknown"): n for r, n in ranked.items()}
     services["unknown"] = services.get("unknown", 0) + max(0, without_instances)
-    every = list(InstanceStatus.values)
+    checks = check_figures()[0] if checks is None else checks
     return {
         "services": {s: services.get(s, 0) for s in every},
         "instances": {s: instances.get(s, 0) for s in every},
@@ -248,8 +271,11 @@ def traffic(*, now: datetime | None = None, minutes: int = 5) -> dict[str, Any]:
     }
 
 
-def workers_health(*, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Beat and every Celery worker by its heartbeat row, and the probes by the newest check result (two queries).
+def workers_health(
+    *, now: datetime | None = None, checks: tuple[Any, datetime | None] | None = None
+) -> list[dict[str, Any]]:
+    """Beat and every Celery worker by its heartbeat row, and the probes by the newest check result (two queries;
+    one when `checks` gives `check_figures()` already).
 
     Heartbeats only, no broker ping: pinging the workers takes up to a second, too slow for a page.
     """
@@ -270,7 +296,7 @@ def workers_health(*, now: datetime | None = None) -> list[dict[str, Any]]:
         rows.append({"name": component, "age": age, "status": "passing" if age <= limit else "critical"})
     if not seen_beat:
         rows.insert(0, {"name": "beat", "age": None, "status": "critical"})
-    probed = Check.objects.filter(enabled=True).aggregate(last=Max("last_result_at"))["last"]
+    probed = (check_figures() if checks is None else checks)[1]
     age = (now - probed).total_seconds() if probed else None
     rows.append(
         {
@@ -285,9 +311,11 @@ def workers_health(*, now: datetime | None = None) -> list[dict[str, Any]]:
 def overview(*, search: str = "", status: str = "", page: Any = 1, now: datetime | None = None) -> dict[str, Any]:
     """Everything the overview shows, in a fixed number of queries."""
     now = now or timezone.now()
+    checks = check_figures()
+    counts = status_counts(checks=checks[0])
     return {
-        "counts": status_counts(),
-        "services": service_page(search=search, status=status, page=page),
+        "counts": counts,
+        "services": service_page(search=search, status=status, page=page, total=sum(counts["services"].values())),
         "firing": alert_page(statuses=(AlertStatus.FIRING, AlertStatus.PENDING), per_page=10),
         "flapping": flapping_page(),
         "maintenance": [window for window, _ in windows_between(now, now + timedelta(seconds=1))][:10],
@@ -295,7 +323,7 @@ def overview(*, search: str = "", status: str = "", page: Any = 1, now: datetime
         "events": recent_events(),
         "config_changes": recent_events(prefix="config."),
         "traffic": traffic(now=now),
-        "workers": workers_health(now=now),
+        "workers": workers_health(now=now, checks=checks),
     }
 
 

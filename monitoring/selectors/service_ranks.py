@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Case, IntegerField, Max, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
 from registry.models import Instance, Service
@@ -29,16 +29,14 @@ def instance_rank(field: str = "status") -> Case:
     )
 
 
-def worst_per_service_sql(services: QuerySet[Service] | None = None) -> tuple[str, tuple[Any, ...]]:
-    """`SELECT service_id, worst FROM instances GROUP BY service_id` as SQL and parameters, from the ORM.
+def worst_per_service_sql(*, counts: tuple[str, ...] = ()) -> tuple[str, tuple[Any, ...]]:
+    """`SELECT service_id, worst[, n_<status>...] FROM instances GROUP BY service_id`: SQL and parameters.
 
-    `services` restricts it to the instances of those services (a search: no pass over the whole fleet).
+    `counts`: statuses whose instances are counted per service too (columns `n_<status>`, in that order).
     """
-    instances = (
-        Instance.objects.all() if services is None else Instance.objects.filter(service__in=services.values("pk"))
-    )
-    inner = instances.order_by().values("service_id").annotate(worst=Max(instance_rank()))
-    sql, params = inner.values("service_id", "worst").query.sql_with_params()
+    columns = {f"n_{status}": Count("id", filter=Q(status=status)) for status in counts}
+    inner = Instance.objects.order_by().values("service_id").annotate(worst=Max(instance_rank()), **columns)
+    sql, params = inner.values("service_id", "worst", *columns).query.sql_with_params()
     return sql, tuple(params)
 
 

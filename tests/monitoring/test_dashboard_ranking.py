@@ -77,3 +77,17 @@ def test_search_and_status_together(fleet) -> None:  # type: ignore[no-untyped-d
     assert names(page) == [("c-critical", "critical"), ("h-critical", "critical")] and page.paginator.count == 2
     assert names(service_page(search="critical", status="passing")) == []
     assert service_page(search="nothing-like-this").paginator.count == 0
+
+
+def test_counts_by_status_from_one_pass_over_instances(fleet) -> None:  # type: ignore[no-untyped-def]
+    from monitoring.selectors.dashboard import check_figures, status_counts, workers_health
+    from tests.registry.factories import CheckFactory
+
+    CheckFactory(instance=InstanceFactory(service=ServiceFactory(name="z-checked"), status=S.PASSING), status="warning")
+    counts = status_counts()
+    assert counts["services"] == {"unknown": 2, "passing": 3, "warning": 1, "critical": 2, "maintenance": 1}
+    assert counts["instances"] == {"unknown": 1, "passing": 7, "warning": 2, "critical": 2, "maintenance": 3}
+    assert counts["checks"] == {"unknown": 0, "passing": 0, "warning": 1, "critical": 0}
+    checks = check_figures()
+    assert checks[0] == {"warning": 1} and status_counts(checks=checks[0]) == counts
+    assert workers_health(checks=checks)[-1]["name"] == "newest check result"
