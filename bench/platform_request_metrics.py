@@ -12,7 +12,8 @@ ratio_off = off/bare and their quotient; the figures are medians of per-pair val
 Beside throughput, each block reads its server's CPU time (user + system of the gunicorn master and its
 workers, from /proc) and divides it by the requests served: what a request costs that side, which other
 tenants of the machine move far less than they move req/s. The CPU difference on - off is the metrics'
-cost per request, also given as a share of the "off" CPU.
+cost per request, also given as a share of the "off" CPU. Last, the request-path part alone (the
+middleware's `enabled()` and `record()`), timed in a quiet process: the floor under both figures.
 
 Run: .venv/bin/python bench/platform_request_metrics.py [--runs 10] [--duration 3]   (--runs = pairs)
 """
@@ -33,6 +34,17 @@ from bench.platform_api import BARE_PATH, FULL_PATH, platform_prepare  # noqa: E
 
 PORTS = {"on": 18011, "off": 18012, "bare": 18013}
 TARGET = 0.97  # ratio_on / ratio_off: "at most 3 % of its ratio"
+# What the metrics add to one request on the request path (the middleware's `enabled()` check and `record()`),
+# timed in a quiet process before the servers start: a floor the end-to-end figures can be read against.
+RECORD_TIMING = (
+    "import timeit\n"
+    "from controlplane.observability import requestmetrics\n"
+    "requestmetrics.request_metrics.flusher = None  # timing only: nothing is written\n"
+    "call = lambda: requestmetrics.enabled() and requestmetrics.request_metrics.record("
+    "'GET', '/bench/full/', 200, 0.004)\n"
+    "n = 200000\n"
+    "print(min(timeit.repeat(call, number=n, repeat=5)) / n * 1e6)"
+)
 COUNTED = (
     "from monitoring.models import MetricPoint\n"
     "print(sum(MetricPoint.objects.filter(series__kind='route', series__target='GET {path}')"
@@ -86,6 +98,7 @@ def main() -> None:
         "bare": (platform.bare_env, BARE_PATH, {}),
     }
     counted_before = int(manage_shell(platform.env, COUNTED.format(path=FULL_PATH)) or 0)
+    record_us = float(manage_shell({**platform.env, "MONITORING_REQUEST_METRICS": "true"}, RECORD_TIMING))
     blocks: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
     served = {name: 0.0 for name in sides}  # every request each side answered, warm-ups included
     with ExitStack() as stack:
@@ -149,6 +162,8 @@ def main() -> None:
         "cpu_us_on_minus_off_median": statistics.median(cpu_diff),
         "cpu_us_on_minus_off": cpu_diff,
         "cpu_cost_of_request_metrics": statistics.median(cpu_diff) / statistics.median(cpu_off),
+        "record_us_per_request": record_us,
+        "record_share_of_off_cpu": record_us / statistics.median(cpu_off),
         # A check that the switch did what it says: the "on" server's requests are in the store, the "off"
         # server's are not (both serve the same route, so "off" counting would show as counted > served).
         "requests_served_on": round(served["on"]),
@@ -168,6 +183,8 @@ def main() -> None:
         f"off {out['server_cpu_us_per_request']['off']:.0f} us, bare {out['server_cpu_us_per_request']['bare']:.0f} us;"
         f" on - off per pair, median {out['cpu_us_on_minus_off_median']:.1f} us"
         f" = {out['cpu_cost_of_request_metrics']:.1%} of the off side's CPU\n"
+        f"on the request path: enabled() + record() {record_us:.2f} us (best of 5 x 200,000 calls)"
+        f" = {out['record_share_of_off_cpu']:.2%} of the off side's CPU per request\n"
         f"requests: served on {out['requests_served_on']} (~), off {out['requests_served_off']} (~);"
         f" counted in the store {counted} (should be about the 'on' figure)"
     )
