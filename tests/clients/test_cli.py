@@ -333,7 +333,7 @@ def test_render_writes_once_per_real_change(cp: ControlPlane, namespace: str, tm
         assert oct(out.stat().st_mode & 0o777) == "0o600"
         out.unlink()
         render = subprocess.Popen(
-            [CPCTL, "render", str(template), str(out), "-n", namespace, "--wait", "200ms:1s", "--exec", command],
+            [CPCTL, "render", str(template), str(out), "-n", namespace, "--wait", "1s:4s", "--exec", command],
             env=cp.cli_env(),
             stderr=subprocess.PIPE,
             text=True,
@@ -344,12 +344,14 @@ def test_render_writes_once_per_real_change(cp: ControlPlane, namespace: str, tm
             time.sleep(0.5)
             c.config_put(namespace, "unused", 1)  # not in the template: nothing written, nothing run
             c.config_put(namespace, "db.port", 5432)  # the same value
-            time.sleep(1.5)
+            time.sleep(2.5)  # past the 1 s settle time: a write would have happened by now
             assert reloads.read_text() == "x" and out.stat().st_ino == inode
-            for port in (6000, 6001, 6002):  # a burst within the settle time: one write
+            # A burst within the settle time (1 s of quiet: three PUTs take far less, even on a loaded
+            # machine, where 200 ms between two of them once split the burst in two writes): one write.
+            for port in (6000, 6001, 6002):
                 c.config_put(namespace, "db.port", port)
-            assert wait_until(lambda: reloads.read_text() == "xx", 5)
-            time.sleep(1.5)
+            assert wait_until(lambda: reloads.read_text() == "xx", 8)
+            time.sleep(2.5)
             assert reloads.read_text() == "xx" and out.read_text() == "upstream db { server db1:6002; }\n"
             assert out.stat().st_ino != inode  # replaced by rename, never rewritten in place
             assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".app.conf")] == []
