@@ -21,7 +21,7 @@ def prune_points() -> int:
 
 @shared_task(name="monitoring.tasks.alerts_evaluate", ignore_result=True)
 def alerts_evaluate() -> dict[str, int]:
-    """Every 5 s: evaluate every enabled alert rule (one worker per rule) and flush its due groups."""
+    """Every 5 s: evaluate every enabled alert rule (one worker per rule), then flush every enabled channel's due groups (one flusher per channel)."""
     from monitoring.services.alerts import alert_rules_run
 
     return alert_rules_run()
