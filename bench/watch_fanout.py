@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import resource
@@ -193,6 +194,11 @@ async def hold_and_fire(
         finally:
             writer.close()
 
+    # The client is not what is measured: keep its cyclic GC off the Django objects of this process (the
+    # seeding, the change) and off its own 10,000 connections, or its collections delay the readings.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     gate = asyncio.Semaphore(256)  # connections being opened at once (the accept backlog is 4,096)
     tasks = [asyncio.create_task(watcher(gate)) for _ in range(count)]
     while connected < count:
@@ -200,6 +206,28 @@ async def hold_and_fire(
     await settle(pid)
     waiting = rss_kib(pid)
     assert not received, f"{len(received)} watchers answered before the change"
+    profiler = None
+    if os.environ.get("BENCH_PYSPY"):  # a py-spy profile of the server during the fan-out, for development
+        profiler = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--gil",
+                "-p",
+                str(pid),
+                "-d",
+                "4",
+                "-r",
+                "500",
+                "-f",
+                "raw",
+                "-o",
+                os.environ["BENCH_PYSPY"],
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1)
     cpu_before = cpu_ticks(pid)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -212,6 +240,10 @@ async def hold_and_fire(
     threading.Thread(target=write, daemon=True).start()
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
     fanout_cpu_ms = (cpu_ticks(pid) - cpu_before) * 1000 / os.sysconf("SC_CLK_TCK")
+    if profiler is not None:
+        profiler.wait(30)
+    gc.enable()
+    gc.unfreeze()
     latencies = sorted(t - started for t in received)
     return {
         "watchers": count,

@@ -11,12 +11,14 @@ same answer on h11, kept for comparison (`commandlines.H11_PROTOCOL`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 #: h11's own bound on a request head (h11._connection.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE), used by uvicorn
 #: unless `--h11-max-incomplete-event-size` says otherwise.
@@ -44,6 +46,84 @@ def problem_400(msg: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
         (b"connection", b"close"),
     ]
     return headers, body
+
+
+class _HeadCollector:
+    """Stands in for the transport while uvicorn writes a response head: keeps the bytes instead."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+
+class _Prefixed:
+    """Stands in for the transport while uvicorn writes a body part: the held head goes out in front of it."""
+
+    __slots__ = ("transport", "head")
+
+    def __init__(self, transport: Any, head: bytes) -> None:
+        self.transport = transport
+        self.head = head
+
+    def write(self, data: bytes) -> None:
+        head, self.head = self.head, b""
+        self.transport.write(head + data)
+
+    def close(self) -> None:
+        if self.head:
+            self.transport.write(self.head)
+            self.head = b""
+        self.transport.close()
+
+
+class CorkedCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle writing a response's head together with its first body part.
+
+    A small answer is then one `send` system call instead of two (about 6 µs each on these machines; the
+    watch server writes 10,000 answers at once). The head is held only until the end of the event loop's
+    current step: a response whose body comes later (a stream) gets its head written then, not delayed.
+    """
+
+    _held: bytes | None = None
+    _flush: asyncio.Handle | None = None
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started and not self.disconnected:
+            transport, collector = self.transport, _HeadCollector()
+            self.transport = collector  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport
+            self._held = b"".join(collector.parts)
+            self._flush = asyncio.get_running_loop().call_soon(self._write_held)
+            return
+        held = self._held
+        if held is None:
+            await super().send(message)
+            return
+        self._held = None
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        transport = self.transport
+        prefixed = self.transport = _Prefixed(transport, held)  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport
+            if prefixed.head and not transport.is_closing():
+                transport.write(prefixed.head)  # the body part was refused: the head as uvicorn would have sent it
+
+    def _write_held(self) -> None:
+        self._flush = None
+        held, self._held = self._held, None
+        if held and not self.disconnected:
+            self.transport.write(held)
 
 
 class HeadTooLarge(Exception):
@@ -89,6 +169,9 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
             # llhttp takes "GET /path" alone as HTTP/0.9; h11 and gunicorn refuse it: so does this.
             raise UnsupportedVersion
         super().on_headers_complete()
+        if type(self.cycle) is RequestResponseCycle:
+            # Made by uvicorn just now, its task not started yet: it sends through `CorkedCycle.send`.
+            self.cycle.__class__ = CorkedCycle
 
     def send_400_response(self, msg: str) -> None:
         if self._head_bytes > self._head_limit():
