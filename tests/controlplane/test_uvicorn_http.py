@@ -3,17 +3,21 @@ problem+json 400s with a request id, the head is bounded, and the connection's s
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 
 from controlplane import commandlines
+from controlplane.uvicorn_http import CorkedCycle
 from tests.conftest import subprocess_env
 from tests.processes import free_port
 
@@ -146,3 +150,51 @@ def test_a_second_request_on_a_kept_alive_connection_is_refused_the_same_way(tra
         while chunk := sock.recv(65536):
             second += chunk
         assert second.startswith(b"HTTP/1.1 400 ") and b"application/problem+json" in second
+
+
+class _Transport:
+    """What a cycle writes, write by write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def _cycle(transport: _Transport, method: str = "GET") -> CorkedCycle:
+    flow = SimpleNamespace(write_paused=False)
+    logger = logging.getLogger("test.uvicorn")
+    scope = {"method": method, "http_version": "1.1", "path": "/", "query_string": b"", "client": None}
+    return CorkedCycle(scope, transport, flow, logger, logger, False, [], asyncio.Event(), False, True, lambda: None)  # type: ignore[arg-type]
+
+
+def test_a_small_answer_is_one_write_and_a_stream_head_is_not_held() -> None:
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        whole, streamed, head_only = _Transport(), _Transport(), _Transport()
+        cycle = _cycle(whole)
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await cycle.send({"type": "http.response.body", "body": b"{}"})
+        stream = _cycle(streamed)
+        await stream.send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+        )
+        await asyncio.sleep(0)  # the next step of the loop: the head is out before any event
+        head_written = list(streamed.writes)
+        await stream.send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        head = _cycle(head_only, method="HEAD")
+        await head.send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await head.send({"type": "http.response.body", "body": b""})
+        return whole.writes, head_written, head_only.writes
+
+    whole, head_written, head_only = asyncio.run(scenario())
+    assert len(whole) == 1 and whole[0].startswith(b"HTTP/1.1 200 OK\r\n") and whole[0].endswith(b"\r\n\r\n{}")
+    assert len(head_written) == 1 and head_written[0].endswith(b"transfer-encoding: chunked\r\n\r\n")
+    assert len(head_only) == 1 and head_only[0].endswith(b"content-length: 2\r\n\r\n")
