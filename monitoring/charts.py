@@ -7,13 +7,14 @@ nothing is told by colour alone. Output is markup built from numbers and escaped
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
-from monitoring.selectors.dashboard_history import DaySegment, LatencyPoint
+from monitoring.selectors.dashboard_history import DaySegment, LatencyPoint, day_status, share_uptime
+from monitoring.selectors.uptime_days import DayBars
 
 # Status -> (colour, icon, word). The icon and the word travel with the colour everywhere.
 STATUS_STYLE: dict[str, tuple[str, str, str]] = {
@@ -97,19 +98,29 @@ def _time(when: datetime) -> str:
 def uptime_bar(segments: Sequence[DaySegment], *, width: int = 720, height: int = 34) -> SafeString:
     """One segment per day, oldest left: full bar = passing, short bar with a cross = down, hatched = maintenance,
     outlined = no data. Each segment's <title> gives the day, its word and its uptime."""
-    opening, closing = _bar_marks(len(segments), width, height)
+    rows = ((s.share.window, s.status, s.share.uptime) for s in segments)
+    return _uptime_bar(rows, len(segments), width, height)
+
+
+def uptime_bar_of(bars: DayBars, target: str, *, width: int = 720, height: int = 34) -> SafeString:
+    """`uptime_bar` of one target of `bars`, drawn from the numbers (no object per day)."""
+    rows = ((name, day_status(*shares), share_uptime(*shares, seconds)) for name, seconds, shares in bars.rows(target))
+    return _uptime_bar(rows, len(bars.calendar), width, height)
+
+
+def _uptime_bar(rows: Iterable[tuple[str, str, float | None]], count: int, width: int, height: int) -> SafeString:
+    """The bar from (day name, status, uptime) per day."""
+    opening, closing = _bar_marks(count, width, height)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="uptime-bar" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" aria-label="Uptime per day, last {len(segments)} days">',
+        f'width="{width}" height="{height}" aria-label="Uptime per day, last {count} days">',
         '<defs><pattern id="hatch" width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">'
         '<rect width="2" height="4" fill="#1565c0"/></pattern></defs>',
     ]
-    for index, segment in enumerate(segments):
-        status = segment.status
-        uptime = segment.share.uptime
-        # The segment's name is its ISO date (digits and dashes) and the rest is fixed text: nothing to escape.
+    for index, (name, status, uptime) in enumerate(rows):
+        # The day's name is its ISO date (digits and dashes) and the rest is fixed text: nothing to escape.
         parts.append(
-            f"{opening[status]}{segment.share.window}{_BAR_WORDS[status]}"
+            f"{opening[status]}{name}{_BAR_WORDS[status]}"
             f"{'n/a' if uptime is None else f'{uptime * 100:.2f}%'}{closing[status][index]}"
         )
     parts.append("</svg>")

@@ -132,9 +132,7 @@ class Uptime:
     @property
     def uptime(self) -> float | None:
         """None when nothing at all is known of the window (no data is not 0 % uptime)."""
-        if self.passing + self.degraded + self.down == 0:
-            return None
-        return ratio(self.passing, self.seconds - self.maintenance)
+        return share_uptime(self.passing, self.degraded, self.down, self.maintenance, self.seconds)
 
     @property
     def unknown_ratio(self) -> float | None:
@@ -171,18 +169,29 @@ class DaySegment:
 
     @property
     def status(self) -> str:
-        """`down` with any critical time, `maintenance` when it covered most of the known time, `degraded`
-        with warning time, `passing` with passing time, else `unknown` (no data)."""
         s = self.share
-        if s.down > 0:
-            return "down"
-        if s.maintenance > 0 and s.maintenance >= s.passing + s.degraded:
-            return "maintenance"
-        if s.degraded > 0:
-            return "degraded"
-        if s.passing > 0:
-            return "passing"
-        return "unknown"
+        return day_status(s.passing, s.degraded, s.down, s.maintenance)
+
+
+def share_uptime(passing: float, degraded: float, down: float, maintenance: float, seconds: float) -> float | None:
+    """passing / (seconds - maintenance); None when nothing at all is known (no data is not 0 % uptime)."""
+    if passing + degraded + down == 0:
+        return None
+    return ratio(passing, seconds - maintenance)
+
+
+def day_status(passing: float, degraded: float, down: float, maintenance: float) -> str:
+    """A day's word: `down` with any critical time, `maintenance` when it covered most of the known time,
+    `degraded` with warning time, `passing` with passing time, else `unknown` (no data)."""
+    if down > 0:
+        return "down"
+    if maintenance > 0 and maintenance >= passing + degraded:
+        return "maintenance"
+    if degraded > 0:
+        return "degraded"
+    if passing > 0:
+        return "passing"
+    return "unknown"
 
 
 @dataclass

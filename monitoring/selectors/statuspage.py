@@ -19,7 +19,7 @@ from monitoring.points import ratio
 from monitoring.selectors.dashboard import service_status, services_ranked
 from monitoring.selectors.dashboard_history import DaySegment, uptime_windows
 from monitoring.selectors.maintenance import windows_between
-from monitoring.selectors.uptime_days import status_seconds
+from monitoring.selectors.uptime_days import DayBars, day_bars
 
 DAYS = 90
 MAINTENANCE_HORIZON = timedelta(days=14)
@@ -37,14 +37,19 @@ PUBLIC_WORD = {
 
 @dataclass
 class PublicService:
-    """One public service as the page shows it."""
+    """One public service as the page shows it; its 90 days are `bars` of `target` (numbers only)."""
 
     key: str  # the service's name, as in badge URLs
     name: str
     description: str
     status: str
-    days: list[DaySegment]
+    bars: DayBars
+    target: str
     uptime_90d: float | None
+
+    @property
+    def days(self) -> list[DaySegment]:
+        return self.bars.segments(self.target)
 
 
 @dataclass
@@ -88,24 +93,20 @@ def _public_services(rows: list[StatusPageService], now: datetime) -> list[Publi
     if not rows:
         return []
     ranked = {s.pk: s for s in services_ranked().filter(pk__in=[r.service_id for r in rows]).order_by()}
-    days = status_seconds(kind="service", targets=[str(r.service_id) for r in rows], days=DAYS, now=now)
+    bars = day_bars(kind="service", targets=[str(r.service_id) for r in rows], days=DAYS, now=now)
     out = []
     for row in rows:
-        segments = days[str(row.service_id)]
-        passing = covered = 0.0
-        known = False  # any time passing, degraded or down: else the 90 days say nothing (no data is not 0 %)
-        for segment in segments:
-            share = segment.share
-            passing += share.passing
-            covered += share.seconds - share.maintenance
-            known = known or share.passing + share.degraded + share.down > 0
+        target = str(row.service_id)
+        # known: any time passing, degraded or down; else the 90 days say nothing (no data is not 0 %).
+        passing, covered, known = bars.totals(target)
         out.append(
             PublicService(
                 key=row.service.name,
                 name=row.display_name or row.service.display_name or row.service.name,
                 description=row.description,
                 status=PUBLIC_WORD.get(service_status(ranked[row.service_id]), "unknown"),
-                days=segments,
+                bars=bars,
+                target=target,
                 uptime_90d=ratio(passing, covered) if known else None,
             )
         )

@@ -40,7 +40,7 @@ def _public(response: HttpResponse) -> HttpResponse:
 def _render_page() -> tuple[bytes, int]:
     data = statuspage.status_page()
     for service in data["services"]:
-        service.bar = charts.uptime_bar(service.days)
+        service.bar = charts.uptime_bar_of(service.bars, service.target)
     return render_to_string("monitoring/status/page.html", data).encode(), 200
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from monitoring.models import MetricPoint, MetricSeries, Resolution, RollupWatermark, StatusPageService
 from monitoring.points import floor_time
-from monitoring.selectors.uptime_days import _status_seconds_by_points, status_seconds
+from monitoring.selectors.uptime_days import _bars_by_points, _calendar, status_seconds
 from tests.registry.factories import InstanceFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +90,8 @@ def test_summed_by_the_database_equals_reading_every_point_at_the_coarsest_final
         history(target, now, seed)
     marks(now)
     first = floor_time(now, 86400) - timedelta(days=89)
-    expected = _status_seconds_by_points("service", [*targets, "none"], first, 90, now)
+    by_points = _bars_by_points("service", [*targets, "none"], _calendar(first, 90, now), now)
+    expected = {target: by_points.segments(target) for target in [*targets, "none"]}
     found = status_seconds(kind="service", targets=[*targets, "none"], days=90, now=now)
     for target in [*targets, "none"]:
         assert flat(found[target]) == flat(expected[target]), target
