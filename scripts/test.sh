@@ -30,13 +30,14 @@ prod_env() {
 
 if [ "$WHICH" = all ] || [ "$WHICH" = embedded ]; then
   echo "=== pass 1: embedded default (SQLite, local cache, filesystem broker)"
-  (unset DATABASE_URL REDIS_URL CELERY_BROKER_URL; CONTROLPLANE_VAR_DIR="$PWD/var/test-embedded" run_pytest; exit $status) || status=1
+  (unset DATABASE_URL REDIS_URL CELERY_BROKER_URL; export SCREENSHOT_DIR="$PWD/var/screenshots/embedded"
+   CONTROLPLANE_VAR_DIR="$PWD/var/test-embedded" run_pytest; exit $status) || status=1
 fi
 
 if [ "$WHICH" = all ] || [ "$WHICH" = production ]; then
   echo "=== pass 2: production mode (PostgreSQL + Redis)"
   if reachable 127.0.0.1 5432 && reachable 127.0.0.1 6379; then
-    (prod_env; run_pytest; exit $status) || status=1
+    (prod_env; export SCREENSHOT_DIR="$PWD/var/screenshots/production"; run_pytest; exit $status) || status=1
   elif [ "$CI" = true ]; then
     echo "FAIL: PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are required when CI=true"; status=1
   else

@@ -197,14 +197,16 @@ def test_a_maintenance_window_suppresses_notifications(scope: str) -> None:
     if scope == "registry-flag":
         Instance.objects.filter(pk=instance.pk).update(maintenance=True)
     elif scope == "recurring":
-        local = t0.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
+        # The window starts 5 minutes ago in Tokyo, on that moment's weekday (just after local midnight
+        # that is yesterday: the window then spans midnight).
+        started = t0.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo")) - timedelta(minutes=5)
         maintenance_services.maintenance_window_create(
             name="nightly",
             scope="service",
             service=instance.service,
             kind="recurring",
-            weekdays=[local.weekday()],
-            start_time=(local - timedelta(minutes=5)).time().replace(second=0, microsecond=0),
+            weekdays=[started.weekday()],
+            start_time=started.time().replace(second=0, microsecond=0),
             duration_minutes=60,
             timezone="Asia/Tokyo",
         )
