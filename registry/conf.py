@@ -24,8 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "REGISTRY_PROBE_MAX_TIMEOUT_SECONDS": 60,
     "REGISTRY_PROBE_MAX_REDIRECTS": 3,
     "REGISTRY_OUTPUT_MAX_BYTES": 4096,
-    # Result retention (beat): by age and by count per check.
-    "REGISTRY_RESULT_RETENTION_DAYS": 7,
+    # Result retention (beat): by age and by count per check. Raw results are the monitoring roll-ups'
+    # source; past a day they live on as minute/hour/day points (issue #11's default: raw 24 h).
+    "REGISTRY_RESULT_RETENTION_DAYS": 1,
     "REGISTRY_RESULT_RETENTION_PER_CHECK": 1000,
 }
 

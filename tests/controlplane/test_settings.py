@@ -100,7 +100,7 @@ def test_app_tunables_come_from_the_environment_else_the_app_default(tmp_path) -
     )
     result = subprocess.run([sys.executable, "-c", script], env=child_env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["50", "7"]
+    assert result.stdout.split() == ["50", "1"]
 
 
 @pytest.mark.django_db
