@@ -196,11 +196,16 @@ async def live_stream(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def live_state(request: HttpRequest) -> JsonResponse:
-    """The polling fallback: what changed after event `since` (the same payload the stream sends)."""
+    """The polling fallback: what changed after event `since` (the same payload the stream sends).
+
+    Without `since` the answer is only the baseline (the newest event id). `since=0` is a real position: a
+    page read while the event log was empty must still be told about event 1.
+    """
+    raw = request.GET.get("since")
+    if raw is None or raw == "":
+        return JsonResponse({"last_event": reads.last_event_id(), "changed": 0})
     try:
-        since = max(0, int(request.GET.get("since", "0")))
+        since = max(0, int(raw))
     except ValueError:
         return JsonResponse({"errors": {"since": ["Give an event id (a whole number)."]}}, status=400)
-    if since == 0:
-        return JsonResponse({"last_event": reads.last_event_id(), "changed": 0})
     return JsonResponse(live.collect(since))

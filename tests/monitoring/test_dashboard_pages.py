@@ -66,6 +66,22 @@ def test_the_polling_fallback_returns_what_changed_since_an_event(admin_client, 
     assert client.get("/dashboard/live/state/?since=0").status_code == 302  # staff only
 
 
+def test_a_page_read_with_an_empty_event_log_polls_from_zero_and_gets_the_first_change(admin_client) -> None:  # type: ignore[no-untyped-def]
+    """`since=0` is a position (nothing yet), not "baseline only": the first stored change must reach the page."""
+    instance = InstanceFactory(service=ServiceFactory(name="first-change"), instance_id="f1")
+    Event.objects.all().delete()
+    assert 'data-last-event="0"' in admin_client.get("/dashboard/").content.decode()
+    assert admin_client.get("/dashboard/live/state/?since=0").json() == {"last_event": 0, "changed": 0}
+    CheckFactory(instance=instance, name="hb", kind="ttl", ttl=60)
+    check_ttl_update(instance=instance, status=CheckStatus.CRITICAL, output="late")
+    changed = admin_client.get("/dashboard/live/state/?since=0").json()
+    assert changed["changed"] >= 1
+    assert [s["status"] for s in changed["services"] if s["name"] == "first-change"] == ["critical"]
+    # Without `since` the answer is the baseline only; a page that did not read the log does not say where it is.
+    assert admin_client.get("/dashboard/live/state/").json() == {"last_event": changed["last_event"], "changed": 0}
+    assert "data-last-event" not in admin_client.get("/dashboard/pipelines/").content.decode()
+
+
 def test_live_stream_refuses_anyone_but_staff_and_answers_204_under_wsgi(
     client, admin_client, django_user_model
 ) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,10 @@
   var indicator = document.getElementById("live-indicator");
   var ICONS = {passing: "\u2714", warning: "\u25B2", critical: "\u2716", maintenance: "\u2016", unknown: "?"};
   // The newest event when the page's data was read: every change after it is applied, by the stream or a poll.
-  var last = parseInt(body.getAttribute("data-last-event") || "0", 10) || null;
+  // 0 is a real position (the log was empty): event 1 is a change. null: the page did not say, ask for a baseline.
+  var lastAttr = body.getAttribute("data-last-event");
+  var last = lastAttr === null || lastAttr === "" ? null : parseInt(lastAttr, 10);
+  if (isNaN(last)) last = null;
   var pollTimer = null;
 
   function setIndicator(state, text) {
@@ -32,7 +35,7 @@
 
   function apply(payload) {
     if (!payload) return;
-    if (payload.last_event && (!last || payload.last_event > last)) last = payload.last_event;
+    if (payload.last_event && (last === null || payload.last_event > last)) last = payload.last_event;
     if (payload.reload) { window.location.reload(); return; }
     (payload.services || []).forEach(function (svc) {
       document.querySelectorAll('[data-service-id="' + svc.id + '"]').forEach(function (el) {
@@ -91,11 +94,11 @@
   }
 
   function catchUp() {
-    return fetch(stateUrl + "?since=" + (last || 0), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+    return fetch(stateUrl + (last === null ? "" : "?since=" + last), {credentials: "same-origin", headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (payload) {
         if (!payload) return;
-        if (!last) { last = payload.last_event; return; }
+        if (last === null) { last = payload.last_event; return; }
         if (payload.changed) apply(payload); else if (payload.last_event > last) last = payload.last_event;
         if (indicator) indicator.setAttribute("data-last-event", last);
       });
@@ -115,7 +118,7 @@
     var from = JSON.parse(e.data).last_event;
     setIndicator("live", "● live");
     // Changes stored between the page's read and the stream's start: fetch them once, then the stream follows.
-    if (!last || from > last) { catchUp().then(function () { if (!last || from > last) last = from; }); }
+    if (last === null || from > last) { catchUp().then(function () { if (last === null || from > last) last = from; }); }
   });
   source.addEventListener("update", function (e) { apply(JSON.parse(e.data)); });
   source.onerror = function () {
