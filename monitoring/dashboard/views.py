@@ -40,14 +40,23 @@ def _search(request: HttpRequest, name: str = "q") -> str:
 def overview(request: HttpRequest) -> HttpResponse:
     """Counts, failing services first (paginated, searchable), alerts, maintenance, activity, traffic, workers."""
     last_event = reads.last_event_id()  # before the data: a change in between is replayed, never missed
-    data = reads.overview(search=_search(request), status=request.GET.get("status", ""), page=request.GET.get("page"))
-    data["last_event"] = last_event
     status = request.GET.get("status", "")
+    data = reads.overview(
+        search=_search(request),
+        status=status,
+        page=request.GET.get("page"),
+        flapping=request.GET.get("flapping_page"),
+        maintenance=request.GET.get("maintenance_page"),
+        maintenance_search=_search(request, "maintenance_q"),
+    )
+    data["last_event"] = last_event
     data.update(
         search=_search(request),
         status_filter=status,
         statuses=list(reads.RANKS),
+        maintenance_search=_search(request, "maintenance_q"),
         query_extra=urlencode({"q": _search(request), "status": status}) + "&",
+        maintenance_extra=urlencode({"maintenance_q": _search(request, "maintenance_q")}) + "&",
     )
     return render(request, "monitoring/overview.html", data)
 
@@ -57,8 +66,9 @@ def overview(request: HttpRequest) -> HttpResponse:
 def service_detail(request: HttpRequest, name: str) -> HttpResponse:
     """One service: instances and checks, latency chart, uptime windows, 90-day bar, transitions, alerts."""
     last_event = reads.last_event_id()
-    data = reads.service_detail(name=name)
-    data["last_event"] = last_event
+    search = _search(request)
+    data = reads.service_detail(name=name, search=search, page=request.GET.get("page"))
+    data.update(last_event=last_event, search=search, query_extra=urlencode({"q": search}) + "&")
     data["latency_svg"] = charts.latency_chart(data["latency"])
     data["bar_svg"] = charts.uptime_bar(data["days"])
     return render(request, "monitoring/service.html", data)
@@ -127,7 +137,14 @@ def alerts(request: HttpRequest) -> HttpResponse:
             statuses=(AlertStatus.PENDING,), search=search, page=request.GET.get("pending_page")
         ),
         "silences": reads.silence_page(search=_search(request, "silence_q"), page=request.GET.get("silence_page")),
-        "maintenance": reads.maintenance_page(page=request.GET.get("maintenance_page")),
+        "maintenance": reads.maintenance_page(
+            search=_search(request, "maintenance_q"), page=request.GET.get("maintenance_page")
+        ),
+        "maintenance_search": _search(request, "maintenance_q"),
+        "maintenance_extra": urlencode({"maintenance_q": _search(request, "maintenance_q")}) + "&",
+        "silence_search": _search(request, "silence_q"),
+        "silence_extra": urlencode({"silence_q": _search(request, "silence_q")}) + "&",
+        "query_extra": urlencode({"q": search}) + "&",
         "silence_form": silence_form,
         "maintenance_form": maintenance_form,
         "now": timezone.now(),

@@ -12,7 +12,18 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, Max, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    Max,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    prefetch_related_objects,
+)
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -20,7 +31,6 @@ from controlplane.events.models import Event
 from monitoring.models import (
     AlertState,
     AlertStatus,
-    MaintenanceWindow,
     MetricPoint,
     Resolution,
     SeriesKind,
@@ -28,7 +38,7 @@ from monitoring.models import (
 )
 from monitoring.points import Agg, quantile
 from monitoring.selectors.dashboard_history import latency_points, series_bins, uptime_windows
-from monitoring.selectors.maintenance import windows_between
+from monitoring.selectors.dashboard_maintenance import maintenance_now, maintenance_page  # noqa: F401 - views read them here
 from monitoring.selectors.service_ranks import RANKS, STATUS_BY_RANK, RankedServices, worst_per_service_sql
 from monitoring.selectors.uptime_days import status_seconds
 from registry.models import Check, Instance, InstanceStatus, Service
@@ -189,13 +199,6 @@ def silence_page(*, now: datetime | None = None, search: str = "", page: Any = 1
     return paginate(queryset.order_by("ends_at", "id"), page)
 
 
-def maintenance_page(*, now: datetime | None = None, horizon_days: int = 30, page: Any = 1) -> Page:
-    """Enabled windows that are in effect or start within `horizon_days` (recurring ones while they run)."""
-    now = now or timezone.now()
-    queryset = MaintenanceWindow.objects.overlapping(now, now + timedelta(days=horizon_days))
-    return paginate(queryset.select_related("service", "instance").order_by("starts_at", "id"), page)
-
-
 def recent_events(
     *, kinds: tuple[str, ...] = (), prefix: str = "", subject_prefix: str = "", limit: int = 10
 ) -> list[Event]:
@@ -308,8 +311,17 @@ def workers_health(
     return rows
 
 
-def overview(*, search: str = "", status: str = "", page: Any = 1, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the overview shows, in a fixed number of queries."""
+def overview(
+    *,
+    search: str = "",
+    status: str = "",
+    page: Any = 1,
+    flapping: Any = 1,
+    maintenance: Any = 1,
+    maintenance_search: str = "",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Everything the overview shows, in a fixed number of queries; `flapping` / `maintenance`: those lists' pages."""
     now = now or timezone.now()
     checks = check_figures()
     counts = status_counts(checks=checks[0])
@@ -317,8 +329,8 @@ def overview(*, search: str = "", status: str = "", page: Any = 1, now: datetime
         "counts": counts,
         "services": service_page(search=search, status=status, page=page, total=sum(counts["services"].values())),
         "firing": alert_page(statuses=(AlertStatus.FIRING, AlertStatus.PENDING), per_page=10),
-        "flapping": flapping_page(),
-        "maintenance": [window for window, _ in windows_between(now, now + timedelta(seconds=1))][:10],
+        "flapping": flapping_page(page=flapping),
+        "maintenance": maintenance_now(now=now, search=maintenance_search, page=maintenance),
         "transitions": recent_events(kinds=TRANSITION_KINDS),
         "events": recent_events(),
         "config_changes": recent_events(prefix="config."),
@@ -327,11 +339,22 @@ def overview(*, search: str = "", status: str = "", page: Any = 1, now: datetime
     }
 
 
-def service_detail(*, name: str, now: datetime | None = None) -> dict[str, Any]:
-    """A service with its instances and checks, latency points, uptime windows, 90 day bar, transitions, alerts."""
+def instance_page(*, service: Service, search: str = "", page: Any = 1) -> Page:
+    """A service's instances by id, each with its checks, searchable by instance id or address (three queries)."""
+    queryset = Instance.objects.filter(service=service)
+    if search:
+        queryset = queryset.filter(Q(instance_id__icontains=search) | Q(address__icontains=search))
+    result = paginate(queryset.order_by("instance_id", "id"), page)
+    # Checks of this page's instances only (one query), not of every instance of a large service.
+    prefetch_related_objects(result.object_list, Prefetch("checks", queryset=Check.objects.order_by("name", "id")))
+    return result
+
+
+def service_detail(*, name: str, search: str = "", page: Any = 1, now: datetime | None = None) -> dict[str, Any]:
+    """A service with a page of its instances and checks, latency, uptime windows, 90 day bar, transitions, alerts."""
     now = now or timezone.now()
     service = get_object_or_404(services_ranked(), name=name)
-    instances = list(Instance.objects.filter(service=service).order_by("instance_id").prefetch_related("checks"))
+    instances = instance_page(service=service, search=search, page=page)
     target = str(service.pk)
     alerts = (
         AlertState.objects.filter(

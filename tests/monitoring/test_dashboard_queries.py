@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -21,7 +21,7 @@ from monitoring.models import (
     StatusPageService,
 )
 from monitoring.points import floor_time
-from registry.models import CheckStatus, InstanceStatus
+from registry.models import CheckStatus, InstanceStatus, Service
 from tests.monitoring.test_dashboard_pages import status_points
 from tests.registry.factories import CheckFactory, InstanceFactory, ServiceFactory
 
@@ -31,6 +31,9 @@ PAGES = ["/dashboard/", "/dashboard/services/svc-0/", "/dashboard/alerts/", "/da
 MORE_PAGES = [
     "/dashboard/?q=svc&status=critical",
     "/dashboard/?status=passing&page=2",
+    "/dashboard/?flapping_page=2&maintenance_page=2&maintenance_q=m",
+    "/dashboard/services/svc-0/?q=extra&page=2",
+    "/dashboard/alerts/?maintenance_q=m1&silence_q=c&maintenance_page=2",
     "/dashboard/pipelines/",
     "/status/badge/svc-1.svg",
     "/status/badge/svc-1.svg?type=uptime-30d",
@@ -38,7 +41,8 @@ MORE_PAGES = [
 
 
 def grow(start: int, stop: int) -> None:
-    """Services start..stop-1, each with an instance, a check, history, events, an alert, and a public flag."""
+    """Services start..stop-1, each with an instance, a check, history, events, an alert, and a public flag;
+    and as many more instances of svc-0 (its page lists them), flapping alerts and recurring windows."""
     now = timezone.now()
     rule, _ = AlertRule.objects.get_or_create(name="down", defaults={"target_kind": "service", "metric": "status"})
     statuses = [InstanceStatus.PASSING, InstanceStatus.CRITICAL, InstanceStatus.WARNING]
@@ -69,6 +73,26 @@ def grow(start: int, stop: int) -> None:
             service=service,
             starts_at=now - timedelta(minutes=1),
             ends_at=now + timedelta(hours=1),
+        )
+        MaintenanceWindow.objects.create(
+            name=f"m-weekly-{index}",
+            scope="service",
+            service=service,
+            kind="recurring",
+            weekdays=list(range(7)),
+            start_time=time(0, 0),
+            duration_minutes=24 * 60,
+        )
+        extra = InstanceFactory(service=Service.objects.get(name="svc-0"), instance_id=f"extra-{index}")
+        CheckFactory(instance=extra, status=CheckStatus.CRITICAL)
+        CheckFactory(instance=extra, name="second", status=CheckStatus.PASSING)
+        AlertState.objects.create(
+            rule=rule,
+            target_key=f"service:{service.pk}/flap",
+            fingerprint=f"flap{index}",
+            status="firing",
+            flapping=True,
+            flapping_since=now,
         )
         Silence.objects.create(
             matchers=[{"name": "service", "op": "=", "value": service.name}],
