@@ -249,6 +249,8 @@ async def hold_and_fire(
         "watchers": count,
         "delivered": len(latencies) - len(failures),
         "failures": failures[:5],
+        "first_ms": latencies[0] * 1000,
+        "p10_ms": latencies[len(latencies) // 10] * 1000,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000,
         "max_ms": latencies[-1] * 1000,
@@ -322,7 +324,8 @@ def run_kind(env: dict[str, str], kind: str, count: int, key: str, runs: int, fl
                 uvicorn.terminate()
                 uvicorn.wait(30)
             print(
-                f"  {side:9} run {run + 1}: {result['delivered']}/{count} p50 {result['p50_ms']:.0f} ms "
+                f"  {side:9} run {run + 1}: {result['delivered']}/{count} first {result['first_ms']:.0f} ms "
+                f"p10 {result['p10_ms']:.0f} ms p50 {result['p50_ms']:.0f} ms "
                 f"p99 {result['p99_ms']:.0f} ms max {result['max_ms']:.0f} ms (write {result['write_ms']:.0f} ms), "
                 f"{result['kib_per_watcher']:.1f} KiB/watcher; server CPU {result['server_cpu_ms']:.0f} ms "
                 f"({result['server_cpu_us_per_watcher']:.0f} us/watcher), load average {result['loadavg_1m']:.1f}",
