@@ -25,6 +25,12 @@ STATUS_STYLE: dict[str, tuple[str, str, str]] = {
     "down": ("#c62828", "✖", "down"),
     "maintenance": ("#1565c0", "‖", "maintenance"),
     "unknown": ("#757575", "?", "no data"),
+    # Alert states: each its own icon, so an alert row is never a bare colour (nor the "unknown" `?`).
+    "firing": ("#c62828", "!", "firing"),
+    "pending": ("#b26a00", "…", "pending"),
+    "resolved": ("#2e7d32", "✓", "resolved"),
+    "flapping": ("#b26a00", "⇅", "flapping"),
+    "inactive": ("#757575", "–", "inactive"),
 }
 
 

@@ -178,7 +178,9 @@ def alert_page(*, statuses: tuple[str, ...], search: str = "", page: Any = 1, pe
     """Alert states in `statuses`, firing before pending, most recent first; searchable by rule or target."""
     queryset = AlertState.objects.filter(status__in=statuses).select_related("rule")
     if search:
-        queryset = queryset.filter(Q(rule__name__icontains=search) | Q(target_key__icontains=search))
+        queryset = queryset.filter(
+            Q(rule__name__icontains=search) | Q(target_key__icontains=search) | Q(labels__target__icontains=search)
+        )
     order = Case(When(status=AlertStatus.FIRING, then=Value(0)), default=Value(1), output_field=IntegerField())
     return paginate(queryset.annotate(order=order).order_by("order", "-active_since", "-id"), page, per_page)
 

@@ -80,7 +80,11 @@ def test_the_overview_pages_its_flapping_targets(admin_client) -> None:  # type:
         )  # fmt: skip
     html = main(admin_client.get("/dashboard/").content)
     flapping = html.split('id="flapping"')[1].split("</ul>")[0]
-    assert flapping.count("⇅ flapping") == 10 and "target-11" not in flapping
+    assert (
+        flapping.count('data-status="flapping"') == 10
+        and "⇅</span> flapping" in flapping
+        and "target-11" not in flapping
+    )
     assert "flapping_page=2" in html
     second = main(admin_client.get("/dashboard/?flapping_page=2").content).split('id="flapping"')[1].split("</ul>")[0]
     assert "target-10" in second and "target-11" in second and "target-00" not in second

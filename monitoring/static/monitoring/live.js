@@ -7,7 +7,8 @@
   var liveUrl = body.getAttribute("data-live-url");
   var stateUrl = body.getAttribute("data-state-url");
   var indicator = document.getElementById("live-indicator");
-  var ICONS = {passing: "\u2714", warning: "\u25B2", critical: "\u2716", maintenance: "\u2016", unknown: "?"};
+  var ICONS = {passing: "\u2714", warning: "\u25B2", critical: "\u2716", maintenance: "\u2016", unknown: "?",
+    firing: "!", pending: "\u2026", resolved: "\u2713", flapping: "\u21C5", inactive: "\u2013"};
   // The newest event when the page's data was read: every change after it is applied, by the stream or a poll.
   // 0 is a real position (the log was empty): event 1 is a change. null: the page did not say, ask for a baseline.
   var lastAttr = body.getAttribute("data-last-event");
