@@ -172,26 +172,37 @@ def _bar_marks(count: int, width: int, height: int) -> tuple[dict[str, str], dic
     return opening, closing
 
 
-def step_bars(counts: Sequence[tuple[float, float]], *, width: int = 360, height: int = 60) -> SafeString:
-    """Packets per bin (grey) with the errors among them (red, on top, also a separate count in the table)."""
-    top = max((total for total, _ in counts), default=0) or 1
+def step_bars(counts: Sequence[tuple[float, ...]], *, width: int = 360, height: int = 60) -> SafeString:
+    """Packets per bin (grey) with the errors (red) and drops (amber, above the errors) among them.
+
+    `counts`: (packets, errors) or (packets, errors, drops) per bin; each bin's figures are in its tooltip
+    too, so the series are told apart by words, not only by colour.
+    """
+    top = max((row[0] for row in counts), default=0) or 1
     bar_w = width / max(1, len(counts))
+    scale = (height - 2) / top
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="step-bars" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" aria-label="Packets and errors per bin"><title>Packets (grey) and errors (red) '
-        f"per bin, peak {top:.0f}</title>"
+        f'width="{width}" height="{height}" aria-label="Packets, errors and drops per bin"><title>Packets (grey), '
+        f"errors (red) and drops (amber) per bin, peak {top:.0f}</title>"
     ]
-    for index, (total, errors) in enumerate(counts):
-        x = index * bar_w
-        h = total / top * (height - 2)
-        e = errors / top * (height - 2)
+    for index, row in enumerate(counts):
+        total, errors = row[0], row[1]
+        drops = row[2] if len(row) > 2 else 0
+        x, w = index * bar_w, max(bar_w - 1, 1)
+        h, e, d = total * scale, errors * scale, drops * scale
         parts.append(
-            f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{h:.1f}" fill="#9e9e9e"/>'
+            f"<g><title>{total:.0f} packets, {errors:.0f} errors, {drops:.0f} drops</title>"
+            f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{w:.1f}" height="{h:.1f}" fill="#9e9e9e"/>'
         )
         if errors:
+            parts.append(f'<rect x="{x:.1f}" y="{height - e:.1f}" width="{w:.1f}" height="{e:.1f}" fill="#c62828"/>')
+        if drops:
             parts.append(
-                f'<rect x="{x:.1f}" y="{height - e:.1f}" width="{max(bar_w - 1, 1):.1f}" height="{e:.1f}" fill="#c62828"/>'
+                f'<rect class="drops" x="{x:.1f}" y="{height - e - d:.1f}" width="{w:.1f}" height="{d:.1f}" '
+                'fill="#ef8f00"/>'
             )
+        parts.append("</g>")
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - numbers only
 

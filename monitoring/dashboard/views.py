@@ -93,7 +93,9 @@ def pipeline_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """Per step: packets, errors, drops and p95 latency over the last 24 hours."""
     data = reads.pipeline_detail(slug=slug)
     for row in data["steps"]:
-        row["svg"] = charts.step_bars([(agg.count, agg.breakdown.get("errors", 0)) for _, agg in row["bins"]])
+        row["svg"] = charts.step_bars(
+            [(agg.count, agg.breakdown.get("errors", 0), agg.breakdown.get("dropped", 0)) for _, agg in row["bins"]]
+        )
         row["p95"] = [quantile(agg.histogram, 0.95) for _, agg in row["bins"]]
         row["p95_last"] = next((v for v in reversed(row["p95"]) if v is not None), None)
         row["latency_svg"] = charts.sparkline(row["p95"])

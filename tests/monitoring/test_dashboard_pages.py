@@ -193,7 +193,9 @@ def test_pipeline_page_shows_per_step_figures(admin_client) -> None:  # type: ig
     )  # fmt: skip
     html = admin_client.get("/dashboard/pipelines/orders/").content.decode()
     assert "<td>clean <small>transform</small></td><td>40</td><td>3</td><td>2</td>" in html
-    assert "Packets (grey) and errors (red)" in html
+    assert "Packets (grey), errors (red) and drops (amber)" in html
+    # Drops over time, like packets and errors: the bin of the point carries them, and only that bin.
+    assert html.count('class="drops"') == 1 and "40 packets, 3 errors, 2 drops" in html
     peak = re.search(r"p95 latency per bin, peak (\d+) ms", html)
     assert peak and 50 <= int(peak.group(1)) <= 75, peak  # 40 packets in the 50-75 ms bucket
     assert "orders" in admin_client.get("/dashboard/pipelines/?q=ord").content.decode()
