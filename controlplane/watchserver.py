@@ -80,6 +80,12 @@ REPLAYABLE = frozenset(
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
     }
 )
+REPLAY_ADDS_HEADERS_OF = frozenset(
+    {
+        "controlplane.observability.middleware.RequestTracingMiddleware",
+        "controlplane.observability.middleware.ApiProblemMiddleware",
+    }
+)
 PER_REQUEST_HEADERS = frozenset(
     {b"x-request-id", b"server-timing", b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"}
 )
@@ -173,7 +179,9 @@ def handler() -> WatchHandler:
     if _handler is None:
         built = WatchHandler()
         built.load_middleware(is_async=True)
-        _replayable = set(watch_middleware()) <= REPLAYABLE
+        chain = set(watch_middleware())
+        # Replay adds the tracing and problem middleware's per-request headers: they must be in the chain.
+        _replayable = chain <= REPLAYABLE and REPLAY_ADDS_HEADERS_OF <= chain
         _handler = built
     return _handler
 

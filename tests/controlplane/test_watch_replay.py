@@ -220,10 +220,18 @@ def test_every_woken_watcher_but_the_first_is_replayed(monkeypatch) -> None:
     assert len({headers[b"X-Request-ID"] for _, headers, _ in answers}) == 5
 
 
-def test_a_middleware_the_watch_server_does_not_know_switches_replay_off(monkeypatch, settings) -> None:
+TRACING = "controlplane.observability.middleware.RequestTracingMiddleware"
+
+
+@pytest.mark.parametrize("change", ["a middleware it does not know", "no tracing middleware"])
+def test_a_chain_the_watch_server_cannot_replay_switches_replay_off(monkeypatch, settings, change) -> None:
     monkeypatch.setattr(watchserver, "_handler", None)  # rebuilt from the settings below
     monkeypatch.setattr(watchserver, "_replayable", True)
-    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]):
+    if change == "no tracing middleware":
+        middleware = [path for path in settings.MIDDLEWARE if path != TRACING]
+    else:
+        middleware = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    with override_settings(MIDDLEWARE=middleware):
         answers, replayed = _fan_out(monkeypatch, 3)
         assert watchserver._replayable is False  # noqa: SLF001
     monkeypatch.setattr(watchserver, "_handler", None)
