@@ -32,6 +32,7 @@ logger = logging.getLogger("monitoring.live")
 CHANNEL = "monitoring:live"
 MAX_EVENTS_PER_TICK = 5000  # beyond this in one tick the page is told to reload instead of patched
 MAX_SERVICES_PER_MESSAGE = 500
+MAX_TARGETS_PER_MESSAGE = 2000  # instance + check statuses in one message; beyond, the page reloads
 QUEUE_SIZE = 8
 # Status words a transition may carry to the page (allow-list: event data is not otherwise sent live).
 LIVE_STATUSES = frozenset({"passing", "warning", "critical", "maintenance", "unknown"})
@@ -102,6 +103,7 @@ def collect(since: int) -> dict[str, Any]:
     from controlplane.events.models import Event
     from monitoring.models import AlertState, AlertStatus
     from monitoring.selectors.dashboard import TRANSITION_KINDS, service_statuses, status_counts
+    from monitoring.selectors.live_extra import target_statuses, top_alerts
 
     rows = list(
         Event.objects.filter(pk__gt=since)
@@ -112,7 +114,14 @@ def collect(since: int) -> dict[str, Any]:
         return {"last_event": since, "changed": 0}
     last = rows[-1]["id"]
     names = sorted({row["data"].get("service") for row in rows if isinstance(row["data"], dict)} - {None, ""})
-    reload = len(rows) >= MAX_EVENTS_PER_TICK or len(names) > MAX_SERVICES_PER_MESSAGE
+    checks, instances = target_statuses(rows, LIVE_STATUSES)
+    reload = (
+        len(rows) >= MAX_EVENTS_PER_TICK
+        or len(names) > MAX_SERVICES_PER_MESSAGE
+        or len(checks) + len(instances) > MAX_TARGETS_PER_MESSAGE
+    )
+    if reload:
+        checks, instances = {}, {}
     services = [] if reload or not names else list(service_statuses(names=[str(n) for n in names]).values())
     alerts = dict(
         AlertState.objects.filter(status__in=(AlertStatus.FIRING, AlertStatus.PENDING))
@@ -127,6 +136,11 @@ def collect(since: int) -> dict[str, Any]:
         "services": services,
         "counts": status_counts(),
         "alerts": {"firing": alerts.get("firing", 0), "pending": alerts.get("pending", 0)},
+        # The service page's instance and check cells, the overview's alert list and the alerts page's first
+        # page follow from these (ids, names on the page and status words only).
+        "checks": checks,
+        "instances": instances,
+        "alert_list": top_alerts(),
         # Kind and subject only: event data can quote check output, which the page does not need live. A
         # status transition also carries its two status words, so the page's "recent transitions" follow too.
         "events": [_live_event(r, TRANSITION_KINDS) for r in rows[-10:]],

@@ -133,6 +133,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
         status = 400  # the page again, with the field errors and nothing saved
     search = _search(request)
     context = {
+        "last_event": reads.last_event_id(),  # before the lists: a change in between is replayed, never missed
         "search": search,
         "firing": reads.alert_page(statuses=(AlertStatus.FIRING,), search=search, page=request.GET.get("page")),
         "pending": reads.alert_page(

@@ -61,3 +61,21 @@ def test_an_alert_without_labels_shows_its_key(admin_client) -> None:  # type: i
     )
     firing = admin_client.get("/dashboard/alerts/").content.decode().split('id="firing-alerts"')[1].split("</table>")[0]
     assert "<td>system</td>" in firing
+
+
+def test_cells_the_live_script_patches_are_marked_on_the_page(admin_client) -> None:  # type: ignore[no-untyped-def]
+    """live.js finds the service page's instance and check cells, the overview's alert list and the alerts page's
+    first pages by these marks (tests/monitoring/test_live_payload.py checks what the messages carry for them)."""
+    from tests.registry.factories import CheckFactory
+
+    instance = InstanceFactory(service=ServiceFactory(name="orders"), instance_id="o-1")
+    check = CheckFactory(instance=instance, name="http")
+    page = admin_client.get("/dashboard/services/orders/").content.decode()
+    assert 'class="inst-status" data-instance-key="orders/o-1"' in page
+    assert f'data-check-id="{check.pk}"' in page
+    assert 'data-live-alerts="overview"' in admin_client.get("/dashboard/").content.decode()
+    alerts = admin_client.get("/dashboard/alerts/").content.decode()
+    assert 'data-live-alerts="firing"' in alerts and 'data-live-alerts="pending"' in alerts
+    assert 'data-alert-count="firing">0<' in alerts and "data-last-event=" in alerts
+    searched = admin_client.get("/dashboard/alerts/?q=x").content.decode()
+    assert "data-live-alerts" not in searched  # a search result is not replaced by the unsearched first page

@@ -47,7 +47,9 @@ def test_the_overview_pages_and_searches_the_maintenance_in_effect(admin_client)
             starts_at=now - timedelta(minutes=index + 1),
             ends_at=None if index % 2 else now + timedelta(hours=1),
         )
-    MaintenanceWindow.objects.create(name="over", scope="everything", starts_at=now - timedelta(hours=2), ends_at=now)
+    MaintenanceWindow.objects.create(
+        name="finished-window", scope="everything", starts_at=now - timedelta(hours=2), ends_at=now
+    )
     MaintenanceWindow.objects.create(name="later", scope="everything", starts_at=now + timedelta(hours=1))
     MaintenanceWindow.objects.create(
         name="nightly", scope="everything", kind="recurring", weekdays=list(range(7)), start_time=time(0, 0),
@@ -59,7 +61,7 @@ def test_the_overview_pages_and_searches_the_maintenance_in_effect(admin_client)
     )  # fmt: skip
     html = main(admin_client.get("/dashboard/").content)
     assert "Maintenance now (13)" in html and "page 1 of 2 (13)" in html
-    assert "nightly" in html and "over" not in html and "later" not in html and "never-now" not in html
+    assert "nightly" in html and "finished-window" not in html and "later" not in html and "never-now" not in html
     # The running recurring window first, then the one-offs by start time (the oldest started first).
     assert html.index("nightly") < html.index("upgrade-11") < html.index("upgrade-03")
     assert "upgrade-02" not in html and "maintenance_q=&amp;maintenance_page=2" in html

@@ -1,6 +1,6 @@
 /* Live dashboard: server-sent events from /dashboard/live/, polling /dashboard/live/state/ as the fallback.
-   One message per server tick carries the services whose status changed, the counts and the newest events;
-   this script patches the page in place (no reload). No library, no CDN. */
+   One message per server tick carries the services, instances and checks whose status changed, the counts,
+   the newest events and the top alerts; this script patches the page in place (no reload). No library, no CDN. */
 (function () {
   "use strict";
   var body = document.body;
@@ -34,6 +34,77 @@
     return span;
   }
 
+  var dashboardUrl = body.getAttribute("data-dashboard-url") || "/dashboard/";
+
+  function text(tag, value) {
+    var el = document.createElement(tag);
+    el.textContent = value;
+    return el;
+  }
+
+  function target(alert) {
+    // The target as the page names it (its label), linked to its service page when it has one.
+    if (!alert.service) return document.createTextNode(alert.target);
+    var a = text("a", alert.target);
+    a.href = dashboardUrl + "services/" + encodeURIComponent(alert.service) + "/";
+    return a;
+  }
+
+  function alertCells(alert, withStatus) {
+    var cells = [];
+    if (withStatus) {
+      var status = document.createElement("td");
+      status.appendChild(badge(alert.status));
+      if (alert.flapping) { status.appendChild(document.createTextNode(" ")); status.appendChild(badge("flapping")); }
+      cells.push(status);
+    }
+    var rule = text("td", alert.rule + " ");
+    if (withStatus) rule.appendChild(text("small", alert.severity));
+    var where = document.createElement("td");
+    where.appendChild(target(alert));
+    cells.push(rule, where, text("td", alert.value === null || alert.value === undefined ? "" : String(alert.value)),
+      text("td", (alert.since || "").substring(0, 16).replace("T", " ")));
+    return cells;
+  }
+
+  function patchAlerts(list) {
+    // The overview's "firing and pending" list: firing first, then pending, 10 at most (as the server renders it).
+    var overview = document.querySelector('[data-live-alerts="overview"]');
+    if (overview) {
+      var rows = list.firing.concat(list.pending).slice(0, 10);
+      overview.replaceChildren();
+      rows.forEach(function (alert) {
+        var li = document.createElement("li");
+        li.appendChild(badge(alert.status));
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(text("b", alert.rule));
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(target(alert));
+        if (alert.flapping) { li.appendChild(document.createTextNode(" ")); li.appendChild(badge("flapping")); }
+        overview.appendChild(li);
+      });
+      if (!rows.length) overview.appendChild(text("li", "None."));
+    }
+    // The alerts page's first page of each table (only unsearched first pages say data-live-alerts).
+    [["firing", "Nothing firing."], ["pending", "Nothing pending."]].forEach(function (pair) {
+      var tbody = document.querySelector('[data-live-alerts="' + pair[0] + '"]');
+      if (!tbody) return;
+      tbody.replaceChildren();
+      list[pair[0]].forEach(function (alert) {
+        var tr = document.createElement("tr");
+        alertCells(alert, true).forEach(function (td) { tr.appendChild(td); });
+        tbody.appendChild(tr);
+      });
+      if (!list[pair[0]].length) {
+        var tr = document.createElement("tr");
+        var td = text("td", pair[1]);
+        td.colSpan = 5;
+        tr.appendChild(td);
+        tbody.appendChild(tr);
+      }
+    });
+  }
+
   function apply(payload) {
     if (!payload) return;
     if (payload.last_event && (last === null || payload.last_event > last)) last = payload.last_event;
@@ -61,6 +132,25 @@
     if (alerts && payload.alerts) {
       alerts.textContent = payload.alerts.firing ? "(" + payload.alerts.firing + " firing)" : "";
     }
+    if (payload.alerts) {
+      Object.keys(payload.alerts).forEach(function (status) {
+        document.querySelectorAll('[data-alert-count="' + status + '"]').forEach(function (el) {
+          el.textContent = payload.alerts[status];
+        });
+      });
+    }
+    if (payload.alert_list) patchAlerts(payload.alert_list);
+    // The service page's instance and check status cells.
+    Object.keys(payload.instances || {}).forEach(function (key) {
+      document.querySelectorAll(".inst-status").forEach(function (el) {
+        if (el.getAttribute("data-instance-key") === key) el.replaceChildren(badge(payload.instances[key]));
+      });
+    });
+    Object.keys(payload.checks || {}).forEach(function (id) {
+      document.querySelectorAll('[data-check-id="' + id + '"]').forEach(function (el) {
+        el.replaceChildren(badge(payload.checks[id]));
+      });
+    });
     var list = document.getElementById("events");
     if (list && payload.events) {
       payload.events.forEach(function (ev) {
