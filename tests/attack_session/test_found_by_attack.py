@@ -156,3 +156,19 @@ def test_a_bad_channel_is_a_problem_400_and_nothing_is_saved(fields: dict[str, A
     assert response.status_code == 400, response.content
     assert response["Content-Type"].startswith("application/problem+json")
     assert not NotificationChannel.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    reason="attack finding: monitoring's AwareDateTimeField.enforce_timezone calls astimezone(UTC) on a "
+    "date at the edge of the calendar; the OverflowError is a 500 (DRF's own field answers 400)",
+)
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+def test_a_datetime_at_the_calendar_edge_is_a_400_not_a_500(edge: str) -> None:
+    reader = key_client("monitoring:read", "monitoring:write")
+    series = reader.get(SERIES, {"kind": "service", "target": "nosuch", "metric": "status", "from": edge})
+    assert series.status_code == 400, series.content
+    window = {"name": "edge", "scope": "everything", "starts_at": edge, "ends_at": "2026-12-02T00:00:00Z"}
+    created = reader.post("/api/v1/maintenance/", window, format="json")
+    assert created.status_code == 400, created.content
