@@ -134,6 +134,10 @@ class UnsupportedVersion(Exception):
     """A request line without HTTP/1.0 or HTTP/1.1 (raised inside a parser callback)."""
 
 
+class MissingHost(Exception):
+    """An HTTP/1.1 request without exactly one Host header (raised inside a parser callback)."""
+
+
 class ProblemHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` whose protocol-error answer is a problem document with a fresh request id.
 
@@ -143,15 +147,39 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     """
 
     _head_bytes = 0
+    # Bytes fed while a head was being read and no parser callback fired: httptools keeps a header's
+    # pieces until the header ends, so a header that never ends reaches no callback (`on_header`) at all.
+    _head_pending = 0
+    _reading_head = True
+    _head_progress = False
+    _refusal: str | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._head_progress = False
+        super().data_received(data)
+        if not self._reading_head or self._head_progress or self.transport.is_closing():
+            self._head_pending = 0  # the bytes after the last callback are at most this one chunk
+            return
+        self._head_pending += len(data)
+        if self._head_bytes + self._head_pending > self._head_limit():
+            self._head_bytes += self._head_pending
+            self.send_400_response("Invalid HTTP request received.")
 
     def on_message_begin(self) -> None:
         self._head_bytes = 0
+        self._reading_head = True
+        self._refusal = None
         super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_head = True  # what follows on this connection is the next request's head
 
     def _head_limit(self) -> int:
         return self.config.h11_max_incomplete_event_size or HEAD_LIMIT_DEFAULT
 
     def _count_head(self, size: int) -> None:
+        self._head_progress = True
         self._head_bytes += size
         if self._head_bytes > self._head_limit():
             raise HeadTooLarge  # httptools turns it into HttpParserCallbackError: a 400 below
@@ -165,9 +193,16 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        if self.parser.get_http_version() not in ("1.0", "1.1"):
+        self._head_progress = True
+        self._reading_head = False
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):
             # llhttp takes "GET /path" alone as HTTP/0.9; h11 and gunicorn refuse it: so does this.
             raise UnsupportedVersion
+        if version == "1.1" and sum(1 for name, _ in self.headers if name == b"host") != 1:
+            # RFC 9112 3.2: exactly one Host in HTTP/1.1 (h11 refused these too; llhttp does not check).
+            self._refusal = "An HTTP/1.1 request needs exactly one Host header."
+            raise MissingHost
         super().on_headers_complete()
         if type(self.cycle) is RequestResponseCycle:
             # Made by uvicorn just now, its task not started yet: it sends through `CorkedCycle.send`.
@@ -176,6 +211,8 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         if self._head_bytes > self._head_limit():
             msg = "The request line and headers are too large."
+        elif self._refusal:
+            msg = self._refusal
         cycle = self.cycle  # the request being read, or the previous one (complete) on a kept-alive connection
         if cycle is not None and not cycle.response_complete:
             if cycle.response_started:

@@ -7,7 +7,8 @@ from typing import Any
 
 from controlplane.patterns import PatternError, compile_user_regex
 
-LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# \A...\Z, not ^...$: `$` also matches before a final newline ("team\n" is not a label name).
+LABEL_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.]{0,99}\Z")  # at most 100 characters, as matchers
 OPS = ("=", "!=", "=~", "!~")
 MAX_MATCHERS = 20
 MAX_VALUE = 500

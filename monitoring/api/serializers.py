@@ -43,7 +43,13 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def enforce_timezone(self, value):  # type: ignore[no-untyped-def]
         # DRF would make a naive value aware in the current zone; keep it naive so it is refused above.
-        return value if timezone.is_naive(value) else value.astimezone(UTC)
+        if timezone.is_naive(value):
+            return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 or 9999-12-31T23:59-12:00: no such UTC time
+            self.fail("overflow")
+        return value  # unreachable: fail() raises
 
 
 def parse_step(text: str) -> int:

@@ -7,15 +7,16 @@ from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status as http_status
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin, RetrieveModelMixin
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from controlplane.access.scopes import Scope
+from controlplane.access.scopes import Scope, grants
 from controlplane.actors import actor_from_request
 from monitoring.api import serializers as s
-from monitoring.models import MaintenanceWindow
+from monitoring.models import MaintenanceWindow, SeriesKind
 from monitoring.selectors.series import SeriesQueryError, series_read
 from monitoring.selectors.targets import UnknownTarget, series_target
 from monitoring.selectors.uptime import uptime_many
@@ -29,6 +30,12 @@ def _query(serializer_class: type, request) -> dict:  # type: ignore[no-untyped-
     serializer = serializer_class(data=params)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _may_read_namespace(request, namespace: str) -> bool:  # type: ignore[no-untyped-def]
+    """A namespace's series are config metadata: the key needs `config:read` and the namespace in its limit."""
+    key = request.auth
+    return key is not None and grants(key.scopes, Scope.CONFIG_READ) and key.allows_namespace(namespace)
 
 
 class SeriesApi(GenericAPIView):
@@ -63,6 +70,9 @@ class SeriesApi(GenericAPIView):
     )
     def get(self, request):  # type: ignore[no-untyped-def]
         query = _query(s.SeriesQuerySerializer, request)
+        if query["kind"] == SeriesKind.NAMESPACE and not _may_read_namespace(request, query["target"]):
+            # The config API's rule: a namespace the key may not read looks absent (no existence oracle).
+            raise NotFound(f"No namespace {query['target']!r}.")
         try:
             target = series_target(query["kind"], query["target"])
             answer = series_read(

@@ -239,6 +239,8 @@ def grouping_errors(channel: NotificationChannel) -> dict[str, list[str]]:
         errors["group_by"] = ['A list of label names ([] = one group; ["..."] = every label, one group per alert).']
     elif "..." in group_by and len(group_by) > 1:
         errors["group_by"] = ['"..." groups by every label: it stands alone.']
+    elif len(set(group_by)) != len(group_by):
+        errors["group_by"] = ["Name each label once."]  # Alertmanager refuses duplicates too
     for name in ("group_wait_seconds", "repeat_interval_seconds"):
         if not _whole_seconds(getattr(channel, name), 0):
             errors[name] = [f"Whole seconds from 0 to {MAX_DURATION}."]

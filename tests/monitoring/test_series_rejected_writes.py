@@ -22,7 +22,7 @@ SERIES = "/api/v1/metrics/series/"
 def series_total(metric: str, namespace: str = "payments") -> float:
     """The sum of the namespace's `metric` over the last hour, read through the series API."""
     start = (timezone.now() - timedelta(minutes=30)).replace(second=0, microsecond=0)
-    response = key_client("monitoring:read").get(
+    response = key_client("monitoring:read", "config:read").get(  # namespace series are config metadata
         SERIES,
         {
             "kind": "namespace",
