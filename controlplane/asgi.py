@@ -7,6 +7,7 @@ production a reverse proxy sends the blocking queries (the config watch path, an
 event loop — so a waiting watcher holds neither a thread nor a database connection.
 """
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
@@ -48,5 +49,10 @@ async def _lifespan(receive, send) -> None:  # type: ignore[no-untyped-def]
 
 # Oversized bodies are refused before anything spools them (controlplane/asgi_bounds.py).
 application = BodyLimitMiddleware(routes)
+
+# What is loaded by now lives as long as the process: out of the cyclic collector's reach, as in
+# controlplane/wsgi.py (full collections walked it on a request's time). The watch hub's burst freeze thaws
+# everything after a fan-out (`watchhub._unfreeze`), this set included: only a cost, never a leak.
+gc.freeze()
 
 __all__ = ["application"]
