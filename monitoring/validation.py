@@ -26,7 +26,8 @@ _ZONES: set[str] = set()
 
 def _zones() -> set[str]:
     if not _ZONES:
-        _ZONES.update(available_timezones())
+        # Not zones of the tz database: "localtime" is whatever the machine says, "Factory" means "unset".
+        _ZONES.update(available_timezones() - {"localtime", "Factory", "posixrules"})
         _ZONES.add("UTC")
     return _ZONES
 

@@ -252,6 +252,8 @@ def test_maintenance_windows_over_the_api(client_for) -> None:
     [
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"timezone": "../../etc/passwd"}, "timezone"),
+        ({"timezone": "localtime"}, "timezone"),  # the machine's setting, not an IANA zone
+        ({"timezone": "Factory"}, "timezone"),
         ({"weekdays": [7]}, "weekdays"),
         ({"weekdays": []}, "weekdays"),
         ({"weekdays": [1, 1]}, "weekdays"),
