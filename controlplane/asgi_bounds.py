@@ -14,8 +14,6 @@ checks it like any other body.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,24 +29,9 @@ def _limit() -> int:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    from controlplane.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+    from controlplane.errors import closing_problem
 
-    request_id = os.urandom(16).hex()
-    body = json.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + "payload-too-large",
-            "title": "Request Entity Too Large",
-            "status": 413,
-            "detail": f"The request body exceeds {limit} bytes.",
-            "request_id": request_id,
-        }
-    ).encode()
-    headers = [
-        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-        (b"connection", b"close"),
-    ]
+    headers, body = closing_problem(413, f"The request body exceeds {limit} bytes.", code="payload_too_large")
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -7,7 +7,9 @@ ever includes a traceback or a setting value.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +112,20 @@ def problem_body(status: int, detail: str, *, code: str | None = None, errors: A
         body["errors"] = errors
     body.update(extra)
     return body
+
+
+def closing_problem(status: int, detail: str, *, code: str | None = None) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Raw headers and body of a problem document answered outside Django (a server protocol refusing a
+    request, an ASGI wrapper), with a fresh request id; the connection is closed after it."""
+    request_id = os.urandom(16).hex()
+    body = json.dumps({**problem_body(status, detail, code=code), "request_id": request_id}).encode()
+    headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+        (b"connection", b"close"),
+    ]
+    return headers, body
 
 
 def problem_response(status: int, detail: str, **kwargs: Any) -> JsonResponse:

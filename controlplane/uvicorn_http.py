@@ -12,8 +12,6 @@ same answer on h11, kept for comparison (`commandlines.H11_PROTOCOL`).
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from typing import Any
 
 import h11
@@ -27,25 +25,9 @@ HEAD_LIMIT_DEFAULT = 16 * 1024
 
 def problem_400(msg: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """Headers and body of the problem document for a request the protocol refused, with a fresh request id."""
-    from controlplane.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE  # Django is set up by now
+    from controlplane.errors import closing_problem  # Django is set up by now
 
-    request_id = os.urandom(16).hex()
-    body = json.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + "bad-request",
-            "title": "Bad Request",
-            "status": 400,
-            "detail": msg,
-            "request_id": request_id,
-        }
-    ).encode()
-    headers = [
-        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-        (b"connection", b"close"),
-    ]
-    return headers, body
+    return closing_problem(400, msg)
 
 
 class _HeadCollector:
