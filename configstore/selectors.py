@@ -147,6 +147,10 @@ def _current_revision(namespace: str, cached: tuple[int, int] | None = None) -> 
     return row
 
 
+# Reads of a snapshot racing writes: after this many the last one is kept (a write every few milliseconds).
+SNAPSHOT_READ_ATTEMPTS = 5
+
+
 def config_snapshot(namespace: str, *, cached_revision: tuple[int, int] | None = None) -> Snapshot:
     """The effective config of `namespace` (404 when it does not exist), cached per revision.
 
@@ -166,6 +170,18 @@ def config_snapshot(namespace: str, *, cached_revision: tuple[int, int] | None =
     ):
         return cached
     snapshot = _build_snapshot(namespace_id, namespace, revision)
+    # The entries are read by later statements than the revision (READ COMMITTED: each its own snapshot), so a
+    # write committed in between would label revision N with N+1's values (a watcher was answered "revision 2"
+    # with revision 3's value). Entries and revision change in one transaction: the same revision read again
+    # after the entries proves they are its own. Otherwise read again at the newer revision.
+    for _ in range(SNAPSHOT_READ_ATTEMPTS):
+        current = Namespace.objects.filter(pk=namespace_id).values_list("revision", flat=True).first()
+        if current is None:
+            raise Http404(f"No namespace {namespace!r}.")
+        if current == revision:
+            break
+        revision = current
+        snapshot = _build_snapshot(namespace_id, namespace, revision)
     snapshot.created_at = created_at
     _remember(_snapshots, namespace_id, snapshot)
     return snapshot
