@@ -9,6 +9,7 @@ keep holding.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -56,25 +57,29 @@ async def _never_called(scope: Any, receive: Any, send: Any) -> None:  # pragma:
     raise AssertionError("the application must not see this request")
 
 
-def _feed_unterminated(start: bytes, total: int) -> _Transport:
-    """Feed `start` then `total` bytes of one header that never ends; the transport afterwards."""
+def _feed_chunks(chunks: Iterable[bytes]) -> _Transport:
+    """Feed `chunks` to a fresh protocol until it closes the connection; the transport afterwards."""
 
     async def scenario() -> _Transport:
         config = Config(app=_never_called, http=ProblemHttpToolsProtocol, lifespan="off", log_config=None)
         protocol = ProblemHttpToolsProtocol(config, ServerState(), app_state={}, _loop=asyncio.get_running_loop())
         transport = _Transport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
-        protocol.data_received(start)
-        sent = 0
-        while sent < total and not transport.closed:
-            protocol.data_received(b"a" * 8192)
-            sent += 8192
+        for chunk in chunks:
+            if transport.closed:
+                break
+            protocol.data_received(chunk)
         refused_before_the_end = transport.closed
         protocol.connection_lost(None)  # the client gives up: the protocol may close now, too late to count
         transport.closed = refused_before_the_end
         return transport
 
     return asyncio.run(scenario())
+
+
+def _feed_unterminated(start: bytes, total: int) -> _Transport:
+    """Feed `start` then `total` bytes of one header that never ends; the transport afterwards."""
+    return _feed_chunks([start, *(b"a" * 8192 for _ in range(0, total, 8192))])
 
 
 @pytest.mark.parametrize(
@@ -169,16 +174,7 @@ def test_a_datetime_at_the_calendar_edge_is_a_400_not_a_500(edge: str) -> None:
 
 
 def _feed(data: bytes) -> _Transport:
-    async def scenario() -> _Transport:
-        config = Config(app=_never_called, http=ProblemHttpToolsProtocol, lifespan="off", log_config=None)
-        protocol = ProblemHttpToolsProtocol(config, ServerState(), app_state={}, _loop=asyncio.get_running_loop())
-        transport = _Transport()
-        protocol.connection_made(transport)  # type: ignore[arg-type]
-        protocol.data_received(data)
-        protocol.connection_lost(None)
-        return transport
-
-    return asyncio.run(scenario())
+    return _feed_chunks([data])
 
 
 @pytest.mark.parametrize(
