@@ -16,8 +16,11 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+#: The ASGI scope extension through which the watch server answers a request in one write, outside the
+#: application's `send` (`CorkedCycle.send_whole`; `controlplane.watchserver.express`).
+WHOLE_RESPONSE = "controlplane.whole_response"
 #: h11's own bound on a request head (h11._connection.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE), used by uvicorn
 #: unless `--h11-max-incomplete-event-size` says otherwise.
 HEAD_LIMIT_DEFAULT = 16 * 1024
@@ -62,6 +65,20 @@ class _Prefixed:
         self.transport.close()
 
 
+_default_blocks: tuple[list, bytes] = ([], b"")
+
+
+def _default_block(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's default headers (Server, Date) as header lines, joined once per list: uvicorn makes a new
+    list when the Date changes (once a second), and every request of that second holds the same one."""
+    global _default_blocks
+    held, block = _default_blocks
+    if held is not default_headers:
+        block = b"".join(name + b": " + value + b"\r\n" for name, value in default_headers)
+        _default_blocks = (default_headers, block)
+    return block
+
+
 class CorkedCycle(RequestResponseCycle):
     """uvicorn's request/response cycle writing a response's head together with its first body part.
 
@@ -100,6 +117,38 @@ class CorkedCycle(RequestResponseCycle):
             self.transport = transport
             if prefixed.head and not transport.is_closing():
                 transport.write(prefixed.head)  # the body part was refused: the head as uvicorn would have sent it
+
+    def send_whole(self, status: int, head: bytes, body: bytes) -> bool:
+        """Write a complete response now, in one write, and complete the cycle as `send` would; False (and
+        nothing written) when this cycle cannot take it that way, and the application's `send` answers instead.
+
+        `head` is the response's own header lines (lower-case names, each ending in CRLF), without
+        Connection or Transfer-Encoding, its Content-Length matching `body`. The watch server calls this for
+        every watcher a change woke, all from one step of the event loop, before any of their tasks run
+        (`controlplane.watchserver.express`): writing 10,000 answers is then 10,000 writes in a row, not
+        10,000 trips through `send` interleaved with the bookkeeping of each request.
+        """
+        if self.response_started or self.disconnected or self.flow.write_paused or self.transport.is_closing():
+            return False
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.transport.write(
+            b"".join(
+                (
+                    STATUS_LINE[status],
+                    _default_block(self.default_headers),
+                    head,
+                    b"\r\n" if self.keep_alive else b"connection: close\r\n\r\n",
+                    b"" if self.scope["method"] == "HEAD" else body,
+                )
+            )
+        )
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+        return True
 
     def _write_held(self) -> None:
         self._flush = None
@@ -189,6 +238,7 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         if type(self.cycle) is RequestResponseCycle:
             # Made by uvicorn just now, its task not started yet: it sends through `CorkedCycle.send`.
             self.cycle.__class__ = CorkedCycle
+            self.scope.setdefault("extensions", {})[WHOLE_RESPONSE] = self.cycle.send_whole  # type: ignore[typeddict-unknown-key]
 
     def send_400_response(self, msg: str) -> None:
         if self._head_bytes > self._head_limit():

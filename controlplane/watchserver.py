@@ -47,6 +47,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
 from controlplane.observability.middleware import record_request, server_timing
+from controlplane.uvicorn_http import WHOLE_RESPONSE
+from controlplane.watchhub import Heads
 
 WATCH_URLCONF = "controlplane.watch_urls"
 SKIPPED = frozenset(
@@ -89,6 +91,10 @@ REPLAY_ADDS_HEADERS_OF = frozenset(
 PER_REQUEST_HEADERS = frozenset(
     {b"x-request-id", b"server-timing", b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"}
 )
+# What uvicorn's `send` would accept in a header (it checks every one): `express` writes a recording's
+# headers past `send`, so they are checked once when it is made.
+_HEADER_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9a-z-]+")
+_HEADER_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _CONFIG_WATCH = re.compile(r"^/api/v1/config/[^/]+/watch/$")
 _DISCOVER = re.compile(r"^/api/v1/discover/[^/]+/$")
 
@@ -190,12 +196,18 @@ class Recorded:
     """One answer as it left the middleware chain, without its per-request headers: replayed to every
     watcher that gets the same answer (same name, filters, index, visibility, https)."""
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers", "body", "head")
 
     def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        # The header lines as one block for `express` (names lower-cased, as uvicorn sends them); None when
+        # a header is one the server must see to frame or close the connection (never on these answers).
+        lines = [(name.lower(), value) for name, value in headers]
+        framing = any(name in (b"connection", b"transfer-encoding") for name, _ in lines)
+        valid = all(_HEADER_NAME.fullmatch(name) and _HEADER_VALUE.fullmatch(value) for name, value in lines)
+        self.head = None if framing or not valid else b"".join(name + b": " + value + b"\r\n" for name, value in lines)
 
 
 class Replay(BaseException):  # noqa: N818 - control flow, not an error
@@ -207,7 +219,7 @@ class Replay(BaseException):  # noqa: N818 - control flow, not an error
 
 
 def after_wait(
-    request: HttpRequest, heads: dict[Hashable, Recorded], answer_key: Hashable, build: Callable[[], HttpResponse]
+    request: HttpRequest, heads: Heads, answer_key: Hashable, build: Callable[[], HttpResponse]
 ) -> HttpResponse | NoReturn:
     """The answer of a watch that waited: the recording of `answer_key` in `heads` when there is one
     (raises `Replay`), else `build()`'s response, recorded by `serve` on its way out.
@@ -224,6 +236,41 @@ def after_wait(
     response = build()
     response.watch_record = (heads, key)  # type: ignore[attr-defined]
     return response
+
+
+def express(request: HttpRequest, heads: Heads, answer_key: Hashable, secure: bool) -> bool:
+    """Answer a woken watcher at once, before its task resumes, with the recording of `answer_key`: the
+    same bytes `_send_recorded` would send, written through the server's `send_whole`. False when there is
+    no recording yet or the server cannot take it (then its task answers it the usual way).
+
+    The caller (the view's `express` closure, run by `WatchHub.express_woken`) has already re-checked the
+    key, from the cache only, and worked out `answer_key` exactly as the task would; `secure` is
+    `request.is_secure()`, read before the wait. The task, when it resumes, finds `request.watch_expressed`
+    and only finishes up: metrics, access line, closing.
+    """
+    if not _replayable:
+        return False
+    recorded = heads.get((answer_key, secure))
+    if recorded is None or recorded.head is None:
+        return False
+    send_whole = request.scope.get("extensions", {}).get(WHOLE_RESPONSE)
+    if send_whole is None:
+        return False
+    elapsed = time.perf_counter() - request.tracing_started  # type: ignore[attr-defined]
+    head = recorded.head + b"".join(
+        name.lower() + b": " + value + b"\r\n" for name, value in _own_headers(request, elapsed)
+    )
+    if not send_whole(recorded.status, head, recorded.body):
+        return False
+    request.watch_expressed = (recorded, elapsed)  # type: ignore[attr-defined]
+    return True
+
+
+def raise_if_expressed(request: HttpRequest) -> None:
+    """After a watch's wait: when `express` has answered it already, go straight to `serve`'s finishing up."""
+    expressed = getattr(request, "watch_expressed", None)
+    if expressed is not None:
+        raise Replay(expressed[0])
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -255,13 +302,13 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     content = response.content
     if "Content-Length" not in response:
         headers.append((b"content-length", str(len(content)).encode()))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else content})
     record = getattr(response, "watch_record", None)
     if record is not None and response.status_code == 200 and not response.cookies:
         heads, key = record
         shared = [(name, value) for name, value in headers if name.lower() not in PER_REQUEST_HEADERS]
-        heads[key] = Recorded(response.status_code, shared, content)
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else content})
+        heads.record(key, Recorded(response.status_code, shared, content))  # answers the others woken with it
     closers = [closer for closer in response._resource_closers if closer != request.close]
     if closers:
         # e.g. the request metrics' flush, which writes: on the hub's threads, never in the loop.
@@ -270,10 +317,9 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         executor().submit(_close_all, closers)
 
 
-async def _send_recorded(request: HttpRequest, recorded: Recorded, send: Send) -> None:
-    """Send a recording with this request's own headers, as the middleware chain would have added them."""
-    elapsed = time.perf_counter() - request.tracing_started  # type: ignore[attr-defined]
-    headers = [*recorded.headers, (b"X-Request-ID", request.request_id.encode())]  # type: ignore[attr-defined]
+def _own_headers(request: HttpRequest, elapsed: float) -> list[tuple[bytes, bytes]]:
+    """This request's own headers on a recording, as the middleware chain would have added them."""
+    headers = [(b"X-Request-ID", request.request_id.encode())]  # type: ignore[attr-defined]
     headers.append((b"Server-Timing", server_timing(elapsed).encode()))
     usage = getattr(request, "ratelimit_usage", None)
     if usage is not None:
@@ -282,8 +328,19 @@ async def _send_recorded(request: HttpRequest, recorded: Recorded, send: Send) -
             (b"RateLimit-Remaining", str(usage.remaining).encode()),
             (b"RateLimit-Reset", str(usage.reset).encode()),
         ]
-    await send({"type": "http.response.start", "status": recorded.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else recorded.body})
+    return headers
+
+
+async def _send_recorded(request: HttpRequest, recorded: Recorded, send: Send) -> None:
+    """Send a recording with this request's own headers (unless `express` has sent it), then finish up."""
+    expressed = getattr(request, "watch_expressed", None)
+    if expressed is not None:
+        elapsed = expressed[1]
+    else:
+        elapsed = time.perf_counter() - request.tracing_started  # type: ignore[attr-defined]
+        headers = [*recorded.headers, *_own_headers(request, elapsed)]
+        await send({"type": "http.response.start", "status": recorded.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else recorded.body})
     record_request(request, recorded.status, elapsed)
     request.close()
 

@@ -146,7 +146,11 @@ async def discover_watch_response(request: HttpRequest, name: str) -> HttpRespon
     waits = current <= index
     if waits:
         since = hub.loop.time()
-        changed = await hub.wait(name, index, wait)
+        hub.expect(name, partial(load_answer, name, filters), filters)
+        changed = await hub.wait(
+            name, index, wait, partial(_express, request, hub, name, current, filters, since, request.is_secure())
+        )
+        watchserver.raise_if_expressed(request)
         try:
             await watchauth.key_after_wait(request, hub, since if changed else None, Scope.REGISTRY_READ)
         except exceptions.APIException as exc:
@@ -161,6 +165,26 @@ async def discover_watch_response(request: HttpRequest, name: str) -> HttpRespon
             request, hub.heads_for(name), (filters, answer.index), partial(answer_response, answer.body, answer.index)
         )
     return answer_response(answer.body, answer.index)
+
+
+def _express(
+    request: HttpRequest,
+    hub: watchhub.WatchHub,
+    name: str,
+    current: int,
+    filters: Filters,
+    since: float,
+    secure: bool,
+) -> bool:
+    """Answer this woken watcher before its task resumes (`WatchHub.express_woken`), exactly as the rest
+    of `discover_watch_response` would: the key re-checked from the cache (else False), the same answer
+    for its filters, its recording. A refusal raises; the task answers it."""
+    if watchauth.recheck_cached(request, hub, since, Scope.REGISTRY_READ) is None:
+        return False
+    answer = hub.cached_answer(name, hub.known_index(name, current), filters)
+    if answer is None:
+        return False
+    return watchserver.express(request, hub.heads_for(name), (filters, answer.index), secure)
 
 
 def answer_response(body: bytes, index: int) -> HttpResponse:

@@ -73,7 +73,10 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
     waits = revision <= index
     if waits:
         since = hub.loop.time()
-        changed = await hub.wait(namespace, index, wait)
+        hub.expect(namespace, partial(config_snapshot_loader, namespace))
+        express = partial(_express, request, hub, namespace, revision, since, request.is_secure())
+        changed = await hub.wait(namespace, index, wait, express)
+        watchserver.raise_if_expressed(request)
         try:
             key = await watchauth.key_after_wait(request, hub, since if changed else None, Scope.CONFIG_READ)
             reveal = _verdict(key, namespace)
@@ -90,6 +93,20 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
         answer_key = (snapshot.revision, reveal)
         return watchserver.after_wait(request, hub.heads_for(namespace), answer_key, partial(_answer, snapshot, reveal))
     return _answer(snapshot, reveal)
+
+
+def _express(request: HttpRequest, hub: WatchHub, namespace: str, revision: int, since: float, secure: bool) -> bool:
+    """Answer this woken watcher before its task resumes (`WatchHub.express_woken`), exactly as the rest
+    of `watch_response` would: the key re-checked from the cache (else False: the task re-checks it), the
+    same snapshot and visibility, the recording of that answer. A refusal raises; the task answers it."""
+    key = watchauth.recheck_cached(request, hub, since, Scope.CONFIG_READ)
+    if key is None:
+        return False
+    reveal = _verdict(key, namespace)
+    snapshot = hub.cached_answer(namespace, hub.known_index(namespace, revision))
+    if snapshot is None:
+        return False
+    return watchserver.express(request, hub.heads_for(namespace), (snapshot.revision, reveal), secure)
 
 
 def config_snapshot_loader(namespace: str) -> Any:

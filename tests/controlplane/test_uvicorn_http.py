@@ -169,11 +169,80 @@ class _Transport:
         return self.closed
 
 
-def _cycle(transport: _Transport, method: str = "GET") -> CorkedCycle:
+def _cycle(
+    transport: _Transport,
+    method: str = "GET",
+    *,
+    keep_alive: bool = True,
+    default_headers: list[tuple[bytes, bytes]] | None = None,
+    on_response=lambda: None,  # type: ignore[no-untyped-def]
+) -> CorkedCycle:
     flow = SimpleNamespace(write_paused=False)
     logger = logging.getLogger("test.uvicorn")
     scope = {"method": method, "http_version": "1.1", "path": "/", "query_string": b"", "client": None}
-    return CorkedCycle(scope, transport, flow, logger, logger, False, [], asyncio.Event(), False, True, lambda: None)  # type: ignore[arg-type]
+    return CorkedCycle(
+        scope,  # type: ignore[arg-type]
+        transport,  # type: ignore[arg-type]
+        flow,  # type: ignore[arg-type]
+        logger,
+        logger,
+        False,
+        default_headers or [],
+        asyncio.Event(),
+        False,
+        keep_alive,
+        on_response,
+    )
+
+
+WHOLE_HEADERS = [(b"content-type", b"application/json"), (b"x-config-index", b"7"), (b"content-length", b"8")]
+DEFAULT_HEADERS = [(b"date", b"Tue, 01 Dec 2026 15:00:00 GMT"), (b"server", b"uvicorn")]
+
+
+@pytest.mark.parametrize(("method", "keep_alive"), [("GET", True), ("GET", False), ("HEAD", True)])
+def test_a_whole_response_is_the_bytes_send_writes_in_one_write(method: str, keep_alive: bool) -> None:
+    """`send_whole` (the watch server's express answers) writes what uvicorn's own `send` writes, and
+    completes the cycle the same way: the connection closed or kept, the protocol told once."""
+
+    async def scenario() -> tuple[_Transport, _Transport, list[str], CorkedCycle]:
+        sent, whole, told = _Transport(), _Transport(), []
+        cycle = _cycle(sent, method, keep_alive=keep_alive, default_headers=DEFAULT_HEADERS)
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": WHOLE_HEADERS})
+        await cycle.send({"type": "http.response.body", "body": b"" if method == "HEAD" else b'{"a": 1}'})
+        express = _cycle(
+            whole,
+            method,
+            keep_alive=keep_alive,
+            default_headers=DEFAULT_HEADERS,
+            on_response=lambda: told.append("done"),
+        )
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in WHOLE_HEADERS)
+        assert express.send_whole(200, head, b'{"a": 1}') is True
+        return sent, whole, told, express
+
+    sent, whole, told, express = asyncio.run(scenario())
+    assert len(whole.writes) == 1 and whole.writes == [b"".join(sent.writes)]
+    assert whole.closed is sent.closed is (not keep_alive)
+    assert express.response_complete and express.message_event.is_set() and told == ["done"]
+    with pytest.raises(RuntimeError, match="after response already completed"):
+        asyncio.run(express.send({"type": "http.response.body", "body": b""}))
+
+
+@pytest.mark.parametrize("state", ["response started", "client gone", "writes paused", "transport closing"])
+def test_a_whole_response_is_declined_when_the_cycle_cannot_take_it(state: str) -> None:
+    """Then nothing is written and the application's own `send` answers (`watchserver.express` returns False)."""
+    transport = _Transport()
+    cycle = _cycle(transport)
+    if state == "response started":
+        cycle.response_started = True
+    elif state == "client gone":
+        cycle.disconnected = True
+    elif state == "writes paused":
+        cycle.flow.write_paused = True
+    else:
+        transport.closed = True
+    assert cycle.send_whole(200, b"content-length: 0\r\n", b"") is False
+    assert transport.writes == [] and not cycle.response_complete
 
 
 def test_a_small_answer_is_one_write_and_a_stream_head_is_not_held() -> None:

@@ -19,8 +19,10 @@ from django.test import override_settings
 from configstore import services as config
 from configstore.notify import TOPIC
 from controlplane import watchhub, watchserver
+from controlplane.access import keycache
 from controlplane.access import services as access
 from controlplane.access.models import APIKey
+from controlplane.uvicorn_http import WHOLE_RESPONSE
 from registry import services as registry
 from tests.configstore.test_watch import _uvicorn
 from tests.conftest import key_client
@@ -151,7 +153,10 @@ def _scope(path: str, query: str, key: str) -> dict:
     }
 
 
-async def _serve(query: str, key: str) -> tuple[int, dict[bytes, bytes], bytes]:
+async def _serve(
+    query: str, key: str, send_whole=None, number: int = 0
+) -> tuple[int, dict[bytes, bytes], bytes] | None:  # type: ignore[no-untyped-def]
+    """One request through `watchserver.serve`; None when nothing went through `send` (answered by `send_whole`)."""
     messages: list[dict] = []
 
     async def receive() -> dict:
@@ -160,7 +165,13 @@ async def _serve(query: str, key: str) -> tuple[int, dict[bytes, bytes], bytes]:
     async def send(message: dict) -> None:
         messages.append(message)
 
-    await watchserver.serve(_scope("/api/v1/config/payments/watch/", query, key), receive, send)
+    scope = _scope("/api/v1/config/payments/watch/", query, key)
+    scope["watcher"] = number
+    if send_whole is not None:
+        scope["extensions"] = {WHOLE_RESPONSE: send_whole}
+    await watchserver.serve(scope, receive, send)
+    if not messages:
+        return None
     return messages[0]["status"], dict(messages[0]["headers"]), messages[1]["body"]
 
 
@@ -236,3 +247,95 @@ def test_a_chain_the_watch_server_cannot_replay_switches_replay_off(monkeypatch,
         assert watchserver._replayable is False  # noqa: SLF001
     monkeypatch.setattr(watchserver, "_handler", None)
     assert replayed == 0 and {status for status, _, _ in answers} == {200}
+
+
+# Express answers: the server's `send_whole` writes every woken watcher's answer from one loop step.
+
+
+def _express_fan_out(monkeypatch, watchers: int, accept: bool) -> tuple[list, dict[int, tuple], list]:  # type: ignore[no-untyped-def]
+    """`watchers` waiting watches whose server offers `send_whole` (accepting or declining), one change:
+    (answers through `send`, what `send_whole` got per watcher, the order of writes and finishes)."""
+    reader = key_client("config:read").raw_key
+    namespace = config.namespace_create(name="payments", actor="t")
+    config.config_entry_set(namespace=namespace, key="a", value=1, actor="t")
+    if keycache.enabled():
+        # This process trusts the key generation only once its coherence listener has reported in.
+        deadline = time.monotonic() + 5
+        while keycache.trusted_generation() != keycache.current_generation() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    order: list[tuple[str, int]] = []
+    written: dict[int, tuple] = {}
+    finish = watchserver.record_request
+
+    def recording_finish(request, status, elapsed):  # type: ignore[no-untyped-def]
+        order.append(("finished", request.scope["watcher"]))
+        finish(request, status, elapsed)
+
+    monkeypatch.setattr(watchserver, "record_request", recording_finish)
+
+    def whole_for(number: int):  # type: ignore[no-untyped-def]
+        def send_whole(status: int, head: bytes, body: bytes) -> bool:
+            order.append(("written", number))
+            if accept:
+                written[number] = (status, head, body)
+            return accept
+
+        return send_whole
+
+    async def scenario() -> list:
+        tasks = [asyncio.ensure_future(_serve("index=1&wait=20s", reader, whole_for(n), n)) for n in range(watchers)]
+        hub = watchhub.WatchHub.for_running_loop(TOPIC)
+        deadline = time.monotonic() + 15
+        while hub.watcher_count() < watchers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await hub.run_db(partial(config.config_entry_set, namespace=namespace, key="a", value=2, actor="t"))
+        return await asyncio.wait_for(asyncio.gather(*tasks), 15)
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        watchhub.WatchHub._instances.pop(TOPIC.name, None)  # noqa: SLF001 - a hub per test loop
+        _close_hub_connections()
+    return answers, written, order
+
+
+def _header_lines(head: bytes) -> dict[bytes, bytes]:
+    return dict(line.split(b": ", 1) for line in head.split(b"\r\n") if line)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_woken_watchers_are_written_in_one_step_before_their_tasks_resume(monkeypatch) -> None:
+    """With the key cache (production mode), the first woken watcher takes the full path and records; every
+    other is then written by `send_whole` before any of their tasks finishes, with the same answer."""
+    if not keycache.enabled():
+        pytest.skip("the key re-check after a wait is a cached one only with the shared cache (production pass)")
+    answers, written, order = _express_fan_out(monkeypatch, 6, accept=True)
+    through_send = [answer for answer in answers if answer is not None]
+    assert len(through_send) == 1 and len(written) == 5  # the leader through the chain, the rest expressed
+    status, headers, body = through_send[0]
+    assert (status, body) == (200, b'{"a":2}')
+    writes = [number for kind, number in order if kind == "written"]
+    first_finish = next(index for index, (kind, _) in enumerate(order) if kind == "finished")
+    assert order[: len(writes)] == [("written", number) for number in writes] and first_finish == len(writes)
+    assert sorted(number for kind, number in order if kind == "finished") == sorted(written)  # metrics, access line
+    own = watchserver.PER_REQUEST_HEADERS
+    shared = {name.lower(): value for name, value in headers.items() if name.lower() not in own}
+    ids = set()
+    for got_status, head, got_body in written.values():
+        lines = _header_lines(head)
+        assert got_status == 200 and got_body == body
+        assert {name: value for name, value in lines.items() if name not in own} == shared
+        assert re.fullmatch(rb"[0-9a-f]{32}", lines[b"x-request-id"])
+        assert re.fullmatch(rb"app;dur=\d+\.\d\d", lines[b"server-timing"])
+        assert lines[b"ratelimit-remaining"].isdigit()
+        ids.add(lines[b"x-request-id"])
+    assert len(ids) == 5
+
+
+def test_a_server_that_declines_whole_answers_gets_every_answer_through_send(monkeypatch) -> None:
+    """`send_whole` returning False (writes paused, client gone) or no key cache (embedded): the tasks answer."""
+    answers, written, _ = _express_fan_out(monkeypatch, 4, accept=False)
+    assert written == {} and all(answer is not None for answer in answers)
+    assert {(status, body) for status, _, body in answers} == {(200, b'{"a":2}')}
+    assert len({headers[b"X-Request-ID"] for _, headers, _ in answers}) == 4
