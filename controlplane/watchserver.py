@@ -238,32 +238,47 @@ def after_wait(
     return response
 
 
-def express(request: HttpRequest, heads: Heads, answer_key: Hashable, secure: bool) -> bool:
-    """Answer a woken watcher at once, before its task resumes, with the recording of `answer_key`: the
-    same bytes `_send_recorded` would send, written through the server's `send_whole`. False when there is
-    no recording yet or the server cannot take it (then its task answers it the usual way).
+class Express:
+    """How one waiting watch can be answered before its task resumes (`WatchHub.express_woken`): with a
+    recording, its own headers added, in one write through the server's `send_whole`.
 
-    The caller (the view's `express` closure, run by `WatchHub.express_woken`) has already re-checked the
-    key, from the cache only, and worked out `answer_key` exactly as the task would; `secure` is
-    `request.is_secure()`, read before the wait. The task, when it resumes, finds `request.watch_expressed`
-    and only finishes up: metrics, access line, closing.
+    Made before the wait, so that what the answer needs of the request (https or not, the request id, the
+    rate-limit usage: all known by then) is worked out while nothing is waiting on it; after the change
+    only `Server-Timing` is left to format.
     """
-    if not _replayable:
-        return False
-    recorded = heads.get((answer_key, secure))
-    if recorded is None or recorded.head is None:
-        return False
-    send_whole = request.scope.get("extensions", {}).get(WHOLE_RESPONSE)
-    if send_whole is None:
-        return False
-    elapsed = time.perf_counter() - request.tracing_started  # type: ignore[attr-defined]
-    head = recorded.head + b"".join(
-        name.lower() + b": " + value + b"\r\n" for name, value in _own_headers(request, elapsed)
-    )
-    if not send_whole(recorded.status, head, recorded.body):
-        return False
-    request.watch_expressed = (recorded, elapsed)  # type: ignore[attr-defined]
-    return True
+
+    __slots__ = ("request", "secure", "own", "send_whole")
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+        self.secure = request.is_secure()
+        self.send_whole = request.scope.get("extensions", {}).get(WHOLE_RESPONSE) if _replayable else None  # type: ignore[attr-defined]
+        self.own = b""
+        if self.send_whole is None:
+            return  # replay is off (a middleware it does not know), or the server has no `send_whole`
+        # Written as uvicorn's `send` writes header names (lower case).
+        self.own = b"".join(name.lower() + b": " + value + b"\r\n" for name, value in _own_headers(request))
+
+    def __call__(self, heads: Heads, answer_key: Hashable) -> bool:
+        """Answer with the recording of `answer_key` in `heads`: the bytes `_send_recorded` would send.
+        False when there is no recording yet or the server cannot take it (the task then answers).
+
+        The caller (the view's express function) has already re-checked the key, from the cache only,
+        and worked out `answer_key` exactly as the task would. The task, when it resumes, finds
+        `request.watch_expressed` and only finishes up: metrics, access line, closing.
+        """
+        if self.send_whole is None:
+            return False
+        recorded = heads.get((answer_key, self.secure))
+        if recorded is None or recorded.head is None:
+            return False
+        request = self.request
+        elapsed = time.perf_counter() - request.tracing_started  # type: ignore[attr-defined]
+        timing = b"server-timing: %s\r\n" % server_timing(elapsed).encode()
+        if not self.send_whole(recorded.status, recorded.head + self.own + timing, recorded.body):
+            return False
+        request.watch_expressed = (recorded, elapsed)  # type: ignore[attr-defined]
+        return True
 
 
 def raise_if_expressed(request: HttpRequest) -> None:
@@ -317,10 +332,9 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         executor().submit(_close_all, closers)
 
 
-def _own_headers(request: HttpRequest, elapsed: float) -> list[tuple[bytes, bytes]]:
-    """This request's own headers on a recording, as the middleware chain would have added them."""
+def _own_headers(request: HttpRequest) -> list[tuple[bytes, bytes]]:
+    """This request's own headers on a recording but `Server-Timing`, as the middleware chain adds them."""
     headers = [(b"X-Request-ID", request.request_id.encode())]  # type: ignore[attr-defined]
-    headers.append((b"Server-Timing", server_timing(elapsed).encode()))
     usage = getattr(request, "ratelimit_usage", None)
     if usage is not None:
         headers += [
@@ -338,7 +352,7 @@ async def _send_recorded(request: HttpRequest, recorded: Recorded, send: Send) -
         elapsed = expressed[1]
     else:
         elapsed = time.perf_counter() - request.tracing_started  # type: ignore[attr-defined]
-        headers = [*recorded.headers, *_own_headers(request, elapsed)]
+        headers = [*recorded.headers, *_own_headers(request), (b"Server-Timing", server_timing(elapsed).encode())]
         await send({"type": "http.response.start", "status": recorded.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if request.method == "HEAD" else recorded.body})
     record_request(request, recorded.status, elapsed)

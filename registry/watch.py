@@ -148,7 +148,7 @@ async def discover_watch_response(request: HttpRequest, name: str) -> HttpRespon
         since = hub.loop.time()
         hub.expect(name, partial(load_answer, name, filters), filters)
         changed = await hub.wait(
-            name, index, wait, partial(_express, request, hub, name, current, filters, since, request.is_secure())
+            name, index, wait, partial(_express, watchserver.Express(request), hub, name, current, filters, since)
         )
         watchserver.raise_if_expressed(request)
         try:
@@ -168,23 +168,17 @@ async def discover_watch_response(request: HttpRequest, name: str) -> HttpRespon
 
 
 def _express(
-    request: HttpRequest,
-    hub: watchhub.WatchHub,
-    name: str,
-    current: int,
-    filters: Filters,
-    since: float,
-    secure: bool,
+    answer: watchserver.Express, hub: watchhub.WatchHub, name: str, current: int, filters: Filters, since: float
 ) -> bool:
     """Answer this woken watcher before its task resumes (`WatchHub.express_woken`), exactly as the rest
     of `discover_watch_response` would: the key re-checked from the cache (else False), the same answer
     for its filters, its recording. A refusal raises; the task answers it."""
-    if watchauth.recheck_cached(request, hub, since, Scope.REGISTRY_READ) is None:
+    if watchauth.recheck_cached(answer.request, hub, since, Scope.REGISTRY_READ) is None:
         return False
-    answer = hub.cached_answer(name, hub.known_index(name, current), filters)
-    if answer is None:
+    loaded = hub.cached_answer(name, hub.known_index(name, current), filters)
+    if loaded is None:
         return False
-    return watchserver.express(request, hub.heads_for(name), (filters, answer.index), secure)
+    return answer(hub.heads_for(name), (filters, loaded.index))
 
 
 def answer_response(body: bytes, index: int) -> HttpResponse:

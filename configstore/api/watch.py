@@ -74,7 +74,7 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
     if waits:
         since = hub.loop.time()
         hub.expect(namespace, partial(config_snapshot_loader, namespace))
-        express = partial(_express, request, hub, namespace, revision, since, request.is_secure())
+        express = partial(_express, watchserver.Express(request), hub, namespace, revision, since)
         changed = await hub.wait(namespace, index, wait, express)
         watchserver.raise_if_expressed(request)
         try:
@@ -95,18 +95,18 @@ async def watch_response(request: HttpRequest, namespace: str) -> HttpResponse:
     return _answer(snapshot, reveal)
 
 
-def _express(request: HttpRequest, hub: WatchHub, namespace: str, revision: int, since: float, secure: bool) -> bool:
+def _express(answer: watchserver.Express, hub: WatchHub, namespace: str, revision: int, since: float) -> bool:
     """Answer this woken watcher before its task resumes (`WatchHub.express_woken`), exactly as the rest
     of `watch_response` would: the key re-checked from the cache (else False: the task re-checks it), the
     same snapshot and visibility, the recording of that answer. A refusal raises; the task answers it."""
-    key = watchauth.recheck_cached(request, hub, since, Scope.CONFIG_READ)
+    key = watchauth.recheck_cached(answer.request, hub, since, Scope.CONFIG_READ)
     if key is None:
         return False
     reveal = _verdict(key, namespace)
     snapshot = hub.cached_answer(namespace, hub.known_index(namespace, revision))
     if snapshot is None:
         return False
-    return watchserver.express(request, hub.heads_for(namespace), (snapshot.revision, reveal), secure)
+    return answer(hub.heads_for(namespace), (snapshot.revision, reveal))
 
 
 def config_snapshot_loader(namespace: str) -> Any:
