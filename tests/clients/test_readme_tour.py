@@ -18,6 +18,7 @@ from tests.clients.controlplane import ControlPlane
 pytestmark = [pytest.mark.integration, DB]
 
 README = Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md"
+PAUSE_FACTOR = 3
 
 
 def tour_script() -> str:
@@ -28,7 +29,12 @@ def tour_script() -> str:
     lines = block.group(1).splitlines()
     # The reader exports the URL and the key from make run's start-up block; the test's environment has them.
     assert lines[0].startswith("export CONTROLPLANE_URL=")
-    return "\n".join(lines[1:]) + "\nwait\n"
+    # The pauses are a person's at a quiet terminal; a CI machine under load can take longer than that to
+    # start a `cpctl` (CI once saw `cpctl render` miss a 2 s pause), so each one is tripled here.
+    script = re.sub(
+        r"\bsleep (\d+)\b", lambda match: f"sleep {int(match.group(1)) * PAUSE_FACTOR}", "\n".join(lines[1:])
+    )
+    return script + "\nwait\n"
 
 
 def test_the_readme_tour_works_as_written(cp: ControlPlane, tmp_path: Path) -> None:
