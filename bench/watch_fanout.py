@@ -360,7 +360,16 @@ async def floor_round(count: int, pid: int) -> dict:
 FLOOR_APP = "bench.watch_floor_app:application"
 
 
-def run_kind(env: dict[str, str], kind: str, count: int, key: str, runs: int, floor: bool) -> dict:
+def event_loop(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The load client's event loop: the same kind uvicorn is told to run (`--loop`)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def run_kind(env: dict[str, str], kind: str, count: int, key: str, runs: int, floor: bool, loop: str) -> dict:
     """`runs` rounds of `kind`, each (with `floor`) right after the same round against the bare ASGI app."""
     results: list[dict] = []
     floors: list[dict] = []
@@ -371,17 +380,21 @@ def run_kind(env: dict[str, str], kind: str, count: int, key: str, runs: int, fl
             # A fresh server per run: RSS deltas are not blurred by what an earlier run left allocated.
             uvicorn = subprocess.Popen(
                 commandlines.uvicorn(
-                    "127.0.0.1", WATCH_PORT, app=app, extra=["--log-level", "warning", "--backlog", "4096"]
+                    "127.0.0.1",
+                    WATCH_PORT,
+                    app=app,
+                    extra=["--log-level", "warning", "--backlog", "4096", "--loop", loop],
                 ),
                 env=env,
                 cwd=ROOT,
             )
             try:
                 wait_http(f"http://127.0.0.1:{WATCH_PORT}/healthz")
-                if side == "floor":
-                    result = asyncio.run(floor_round(count, uvicorn.pid))
-                else:
-                    result = asyncio.run(one_round(kind, count, key, uvicorn.pid, run))
+                with asyncio.Runner(loop_factory=event_loop(loop)) as runner:
+                    if side == "floor":
+                        result = runner.run(floor_round(count, uvicorn.pid))
+                    else:
+                        result = runner.run(one_round(kind, count, key, uvicorn.pid, run))
             finally:
                 uvicorn.terminate()
                 uvicorn.wait(30)
@@ -419,6 +432,12 @@ def main() -> None:
     parser.add_argument("--config-watchers", type=int, default=10_000)
     parser.add_argument("--discovery-watchers", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="event loop of the watch server (uvicorn --loop) and of the load client (default: uvloop, what serve runs)",
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the bare-ASGI anchor before each round")
     args = parser.parse_args()
     nofile = raise_nofile()
@@ -430,11 +449,16 @@ def main() -> None:
     prepare_database(env)
     setup_django(env)
     key = seed()
-    result: dict = {"machine": machine(), "nofile": nofile, "command": commandlines.uvicorn("HOST", "PORT")}
+    result: dict = {
+        "machine": machine(),
+        "nofile": nofile,
+        "command": commandlines.uvicorn("HOST", "PORT"),
+        "loop": args.loop,
+    }
     kinds = ["config", "discovery"] if args.kind == "both" else [args.kind]
     for kind in kinds:
         count = args.config_watchers if kind == "config" else args.discovery_watchers
-        summary = run_kind(env, kind, count, key, args.runs, floor=not args.no_floor)
+        summary = run_kind(env, kind, count, key, args.runs, floor=not args.no_floor, loop=args.loop)
         result[kind] = summary
         floor = summary.get("floor")
         print(
