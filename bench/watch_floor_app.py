@@ -9,6 +9,7 @@ between the two is what the control plane's watch path costs on top of uvicorn a
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 BODY = b'{"db":{"port":5432},"svc":{' + b",".join(b'"s%d":"http://s%d.internal"' % (i, i) for i in range(20)) + b"}}"
@@ -42,6 +43,9 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/wait":
         await _event.wait()
     elif path == "/fire":
+        # As the watch hub does before a burst (`WatchHub._freeze_for_burst`): the cyclic GC would otherwise
+        # traverse every waiting request's objects, again and again, while the answers go out.
+        gc.freeze()
         _event.set()
     elif path == "/reset":
         _event = asyncio.Event()
