@@ -27,6 +27,16 @@ id, `Server-Timing`, rate-limit usage), its metrics and access line (`record_req
 middleware's own), without a response object or the chain. Its key is re-checked first, as always.
 Replay is on only while every middleware of the chain is one whose response hooks are known to add
 nothing else per request (`REPLAYABLE`); a middleware added to the settings switches it off.
+
+Replayed answers are also *expressed* (`Express`): once the first woken watcher's answer is recorded,
+every other watcher woken by the same change that gets that answer is written at once, from that one
+step of the event loop, through the server's `send_whole` (`controlplane.uvicorn_http`, an ASGI scope
+extension), before any of their tasks resumes; each task then only finishes up (metrics, access line).
+The 10,000th answer then leaves after 10,000 socket writes rather than after 10,000 resumed coroutines
+unwinding the middleware chain. Each watcher's key is re-checked first from the cache
+(`watchauth.recheck_cached`); whenever that cannot decide (no trusted generation, a key changed
+anywhere), the watcher is refused, the server cannot take the write, or there is no `send_whole` (tests,
+other servers), the watcher is left to its task and answered the usual way.
 """
 
 from __future__ import annotations
