@@ -91,6 +91,11 @@ class CorkedCycle(RequestResponseCycle):
     _flush: asyncio.Handle | None = None
 
     async def send(self, message: Any) -> None:
+        if not self.disconnected and self.transport.is_closing():
+            # The client went away while this cycle was not the connection's newest (a request pipelined
+            # behind it): uvicorn marks only the newest one disconnected, and uvloop, unlike asyncio, raises
+            # on a write to a closed transport. Answer as uvicorn does for a gone client: drop the message.
+            self.disconnected = True
         if message["type"] == "http.response.start" and not self.response_started and not self.disconnected:
             transport, collector = self.transport, _HeadCollector()
             self.transport = collector  # type: ignore[assignment]
@@ -153,7 +158,7 @@ class CorkedCycle(RequestResponseCycle):
     def _write_held(self) -> None:
         self._flush = None
         held, self._held = self._held, None
-        if held and not self.disconnected:
+        if held and not self.disconnected and not self.transport.is_closing():
             self.transport.write(held)
 
 
