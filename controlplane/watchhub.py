@@ -37,6 +37,8 @@ FREEZE_AT = 256
 FREEZE_SECONDS = 2.0
 # Variants (discovery filters) of one name whose answers a wake-up loads before resolving its waiters.
 MAX_PRELOADED_VARIANTS = 32
+# Answers recorded for replay per name at its current index: a variant's, per visibility and scheme.
+MAX_RECORDINGS = 4 * MAX_PRELOADED_VARIANTS
 # The OpenAPI document states these rules (WAIT_PATTERN, INDEX_MAX), so the parser reads exactly them: ASCII
 # digits only (`str.isdigit` takes "²", which `int` then refuses with a 500; `\d` takes other scripts' digits),
 # no surrounding spaces, no trailing newline (`$` allows one), an index that fits the bigint it is compared with.
@@ -154,7 +156,10 @@ class Heads(dict):
         self._express = express
 
     def record(self, key: Hashable, recorded: Any) -> int:
-        """Keep `recorded` under `key`, then answer the woken waiters it applies to (`express_woken`)."""
+        """Keep `recorded` under `key` (at most `MAX_RECORDINGS`, the oldest dropped), then answer the
+        woken waiters it applies to (`express_woken`)."""
+        if key not in self and len(self) >= MAX_RECORDINGS:
+            del self[next(iter(self))]
         self[key] = recorded
         return self._express()
 
@@ -382,7 +387,11 @@ class WatchHub:
         waiter says what it will ask `answer` for, so that even the first change finds it loaded)."""
         loaders = self._loaders.setdefault(name, {})
         if variant not in loaders and len(loaders) >= MAX_PRELOADED_VARIANTS:
-            del loaders[next(iter(loaders))]  # filters are the client's choice: keep the most recent ones
+            # Filters are the client's choice: keep the most recent ones, and only their answers (a
+            # client sending endless distinct filters must not grow this process without end).
+            oldest = next(iter(loaders))
+            del loaders[oldest]
+            self._answers.pop((name, oldest), None)
         loaders[variant] = loader
 
     def cached_answer(self, name: str, min_index: int, variant: Hashable = None) -> Any:

@@ -177,3 +177,25 @@ def test_the_generation_is_read_once_per_wake_up(monkeypatch) -> None:
     for _ in range(50):
         assert watchauth.recheck_cached(_request_with_key(7), hub, 50.0, "config:read") is not None  # type: ignore[arg-type]
     assert len(reads) == 1
+
+
+def test_answers_and_recordings_per_name_are_bounded_whatever_filters_clients_send() -> None:
+    """Each distinct discovery filter is a variant: a client sending endless distinct ones (any
+    `registry:read` key can) keeps at most `MAX_PRELOADED_VARIANTS` answers and `MAX_RECORDINGS`
+    recordings of a name in this process, the most recent ones (found by the attack: 2,001 kept)."""
+
+    async def scenario() -> tuple[int, int, bool, bool]:
+        hub = watchhub.WatchHub.for_running_loop(_Topic())
+        hub.wake("svc", 1, 1)
+        for variant in range(watchhub.MAX_PRELOADED_VARIANTS * 3):
+            await hub.answer("svc", 1, lambda: _Answer(index=1), variant)
+        heads = hub.heads_for("svc")
+        for key in range(watchhub.MAX_RECORDINGS * 3):
+            heads.record(key, object())
+        answers = [slot for slot in hub._answers if slot[0] == "svc"]  # noqa: SLF001
+        newest = ("svc", watchhub.MAX_PRELOADED_VARIANTS * 3 - 1) in hub._answers  # noqa: SLF001
+        return len(answers), len(heads), newest, watchhub.MAX_RECORDINGS * 3 - 1 in heads
+
+    answers, recordings, newest_answer_kept, newest_recording_kept = _run(scenario())
+    assert answers == watchhub.MAX_PRELOADED_VARIANTS and recordings == watchhub.MAX_RECORDINGS
+    assert newest_answer_kept and newest_recording_kept
