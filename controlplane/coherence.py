@@ -55,6 +55,8 @@ from typing import Any
 
 from django.core.cache import cache
 
+from controlplane import pubsub
+
 logger = logging.getLogger("controlplane.coherence")
 
 EPOCH_KEY = "access:coherence-epoch"
@@ -136,6 +138,11 @@ def register_generation(name: str, on_change: Callable[[], None]) -> None:
 
 def _client():  # type: ignore[no-untyped-def]
     return cache.client.get_client(write=True)  # django-redis: the cache's redis client
+
+
+def _channel(client: Any) -> str:
+    """The change channel of this deployment on `client`'s Redis (`controlplane.pubsub`)."""
+    return pubsub.channel(CHANNEL, int(client.connection_pool.connection_kwargs.get("db", 0) or 0))
 
 
 def trusted_generation(pool: Any, name: str) -> int | None:
@@ -253,7 +260,7 @@ class _Listener(threading.Thread):
         heartbeat = client.register_script(_HEARTBEAT_LUA)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(cache.make_key(CHANNEL))
+            pubsub.subscribe(_channel(client))
             while not self.stopping.is_set() and _state.listener is self:
                 started = time.monotonic()
                 acknowledged = _state.epoch  # what this beat reports as applied
@@ -302,7 +309,7 @@ def barrier() -> None:
     client = _client()
     script = client.register_script(_BARRIER_LUA)
     keys = [cache.make_key(EPOCH_KEY), cache.make_key(LISTENERS_KEY), cache.make_key(EPOCH_BORN_KEY)]
-    epoch, age_ms, members = script(keys=keys, args=[cache.make_key(CHANNEL)])
+    epoch, age_ms, members = script(keys=keys, args=[_channel(client)])
     safe_at = time.monotonic() + SAFE_AFTER_SECONDS
     epoch = int(epoch)
     if int(age_ms) < (SAFE_AFTER_SECONDS + HEARTBEAT_SECONDS) * 1000:

@@ -3,7 +3,7 @@
 A *topic* says what is watched: names with a durable, increasing index (a namespace's revision, a
 service's registry index) plus an id that changes when the thing is deleted and recreated. Writers call
 `publish(topic, name, index, id)` after commit: it wakes waiters in the same process and, in production,
-publishes on Redis (`<channel prefix><name>`). Each ASGI process runs one `WatchHub` per topic with one
+publishes on Redis (`<channel prefix><name>`, named for this deployment by `controlplane.pubsub`). Each ASGI process runs one `WatchHub` per topic with one
 Redis subscription (production) and one shared poller that reads the indexes of watched names every
 `poll_seconds()` (the only path in embedded mode, where writes happen in the Celery worker too; a safety
 net in production). Waiters are futures: no thread and no database connection is held while a watch
@@ -28,6 +28,8 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+
+from controlplane import pubsub
 
 logger = logging.getLogger("controlplane.watch")
 T = TypeVar("T")
@@ -116,7 +118,7 @@ def publish(topic: Topic, name: str, index: int, item_id: int) -> None:
     url = topic.redis_url()
     if url:
         try:
-            _redis(url).publish(topic.channel_prefix + name, f"{item_id}:{index}")
+            _redis(url).publish(pubsub.channel(topic.channel_prefix, pubsub.db_of(url)) + name, f"{item_id}:{index}")
         except Exception:  # noqa: BLE001 - the pollers still deliver the change, only later
             logger.warning(
                 "Could not publish a %s change for %s on Redis; watchers fall back to polling", topic.name, name
@@ -419,14 +421,15 @@ class WatchHub:
 
     async def _subscribe(self) -> None:
         backoff = 0.5
-        prefix = self.topic.channel_prefix
+        url = self.topic.redis_url()
+        prefix = pubsub.channel(self.topic.channel_prefix, pubsub.db_of(url))
         while True:
-            client = aioredis.Redis.from_url(self.topic.redis_url())
+            client = aioredis.Redis.from_url(url)
             try:
-                pubsub = client.pubsub()
-                await pubsub.psubscribe(prefix + "*")
+                subscription = client.pubsub()
+                await subscription.psubscribe(pubsub.pattern(prefix))
                 backoff = 0.5
-                async for message in pubsub.listen():
+                async for message in subscription.listen():
                     if message.get("type") != "pmessage":
                         continue
                     channel = message["channel"]

@@ -28,6 +28,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
+from controlplane import pubsub
+
 logger = logging.getLogger("monitoring.live")
 CHANNEL = "monitoring:live"
 MAX_EVENTS_PER_TICK = 5000  # beyond this in one tick the page is told to reload instead of patched
@@ -65,6 +67,12 @@ def _redis() -> Any:
     return _redis_client
 
 
+def channel() -> str:
+    """The live-update channel of this deployment (`controlplane.pubsub`)."""
+    url = redis_url()
+    return pubsub.channel(CHANNEL, pubsub.db_of(url) if url else 0)
+
+
 def publish(event_id: int) -> None:
     """Tell every ASGI process that event `event_id` is stored (after commit). Embedded mode: the pollers see it."""
     hub = LiveHub.current()
@@ -72,7 +80,7 @@ def publish(event_id: int) -> None:
         hub.poke_threadsafe()
     if redis_url():
         try:
-            _redis().publish(CHANNEL, str(event_id))
+            _redis().publish(channel(), str(event_id))
         except Exception:  # noqa: BLE001 - the hubs' safety-net poll still sees the event, a few seconds later
             logger.warning("Could not publish a live update on Redis; dashboards fall back to polling")
 
@@ -277,10 +285,10 @@ class LiveHub:
         while True:
             client = aioredis.Redis.from_url(redis_url())
             try:
-                pubsub = client.pubsub()
-                await pubsub.subscribe(CHANNEL)
+                subscription = client.pubsub()
+                await subscription.subscribe(channel())
                 backoff = 0.5
-                async for message in pubsub.listen():
+                async for message in subscription.listen():
                     if message.get("type") == "message":
                         self.poked.set()
             except asyncio.CancelledError:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.http import HttpRequest
+from django.test import override_settings
 
 from controlplane import watchauth, watchhub
 
@@ -199,3 +200,49 @@ def test_answers_and_recordings_per_name_are_bounded_whatever_filters_clients_se
     answers, recordings, newest_answer_kept, newest_recording_kept = _run(scenario())
     assert answers == watchhub.MAX_PRELOADED_VARIANTS and recordings == watchhub.MAX_RECORDINGS
     assert newest_answer_kept and newest_recording_kept
+
+
+class _RedisTopic(_Topic):
+    """A topic on one database of the test Redis server."""
+
+    name = "test-redis-topic"
+    channel_prefix = "test:changed:"
+
+    def __init__(self, db: int, name: str = "test-redis-topic") -> None:
+        self.db = db
+        self.name = name  # another process's hub: `publish` must reach this one over Redis only
+
+    def redis_url(self) -> str:
+        from tests.conftest import REDIS_URL
+
+        return f"{REDIS_URL.rsplit('/', 1)[0]}/{self.db}"
+
+
+@pytest.mark.redis
+def test_a_deployment_on_another_database_of_the_same_redis_is_not_heard(settings) -> None:
+    """Pub/sub channels are per Redis server, not per database: a change published by a control plane
+    on database 14 must not wake the watchers of one on database 13 (CI: a watch answered early while
+    another stack ran beside it); nor one with another cache key prefix on the same database."""
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        mine = _RedisTopic(13)
+        hub = watchhub.WatchHub.for_running_loop(mine)
+        try:
+            await asyncio.sleep(0.5)  # subscribed
+            hub.wake("payments", 1, 1)
+            waiter = asyncio.ensure_future(hub.wait("payments", 1, 5))
+            await asyncio.sleep(0.05)
+            await asyncio.to_thread(watchhub.publish, _RedisTopic(14, "elsewhere"), "payments", 7, 2)
+            with override_settings(CACHES={"default": {**settings.CACHES["default"], "KEY_PREFIX": "other"}}):
+                await asyncio.to_thread(watchhub.publish, _RedisTopic(13, "elsewhere"), "payments", 8, 2)
+            await asyncio.sleep(0.5)
+            heard_other = waiter.done()
+            await asyncio.to_thread(watchhub.publish, _RedisTopic(13, "elsewhere"), "payments", 2, 1)
+            changed = await asyncio.wait_for(waiter, 5)
+            return heard_other, changed, hub.known_index("payments") == 2
+        finally:
+            for task in hub.tasks:
+                task.cancel()
+
+    heard_other, changed, index_is_ours = _run(scenario())
+    assert heard_other is False and changed is True and index_is_ours

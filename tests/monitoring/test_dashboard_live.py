@@ -196,7 +196,7 @@ def test_a_committed_event_is_published_on_redis_for_every_hub() -> None:
         pytest.skip("production pass only: embedded mode has no Redis and the hubs poll")
     client = redis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
-    pubsub.subscribe(live.CHANNEL)
+    pubsub.subscribe(live.channel())
     pubsub.get_message(timeout=1)  # the subscribe confirmation
     event = Event.objects.create(kind="check.status_changed", subject="a/b/c", data={"service": "a"})
     message = pubsub.get_message(timeout=2)
