@@ -21,6 +21,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 #: The ASGI scope extension through which the watch server answers a request in one write, outside the
 #: application's `send` (`CorkedCycle.send_whole`; `controlplane.watchserver.express`).
 WHOLE_RESPONSE = "controlplane.whole_response"
+#: Requests a connection may have waiting behind the one being answered (pipelining; browsers and proxies
+#: send none, an HTTP client library a few).
+PIPELINE_LIMIT = 32
 #: h11's own bound on a request head (h11._connection.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE), used by uvicorn
 #: unless `--h11-max-incomplete-event-size` says otherwise.
 HEAD_LIMIT_DEFAULT = 16 * 1024
@@ -170,6 +173,10 @@ class UnsupportedVersion(Exception):
     """A request line without HTTP/1.0 or HTTP/1.1 (raised inside a parser callback)."""
 
 
+class PipelineTooDeep(Exception):
+    """More requests pipelined behind one being answered than `PIPELINE_LIMIT` (raised in a parser callback)."""
+
+
 class MissingHost(Exception):
     """An HTTP/1.1 request without exactly one Host header (raised inside a parser callback)."""
 
@@ -189,6 +196,7 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
     _reading_head = True
     _head_progress = False
     _refusal: str | None = None
+    _deferred_400: str | None = None  # a refusal waiting for the answers to the requests before it
 
     def data_received(self, data: bytes) -> None:
         self._head_progress = False
@@ -230,6 +238,11 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_progress = True
+        existing = self.cycle
+        if existing is not None and not existing.response_complete and len(self.pipeline) >= PIPELINE_LIMIT:
+            # uvicorn queues pipelined requests without bound: one 256 KiB write of tiny ones held ~7,700.
+            self._refusal = f"At most {PIPELINE_LIMIT} requests may wait behind one being answered."
+            raise PipelineTooDeep  # while still reading a head: refused after the answers before it
         self._reading_head = False
         version = self.parser.get_http_version()
         if version not in ("1.0", "1.1"):
@@ -246,11 +259,19 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
             self.scope.setdefault("extensions", {})[WHOLE_RESPONSE] = self.cycle.send_whole  # type: ignore[typeddict-unknown-key]
 
     def send_400_response(self, msg: str) -> None:
+        if self._deferred_400 is not None:
+            return  # already refused; the parser keeps failing on what follows
         if self._head_bytes > self._head_limit():
             msg = "The request line and headers are too large."
         elif self._refusal:
             msg = self._refusal
         cycle = self.cycle  # the request being read, or the previous one (complete) on a kept-alive connection
+        if self._reading_head and cycle is not None and not cycle.response_complete:
+            # A request pipelined behind one still being answered (a waiting watch): answers go out in
+            # the order of the requests (RFC 9112 9.3.2), so this refusal waits for the earlier answers.
+            self._deferred_400 = msg
+            self.flow.pause_reading()
+            return
         if cycle is not None and not cycle.response_complete:
             if cycle.response_started:
                 # The application already answered part of this request (a malformed body after the
@@ -261,12 +282,22 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
             # end of body (the parser stopped mid-body), and must not write after this answer.
             cycle.disconnected = True
             cycle.message_event.set()
+        self._write_400(msg)
+
+    def _write_400(self, msg: str) -> None:
         headers, body = problem_400(msg)
         head = [b"HTTP/1.1 400 Bad Request\r\n"]
         for name, value in [*self.server_state.default_headers, *headers]:
             head += [name, b": ", value, b"\r\n"]
         self.transport.write(b"".join(head) + b"\r\n" + body)
         self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next pipelined request, if any
+        msg = self._deferred_400
+        if msg is not None and not self.pipeline and (self.cycle is None or self.cycle.response_complete):
+            if not self.transport.is_closing():
+                self._write_400(msg)  # every request before the refused one is answered
 
 
 class ProblemH11Protocol(H11Protocol):

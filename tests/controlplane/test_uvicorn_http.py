@@ -295,3 +295,45 @@ def test_an_answer_to_a_client_that_left_behind_a_pipelined_request_is_dropped_n
 
     cycle = asyncio.run(scenario())
     assert cycle.disconnected and cycle.transport.writes == []
+
+
+def _answers(port: int, data: bytes) -> list[tuple[int, bytes]]:
+    """Send raw bytes at once, read until the server closes: every answer's (status, body), in order."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = []
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+        answers.append((int(head.split(b" ", 2)[1]), rest[:length]))
+        received = rest[length:]
+    return answers
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("malformed", ["NUL in the target", "space before the colon", "a head over 16 KiB"])
+def test_a_malformed_request_pipelined_behind_others_is_refused_after_their_answers(transactional_db, malformed):
+    """Answers go out in the order of the requests (RFC 9112 9.3.2): the 400 used to be written at once,
+    ahead of the answers still owed (a waiting watch), which the client then took for theirs."""
+    bad = {**REFUSED, **REFUSED_BY_HTTPTOOLS}[malformed]
+    with serving(commandlines.HTTP_PROTOCOL) as port:
+        answers = _answers(port, HEALTHZ + HEALTHZ + bad)
+    assert [status for status, _ in answers] == [200, 200, 400], malformed
+    assert json.loads(answers[2][1])["status"] == 400
+
+
+def test_requests_pipelined_past_the_limit_are_refused_after_the_ones_before_them(transactional_db) -> None:
+    """uvicorn would queue every pipelined request of a write (one 256 KiB write of tiny ones held ~7,700)."""
+    from controlplane.uvicorn_http import PIPELINE_LIMIT
+
+    with serving(commandlines.HTTP_PROTOCOL) as port:
+        answers = _answers(port, HEALTHZ * (PIPELINE_LIMIT + 10))
+        still_serving = exchange(port, HEALTHZ)[0]
+    statuses = [status for status, _ in answers]
+    assert statuses == [200] * (PIPELINE_LIMIT + 1) + [400]  # the one being answered, the queue, the refusal
+    assert "At most" in json.loads(answers[-1][1])["detail"] and still_serving == 200
