@@ -17,13 +17,9 @@ from django.conf import settings
 from redis.connection import parse_url
 
 
+@lru_cache(maxsize=16)
 def db_of(url: str) -> int:
     """The database number a Redis URL selects (0 when it names none)."""
-    return _db_of(url)
-
-
-@lru_cache(maxsize=16)
-def _db_of(url: str) -> int:
     return int(parse_url(url).get("db", 0) or 0)
 
 
